@@ -1,0 +1,522 @@
+"""The one module that owns durable-rules 2.0.28.
+
+Everything else sees `Engine.run(facts) -> Collected`: facts in, conclusions out, on the
+caller's thread. The measured edges of durable-rules (../shared/DURABLE.md) are closed here:
+
+* No background threads: the wrapper drives durable-rules' C core directly (`create_ruleset`,
+  `assert_facts`, `start_action_for_state`, `complete_and_start_action`) and never creates a
+  `durable.engine.Host`, whose two timer threads segfault under concurrency. Every action runs
+  synchronously on the caller's thread, and the agenda is drained before `run` returns.
+* No state outlives a triage: one session id per engine, deleted after the agenda has drained.
+  Engines are pooled (one per concurrent caller), so the live-session count of a ruleset is
+  never above one and session ids never collide (the 32-bit FNV hash and the 1024 cap).
+* Facts are small, flat and normalised (`normalise_fact`): no nesting, at most
+  `MAX_FACT_PROPERTIES` leaves (253 segfaults), floats rounded and never written in exponent
+  form (which segfaults), non-ASCII kept as text (`ensure_ascii=False`), fact ids assigned
+  here from a fixed, collision-tested range.
+* An exception in an action is caught by the wrapper's own agenda loop (durable-rules' Python
+  host would store it as a string and go on); the agenda is drained without running further
+  actions, and the triage fails closed with `InferenceError`.
+* Negation without retraction: rules are stratified from what they read and conclude. A stratum
+  opens only after the previous one has drained, by asserting a gate fact that every rule of the
+  stratum needs; a rule may negate only facts from earlier strata, so every blocking fact exists
+  before any absence is tested, whatever order rules are defined and facts arrive in.
+* Rule ids are ours: durable-rules is given our ids as rule names and our order as `pri`.
+* A session in which no action ever started must not be deleted: durable-rules' createStateNode
+  leaves the action context uninitialised and deleteStateNode frees it (an invalid free, found
+  with valgrind: a segfault when no rule fires for a patient). Every session therefore starts
+  with the wrapper's own `_session_open` rule, which fires once, does nothing, and leaves the
+  context initialised.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import threading
+import weakref
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+import durable_rules_engine as _dre
+
+from .errors import FactError, InferenceError, RuleSetError
+from .rulebase import Context, Pattern, Rule, RuleSet, Test
+
+#: 253 properties (nested leaves counted) segfault durable-rules; keep far below.
+MAX_FACT_PROPERTIES = 64
+#: Facts in one session, derived ones included. Ids f1..f{MAX_FACTS} are pinned collision-free by a test.
+MAX_FACTS = 512
+#: Floats beyond this magnitude would be written in exponent form by json.dumps.
+MAX_ABS_NUMBER = 1e15
+MAX_STRING = 256
+_SID = "1"
+_GATE_TYPE = "$gate"
+_GATE_ALIAS = "stratum_gate"
+_OPEN_RULE = "_session_open"  # not a valid rule-set id, so it can never collide with one
+_INTERNAL = ("id", "sid")
+
+
+# ---------------------------------------------------------------- facts
+
+
+def _normalise_scalar(value: Any, where: str) -> Any:
+    kind = type(value)
+    if kind is str:
+        if len(value) > MAX_STRING:
+            raise FactError(f"{where}: string longer than {MAX_STRING} characters")
+        return value
+    if kind is bool:
+        return value
+    if kind is int:
+        if -(2**53) < value < 2**53:
+            return value
+        raise FactError(f"{where}: integer out of the safe range ±2^53")
+    if kind is float:
+        if not math.isfinite(value):
+            raise FactError(f"{where}: NaN and infinity never match in durable-rules")
+        if abs(value) >= MAX_ABS_NUMBER:
+            raise FactError(f"{where}: magnitude ≥ {MAX_ABS_NUMBER:.0f} would be sent in exponent form")
+        value = round(value, 4)
+        if value.is_integer():
+            return int(value)
+        return value  # 1e-4 <= |value| < 1e15 after rounding: repr never uses an exponent
+    raise FactError(f"{where}: {kind.__name__} is not allowed in a fact (str, int, float, bool or a list of them)")
+
+
+def normalise_fact(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """Return a flat, bounded copy of `raw` that is safe to send to durable-rules.
+
+    Raises `FactError` for nesting, unsafe numbers, reserved keys or too many properties.
+    """
+    if not isinstance(raw, Mapping):
+        raise FactError("a fact must be a mapping")
+    ftype = raw.get("type")
+    if type(ftype) is not str or not ftype:
+        raise FactError("a fact needs a non-empty string 'type'")
+    out: dict[str, Any] = {}
+    leaves = len(_INTERNAL)
+    for key, value in raw.items():
+        if type(key) is not str or not key or key in _INTERNAL or key[0] == "$":
+            raise FactError(f"fact {ftype}: key {key!r} is reserved or not a name")
+        kind = type(value)
+        if kind is list or kind is tuple:
+            out[key] = [_normalise_scalar(v, f"fact {ftype}.{key}") for v in value]
+            leaves += len(value) or 1
+        elif value is None:
+            raise FactError(f"fact {ftype}.{key}: None is not allowed; leave the field out")
+        else:
+            out[key] = _normalise_scalar(value, f"fact {ftype}.{key}")
+            leaves += 1
+    if leaves > MAX_FACT_PROPERTIES:
+        raise FactError(f"fact {ftype}: {leaves} properties with id and sid, at most {MAX_FACT_PROPERTIES}")
+    return out
+
+
+def fact_label(f: Mapping[str, Any]) -> str:
+    key = f.get("key")
+    return f"{f['type']}:{key}" if key is not None else str(f["type"])
+
+
+# ---------------------------------------------------------------- compiling
+
+
+def _constant(value: Any, where: str) -> Any:
+    """A rule constant, sent exactly as written or not at all (never silently rounded)."""
+    try:
+        out = _normalise_scalar(value, where)
+    except FactError as exc:
+        raise RuleSetError(str(exc)) from None
+    if out != value:
+        raise RuleSetError(f"{where}: {value!r} cannot be sent to durable-rules exactly (use at most 4 decimals)")
+    return out
+
+
+def _compile_test(name: str, test: Test) -> dict:
+    v = test.value
+    if test.op == "==":
+        return {name: _constant(v, name)}
+    if test.op == "in":
+        return {"$or": [{name: _constant(x, name)} for x in v]}
+    if test.op == "has":
+        return {"$iany": {name: {"$i": _constant(v, name)}}}
+    op = {"!=": "$neq", "<": "$lt", "<=": "$lte", ">": "$gt", ">=": "$gte"}[test.op]
+    return {op: {name: _constant(v, name)}}
+
+
+def _compile_pattern(p: Pattern) -> dict:
+    parts = [{"type": p.type}] + [_compile_test(n, t) for n, t in p.tests]
+    return parts[0] if len(parts) == 1 else {"$and": parts}
+
+
+def stratify(rules: tuple[Rule, ...]) -> dict[str, int]:
+    """Give each rule a stratum: after every producer of what it negates or reads in aggregate,
+    and no earlier than the producers of what it matches positively.
+
+    Raises `RuleSetError` when a rule would have to negate a fact of its own stratum (a cycle
+    through negation), which durable-rules cannot evaluate correctly.
+    """
+    producers: dict[str, list[Rule]] = {}
+    for r in rules:
+        for t in r.concludes:
+            producers.setdefault(t, []).append(r)
+    stratum = {r.id: 0 for r in rules}
+    for _ in range(len(rules) + 1):
+        changed = False
+        for r in rules:
+            need = 0
+            for t in r.reads:
+                need = max([need] + [stratum[p.id] for p in producers.get(t, [])])
+            for t in set(r.negates) | set(r.reads_all):
+                need = max([need] + [stratum[p.id] + 1 for p in producers.get(t, [])])
+            if need > stratum[r.id]:
+                stratum[r.id] = need
+                changed = True
+        if not changed:
+            return stratum
+    cyclic = sorted(r.id for r in rules if stratum[r.id] >= len(rules))
+    raise RuleSetError("rules negate or aggregate facts they (indirectly) produce: " + ", ".join(cyclic))
+
+
+@dataclass(frozen=True)
+class CompiledRules:
+    """The durable-rules definition of a rule set, and the order and strata of its rules."""
+
+    definition: dict
+    definition_json: str
+    strata: dict[str, int]
+    order: tuple[str, ...]
+    n_strata: int
+
+
+def compile_rules(ruleset: RuleSet) -> CompiledRules:
+    ids = [r.id for r in ruleset.rules]
+    if len(set(ids)) != len(ids):
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        raise RuleSetError("rule ids used twice: " + ", ".join(dupes))
+    for r in ruleset.rules:
+        if _GATE_ALIAS in r.when or _GATE_ALIAS in r.unless:
+            raise RuleSetError(f"rule {r.id}: alias {_GATE_ALIAS!r} is reserved")
+    strata = stratify(ruleset.rules)
+    # Definition order never matters: rules are ordered by (stratum, id).
+    order = tuple(sorted(ids, key=lambda i: (strata[i], i)))
+    if len(order) > 60000:
+        raise RuleSetError("too many rules for durable-rules' 16-bit priority")
+    by_id = {r.id: r for r in ruleset.rules}
+    definition: dict = {
+        _OPEN_RULE: {"all": [{_GATE_ALIAS: {"$and": [{"type": _GATE_TYPE}, {"stratum": 0}]}}], "pri": 0}
+    }
+    for pri, rid in enumerate(order, start=1):
+        r = by_id[rid]
+        patterns = [{_GATE_ALIAS: {"$and": [{"type": _GATE_TYPE}, {"stratum": strata[rid]}]}}]
+        patterns += [{alias: _compile_pattern(p)} for alias, p in sorted(r.when.items())]
+        # Negations last: durable-rules never evaluates a $not before the positive patterns.
+        patterns += [{f"{alias}$not": _compile_pattern(p)} for alias, p in sorted(r.unless.items())]
+        definition[rid] = {"all": patterns, "pri": pri}
+    text = json.dumps(definition, ensure_ascii=False, allow_nan=False)  # fails here, not in the C core
+    return CompiledRules(definition, text, strata, order, max(strata.values(), default=0) + 1)
+
+
+# ---------------------------------------------------------------- one session
+
+
+@dataclass
+class Collected:
+    """What one inference run concluded, as plain data in firing order (the result models are
+    built once, from this, by `engine.triage.build_result`)."""
+
+    facts: list[dict[str, Any]] = field(default_factory=list)
+    recommendations: dict[str, dict[str, Any]] = field(default_factory=dict)
+    withheld: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
+    unknowns: dict[str, dict[str, Any]] = field(default_factory=dict)
+    trace: list[dict[str, Any]] = field(default_factory=list)
+    fired: list[str] = field(default_factory=list)
+
+
+class _Run(Context):
+    """One rule firing's view of the session: the `Context` rules act through."""
+
+    def __init__(self, session: "_Session", rule: Rule, matched: Mapping[str, Mapping[str, Any]]):
+        self._s = session
+        self._rule = rule
+        self._matched = matched
+        self.used: list[str] = []
+        self.concluded: list[str] = []
+        self.because_lines: list[str] = []
+        self.new_facts: list[dict[str, Any]] = []
+
+    def fact(self, alias: str) -> Mapping[str, Any]:
+        if alias not in self._matched:
+            raise KeyError(f"rule {self._rule.id} has no positive pattern {alias!r}")
+        return self._matched[alias]
+
+    def all(self, type_: str) -> list[Mapping[str, Any]]:
+        if type_ not in self._rule.reads_all:
+            raise RuleSetError(f"rule {self._rule.id} reads all {type_!r} facts without declaring it in reads_all")
+        found = [MappingProxyType(f) for f in self._s.by_type.get(type_, [])]
+        for f in found:
+            label = fact_label(f)
+            if label not in self.used:
+                self.used.append(label)
+        return found
+
+    def param(self, name: str) -> Any:
+        if name not in self._rule.parameters:
+            raise RuleSetError(f"rule {self._rule.id} uses parameter {name!r} without declaring it")
+        return self._s.ruleset.parameters[name].value
+
+    def conclude(self, type_: str, key: str | None = None, **fields: Any) -> None:
+        if type_ not in self._rule.concludes:
+            raise RuleSetError(f"rule {self._rule.id} concludes {type_!r} without declaring it")
+        raw = {"type": type_, **fields}
+        if key is not None:
+            raw["key"] = key
+        f = normalise_fact(raw)
+        label = fact_label(f)
+        if label in self._s.labels:
+            return  # already known: conclusions are idempotent
+        self._s.labels.add(label)
+        self.concluded.append(label)
+        self.new_facts.append(f)
+
+    def _check_emit(self, intervention: str) -> None:
+        if intervention not in self._rule.emits:
+            raise RuleSetError(f"rule {self._rule.id} emits {intervention!r} without declaring it")
+
+    def recommend(self, intervention, rationale, details=None, evidence=None) -> None:
+        self._check_emit(intervention)
+        spec = self._s.ruleset.interventions[intervention]
+        ev = spec.evidence if evidence is None else spec.evidence_variants[evidence]
+        col = self._s.out
+        prior = col.recommendations.get(intervention)
+        if prior is not None:
+            if prior["rule"] != self._rule.id:
+                raise RuleSetError(
+                    f"rules {prior['rule']} and {self._rule.id} both recommend {intervention}; one rule must own it"
+                )
+            prior["rationale"].extend(x for x in rationale if x not in prior["rationale"])
+        else:
+            col.recommendations[intervention] = {
+                "intervention": intervention,
+                "category": spec.category,
+                "strength": spec.strength,
+                "evidence": ev,
+                "details": {**spec.details, **(details or {})},
+                "rationale": list(rationale),
+                "rule": self._rule.id,
+            }
+        self.concluded.append(f"recommend:{intervention}")
+
+    def withhold(self, intervention: str, kind: str, reason: str) -> None:
+        self._check_emit(intervention)
+        key = (intervention, kind, self._rule.id)
+        col = self._s.out
+        prior = col.withheld.get(key)
+        if prior is None:
+            col.withheld[key] = {"intervention": intervention, "kind": kind, "reason": reason, "rule": self._rule.id}
+        elif reason not in prior["reason"].split("; "):
+            prior["reason"] += "; " + reason
+        self.concluded.append(f"not_recommended:{intervention}:{kind}")
+
+    def unknown(self, fact_name: str, reason: str, blocks: list[str]) -> None:
+        self._s.out.unknowns[fact_name] = {"fact": fact_name, "reason": reason, "blocks": sorted(blocks),
+                                           "rule": self._rule.id}
+        self.concluded.append(f"unknown:{fact_name}")
+
+    def because(self, text: str) -> None:
+        self.because_lines.append(text)
+
+
+def _describe_match(alias: str, p: Pattern, f: Mapping[str, Any]) -> list[str]:
+    label = fact_label(f)
+    out = []
+    for name, test in p.tests:
+        if name in ("key",) or test.op == "==":
+            continue
+        out.append(f"{label}.{name} {f.get(name)} {test.text}")
+    return out
+
+
+_instance_counter = iter(range(1, 1 << 62))
+_counter_lock = threading.Lock()
+
+
+class _Session:
+    """One durable-rules ruleset with one session id, used by one thread at a time."""
+
+    def __init__(self, engine: "Engine"):
+        self.ruleset = engine.ruleset
+        self._rules = {r.id: r for r in engine.ruleset.rules}
+        self._compiled = engine.compiled
+        with _counter_lock:
+            n = next(_instance_counter)
+        self.name = f"{engine.ruleset.name}-{n}"
+        self._handle = _dre.create_ruleset(self.name, engine.compiled.definition_json)
+        self._reset()
+
+    def _reset(self) -> None:
+        self.out = Collected()
+        self.by_type: dict[str, list[dict[str, Any]]] = {}
+        self.labels: set[str] = set()
+        self._next_id = 0
+        self.failure: tuple[str, str] | None = None
+        self.interrupt: BaseException | None = None
+        self.holds_state = False
+
+    def _fire(self, rule_id: str, m: Mapping[str, Any]) -> None:
+        rule = self._rules[rule_id]
+        matched = {}
+        for alias in rule.when:
+            raw = m[alias]
+            matched[alias] = MappingProxyType({k: v for k, v in raw.items() if k not in _INTERNAL})
+        run = _Run(self, rule, matched)
+        for alias, p in sorted(rule.when.items()):
+            run.used.append(fact_label(matched[alias]))
+            run.because_lines.extend(_describe_match(alias, p, matched[alias]))
+        for alias, p in sorted(rule.unless.items()):
+            run.used.append("absent:" + p.describe())
+        rule.action(run)
+        self.out.fired.append(rule_id)
+        self.out.trace.append(
+            {"rule": rule_id, "used": run.used, "concluded": run.concluded, "because": run.because_lines}
+        )
+        for f in run.new_facts:
+            self._assert(f)
+
+    def _assign_id(self, f: dict[str, Any]) -> dict[str, Any]:
+        self._next_id += 1
+        if self._next_id > MAX_FACTS:
+            raise FactError(f"more than {MAX_FACTS} facts in one triage")
+        self.out.facts.append(f)
+        self.by_type.setdefault(f["type"], []).append(f)
+        return {**f, "id": f"f{self._next_id}", "sid": _SID}
+
+    def _assert(self, f: dict[str, Any]) -> None:
+        payload = self._assign_id(f)
+        code, _ = _dre.assert_fact(self._handle, json.dumps(payload, ensure_ascii=False, allow_nan=False))
+        if code == 2:
+            raise FactError(f"durable-rules took fact {payload['id']} for one it had already seen")
+
+    def _drain(self, state_handle: int) -> None:
+        """Run every pending action on this thread until the agenda is empty.
+
+        After a failure the remaining actions are completed without running, so the agenda is
+        always empty when this returns (and the state can be deleted safely).
+        """
+        started = _dre.start_action_for_state(self._handle, state_handle)
+        message = started[1] if started else None
+        while message:
+            if self.failure is None and self.interrupt is None:
+                try:
+                    (rule_id, matched), = json.loads(message).items()
+                    if rule_id != _OPEN_RULE:
+                        self._fire(rule_id, matched)
+                except (KeyboardInterrupt, SystemExit) as exc:
+                    self.interrupt = exc
+                except BaseException as exc:  # noqa: BLE001 - fail the triage closed, below
+                    self.failure = (locals().get("rule_id", "(engine)"), f"{type(exc).__name__}: {exc}")
+            message = _dre.complete_and_start_action(self._handle, state_handle)
+
+    def run(self, facts: list[dict[str, Any]]) -> Collected:
+        self._reset()
+        normal = [normalise_fact(f) for f in facts]
+        for f in normal:
+            label = fact_label(f)
+            if label in self.labels:
+                raise FactError(f"two input facts share the label {label!r}; give them distinct keys")
+            self.labels.add(label)
+        payload = [self._assign_id(f) for f in normal]
+        self.holds_state = True
+        if payload:
+            code, handle = _dre.assert_facts(self._handle, json.dumps(payload, ensure_ascii=False, allow_nan=False))
+            if code == 2:
+                raise FactError("durable-rules took an input fact for one it had already seen")
+            self._drain(handle)
+        for s in range(self._compiled.n_strata):
+            gate = {"id": f"g{s}", "sid": _SID, "type": _GATE_TYPE, "stratum": s}
+            code, handle = _dre.assert_fact(self._handle, json.dumps(gate))
+            self._drain(handle)
+        # Every agenda has drained (_drain returns only then): deleting the state is safe now.
+        _dre.delete_state(self._handle, _SID)
+        self.holds_state = False
+        if self.interrupt is not None:
+            raise self.interrupt
+        if self.failure is not None:
+            raise InferenceError(*self.failure)
+        return self.out
+
+
+# ---------------------------------------------------------------- the engine
+
+
+_ENGINES: "weakref.WeakSet[Engine]" = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for eng in list(_ENGINES):
+        eng._idle = []
+        eng._lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+class Engine:
+    """A compiled rule set and a pool of durable-rules sessions, safe to share between threads.
+
+    Each call to `run` borrows a session for its whole run, so one session id never serves two
+    patients at once and no ruleset ever holds more than one live session.
+    """
+
+    def __init__(self, ruleset: RuleSet):
+        problems = ruleset.check()
+        if problems:
+            raise RuleSetError("rule set is inconsistent:\n  " + "\n  ".join(problems))
+        self.ruleset = ruleset
+        self.compiled = compile_rules(ruleset)
+        self._idle: list[_Session] = []
+        self._lock = threading.Lock()
+        self.sessions_created = 0
+        _ENGINES.add(self)
+        self._release(self._new_session())  # fail at load time, not on the first patient
+
+    def _new_session(self) -> _Session:
+        s = _Session(self)
+        self.sessions_created += 1
+        return s
+
+    def _acquire(self) -> _Session:
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+        return self._new_session()
+
+    def _release(self, s: _Session) -> None:
+        with self._lock:
+            self._idle.append(s)
+
+    def live_sessions(self) -> int:
+        """Sessions that hold state in durable-rules right now (0 between triages)."""
+        with self._lock:
+            idle = list(self._idle)
+        n = 0
+        for s in idle:
+            try:
+                _dre.get_state(s._handle, _SID)
+                n += 1
+            except Exception:  # noqa: BLE001 - 'no such session' is the expected answer
+                pass
+        return n
+
+    def run(self, facts: list[dict[str, Any]]) -> Collected:
+        session = self._acquire()
+        try:
+            return session.run(facts)
+        finally:
+            # A session whose run stopped part-way may still hold state or pending actions:
+            # never reuse or delete it (delete_state with pending actions segfaults); drop it.
+            if not session.holds_state:
+                self._release(session)

@@ -1,0 +1,174 @@
+"""Turning untrusted bytes into a validated input model, or an `InputError` that names fields.
+
+Messages name the field path and what is allowed; they never repeat the value that was sent,
+which may identify a patient.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, get_args, get_origin
+
+from pydantic import BaseModel, ValidationError
+
+from .errors import FieldProblem, InputError
+
+#: Largest accepted patient document. A real patient file is about 1 KB.
+MAX_INPUT_BYTES = 256 * 1024
+#: Deepest accepted nesting of arrays and objects. A patient needs 3.
+MAX_DEPTH = 32
+
+
+def _reject_constant(name: str) -> Any:
+    raise InputError([FieldProblem("(document)", f"{name} is not a number JSON allows", "finite numbers")])
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise InputError([FieldProblem(key, "the key appears twice in one object", "each key once")])
+        out[key] = value
+    return out
+
+
+def _depth_ok(text: str) -> bool:
+    depth = 0
+    in_string = False
+    escape = False
+    for ch in text:
+        if in_string:
+            if escape:
+                escape = False
+            elif ch == "\\":
+                escape = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                return False
+        elif ch in "]}":
+            depth -= 1
+    return True
+
+
+def parse_json(data: bytes | str, max_bytes: int = MAX_INPUT_BYTES) -> Any:
+    """Parse one JSON document strictly: UTF-8 (a leading byte-order mark is allowed), no
+    duplicate keys, no NaN or Infinity, bounded size and depth."""
+    if isinstance(data, str):
+        data = data.encode("utf-8", errors="surrogatepass")
+    if len(data) > max_bytes:
+        raise InputError([FieldProblem("(document)", f"input is {len(data)} bytes", f"at most {max_bytes} bytes")])
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError([FieldProblem("(document)", f"not valid UTF-8 (byte offset {exc.start})", "UTF-8 text")]) from None
+    if not text.strip():
+        raise InputError([FieldProblem("(document)", "the input is empty", "one JSON object")])
+    if not _depth_ok(text):
+        raise InputError([FieldProblem("(document)", f"nested deeper than {MAX_DEPTH} levels", f"at most {MAX_DEPTH} levels")])
+    try:
+        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
+    except json.JSONDecodeError as exc:
+        raise InputError(
+            [FieldProblem("(document)", f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}", "one JSON object")]
+        ) from None
+    except RecursionError:
+        raise InputError([FieldProblem("(document)", "nested too deeply", f"at most {MAX_DEPTH} levels")]) from None
+
+
+def _path(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(document)"
+
+
+def _submodel(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The model class that holds the field at `loc` (None when it cannot be followed)."""
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return None
+        f = current.model_fields.get(part)
+        if f is None:
+            return None
+        current = _inner_model(f.annotation)
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def _inner_model(annotation: Any) -> Any:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _inner_model(arg)
+        if found is not None:
+            return found
+    if get_origin(annotation) is None:
+        return None
+    return None
+
+
+def problems_from(exc: ValidationError, model: type[BaseModel]) -> list[FieldProblem]:
+    """One `FieldProblem` per pydantic error, without the offending values."""
+    problems: list[FieldProblem] = []
+    for err in exc.errors(include_input=False, include_url=False):
+        loc = tuple(err["loc"])
+        kind = err["type"]
+        allowed = None
+        if kind == "extra_forbidden":
+            parent = _submodel(model, loc[:-1])
+            msg = "unknown field"
+            if parent is not None:
+                allowed = ", ".join(sorted(parent.model_fields))
+        elif kind == "missing":
+            msg = "required field is missing"
+        elif kind == "literal_error":
+            expected = (err.get("ctx") or {}).get("expected", "")
+            msg = "unknown code"
+            allowed = str(expected).replace("'", "")
+        elif kind in ("model_type", "model_attributes_type", "dict_type"):
+            msg = "must be a JSON object"
+        else:
+            msg = err["msg"]
+            ctx = err.get("ctx") or {}
+            if "error" in ctx:
+                msg = str(ctx["error"])
+        problems.append(FieldProblem(_path(loc), msg, allowed))
+    return problems
+
+
+def validate(model: type[BaseModel], data: Any) -> BaseModel:
+    """Validate parsed JSON against `model`, raising `InputError` with field paths."""
+    if isinstance(data, model):
+        return data
+    if not isinstance(data, dict):
+        raise InputError([FieldProblem("(document)", f"a patient must be a JSON object, not {_json_kind(data)}", "one JSON object")])
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise InputError(problems_from(exc, model)) from None
+
+
+def _json_kind(data: Any) -> str:
+    if isinstance(data, list):
+        return "an array"
+    if isinstance(data, str):
+        return "a string"
+    if isinstance(data, bool):
+        return "a boolean"
+    if isinstance(data, (int, float)):
+        return "a number"
+    if data is None:
+        return "null"
+    return type(data).__name__

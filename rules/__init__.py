@@ -1,0 +1,37 @@
+"""The forefoot pain (metatarsalgia) rule set: knowledge, not machinery.
+
+Version: bump `VERSION` and record the clinical change in CHANGELOG.md whenever a
+recommendation can change for some patient.
+"""
+
+from engine.api import RuleSet, digest_of
+
+from .facts import to_facts
+from .knowledge import CITATIONS, HERE, INTERVENTIONS, PARAMETERS
+from .pathway import RED_FLAG_TEXT, RULES
+from .patient import Patient
+
+NAME = "forefoot-pain-pathway"
+VERSION = "1.0.0"
+
+RULESET = RuleSet(
+    name=NAME,
+    version=VERSION,
+    digest=digest_of(HERE),
+    rules=RULES,
+    interventions=INTERVENTIONS,
+    citations=CITATIONS,
+    parameters=PARAMETERS,
+    patient_model=Patient,
+    to_facts=to_facts,
+    patient_id=lambda p: p.id,
+    red_flags=lambda p: list(p.red_flags),
+    labels=dict(RED_FLAG_TEXT),
+    attributes={
+        "developer": "forefoot-cds project (founding engineers)",
+        "funding": "none declared",
+        "intended_use": "decision support for clinicians treating adult forefoot pain (metatarsalgia); supports, does not replace, clinical judgement",
+    },
+)
+
+__all__ = ["RULESET", "Patient", "NAME", "VERSION"]

@@ -1,0 +1,42 @@
+"""The rule set's data files, loaded: parameters, interventions and the citation library."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from engine.api import Evidence, InterventionSpec, Parameter
+
+HERE = Path(__file__).parent
+
+
+def _load(name: str) -> dict[str, Any]:
+    return tomllib.loads((HERE / name).read_text(encoding="utf-8"))
+
+
+PARAMETERS: dict[str, Parameter] = {
+    name: Parameter(name=name, value=v["value"], unit=v["unit"], source=v["source"], note=v["note"])
+    for name, v in _load("parameters.toml").items()
+}
+
+#: Parameter values by name, for rule patterns: `P["persistent_pain_weeks"]`.
+P: dict[str, Any] = {name: p.value for name, p in PARAMETERS.items()}
+
+CITATIONS: dict[str, dict[str, Any]] = {cid: dict(v) for cid, v in _load("citations.toml").items()}
+
+
+def _spec(code: str, v: dict[str, Any]) -> InterventionSpec:
+    ev = v.get("evidence")
+    return InterventionSpec(
+        code=code,
+        label=v["label"],
+        category=v["category"],
+        strength=v["strength"],
+        evidence=Evidence(**ev) if ev else None,
+        details=dict(v.get("details", {})),
+        show=tuple(v.get("show", ())),
+    )
+
+
+INTERVENTIONS: dict[str, InterventionSpec] = {code: _spec(code, v) for code, v in _load("interventions.toml").items()}

@@ -1,0 +1,116 @@
+"""The patient as the forefoot pain rule set receives it (CONTRACT.md input), strictly validated."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, StringConstraints, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+from engine.api import StrictModel
+
+from .vocabulary import DN4Item, Comorbidity, ExamFinding, RedFlag, Response, Sex, Side, Site, TreatmentCode
+
+#: 100 years: longer durations are data-entry errors.
+MAX_WEEKS = 5200.0
+Weeks = Annotated[float, Field(ge=0, le=MAX_WEEKS, allow_inf_nan=False)]
+Text = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")]
+MedicationName = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]+$")]
+
+
+def _unique(values: list, what: str) -> list:
+    seen = set()
+    for v in values:
+        if v in seen:
+            raise PydanticCustomError("duplicate_code", "{what} lists a code twice; give each once", {"what": what})
+        seen.add(v)
+    return values
+
+
+class Pain(StrictModel):
+    """The forefoot pain itself."""
+
+    site: Site = Field(default="forefoot", description="where it hurts")
+    side: Side | None = Field(default=None, description="left, right or both")
+    duration_weeks: Weeks = Field(description="how long the pain has lasted, in weeks")
+    severity: Annotated[int, Field(ge=0, le=10)] | None = Field(default=None, description="0-10 numeric rating scale")
+    neuropathic_features: Annotated[list[DN4Item], Field(max_length=10)] = Field(
+        default_factory=list, description="DN4 items present (7 interview, 3 examination items)"
+    )
+    dn4_assessed: bool | None = Field(
+        default=None,
+        description="true when the DN4 was assessed (an empty feature list then means 0/10, not 'not asked')",
+    )
+
+    @field_validator("neuropathic_features")
+    @classmethod
+    def _dn4_unique(cls, v: list) -> list:
+        return _unique(v, "neuropathic_features")
+
+
+class PriorTreatment(StrictModel):
+    """One intervention already tried, how long, and how it went."""
+
+    treatment: TreatmentCode = Field(description="intervention code")
+    weeks: Weeks = Field(description="how long it was tried, in weeks")
+    response: Response = Field(description="how the pain responded")
+
+
+class Patient(StrictModel):
+    """One patient with forefoot pain (metatarsalgia)."""
+
+    id: Text = Field(description="the caller's identifier; echoed back as patient_id, never logged")
+    age: Annotated[int, Field(ge=0, le=120)] = Field(description="age in years")
+    sex: Sex = Field(default="unknown", description="female, male, other or unknown")
+    weight_kg: Annotated[float, Field(gt=0, le=700, allow_inf_nan=False)] | None = Field(
+        default=None, description="body weight in kg (BMI is derived from weight and height)"
+    )
+    height_cm: Annotated[float, Field(gt=0, le=300, allow_inf_nan=False)] | None = Field(
+        default=None, description="height in cm"
+    )
+    pain: Pain = Field(description="the pain")
+    prior_treatments: Annotated[list[PriorTreatment], Field(max_length=30)] = Field(
+        default_factory=list, description="treatments tried, one entry each"
+    )
+    exam_findings: Annotated[list[ExamFinding], Field(max_length=30)] = Field(
+        default_factory=list, description="examination findings"
+    )
+    comorbidities: Annotated[list[Comorbidity], Field(max_length=30)] = Field(
+        default_factory=list, description="relevant comorbidities"
+    )
+    medications: Annotated[list[MedicationName], Field(max_length=50)] = Field(
+        default_factory=list, description="current medications, generic names as typed"
+    )
+    red_flags: Annotated[list[RedFlag], Field(max_length=6)] = Field(
+        default_factory=list, description="red flags found"
+    )
+    pregnant: bool | None = Field(default=None, description="pregnant (omit when not known)")
+    breastfeeding: bool | None = Field(default=None, description="breastfeeding (omit when not known)")
+
+    @field_validator("exam_findings", "comorbidities", "red_flags")
+    @classmethod
+    def _codes_unique(cls, v: list, info) -> list:
+        return _unique(v, info.field_name)
+
+    @field_validator("prior_treatments")
+    @classmethod
+    def _one_entry_per_treatment(cls, v: list[PriorTreatment]) -> list[PriorTreatment]:
+        seen = set()
+        for t in v:
+            if t.treatment in seen:
+                raise PydanticCustomError(
+                    "duplicate_treatment",
+                    "a treatment is listed twice; give one entry per treatment with its total weeks and overall response",
+                )
+            seen.add(t.treatment)
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Patient":
+        if self.pregnant and self.sex == "male":
+            raise PydanticCustomError("inconsistent_pregnancy", "pregnant is true but sex is male; check both fields")
+        if self.pain.duration_weeks > (self.age + 1) * 52.18:
+            raise PydanticCustomError(
+                "duration_exceeds_age", "pain.duration_weeks is longer than the patient has been alive; check age and duration"
+            )
+        return self
