@@ -106,6 +106,15 @@ def triage(
 # ---- further commands are registered below this line -------------------------------------
 
 
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of the patient input (CONTRACT.md), for validating files before triage."""
+    from engine import default_triager
+
+    model = default_triager().patient_model
+    sys.stdout.write(json.dumps(model.model_json_schema(), ensure_ascii=False, indent=2) + "\n")
+
+
 def main() -> None:
     """Console-script entry point: exit codes as documented, never a traceback."""
     try:

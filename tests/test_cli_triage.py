@@ -142,3 +142,11 @@ def test_a_real_process_exits_2_with_no_traceback_on_bad_json(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert "Traceback" not in done.stderr and "not valid JSON" in done.stderr
+
+
+def test_the_schema_command_prints_the_input_json_schema():
+    res = run(["schema"])
+    assert res.exit_code == 0
+    schema = json.loads(res.stdout)
+    assert set(schema["required"]) == {"id", "age", "pain"}
+    assert "suspected_charcot" in json.dumps(schema)
