@@ -229,6 +229,8 @@ SAFETY = [
 # ------------------------------------------------------------------ first-line care
 
 CONTINUE = ("helped", "partial", "short")
+#: Worn devices, where a trial without benefit may be a matter of fit or placement.
+WORN = ("footwear_modification", "metatarsal_pad", "insoles")
 STOP = ("no_benefit", "worsened", "not_tolerated")
 
 
@@ -260,7 +262,8 @@ def _first_line(rid: str, code: str, purpose: str, indication: dict[str, Pattern
 
     def stop(ctx: Context) -> None:
         t = ctx.fact("tried")
-        why_not = {"no_benefit": "no benefit from an adequate trial, so not simply repeated (check fit or placement); "
+        fit = " (check fit or placement)" if code in WORN else ""
+        why_not = {"no_benefit": f"no benefit from an adequate trial, so not simply repeated{fit}; "
                                  "counts toward failed conservative care",
                    "worsened": "pain worsened with it: not repeated",
                    "not_tolerated": "not tolerated: not repeated"}[t["status"]]
@@ -509,15 +512,17 @@ STRETCH_FAILED = ("no_benefit", "worsened")
 def _surgery_rules(code: str) -> list[Rule]:
     prefix, finding, text = SURGERY[code]
     extra_when: dict[str, Pattern] = {}
-    extra_why: list[str] = []
     if code == "gastrocnemius_recession":
         extra_when = {"stretch": fact("trial_status", treatment="calf_stretching", status=one_of(*STRETCH_FAILED))}
-        extra_why = ["calf stretching tried adequately without benefit"]
 
     def offer(ctx: Context) -> None:
         r = ctx.fact("recalcitrant")
-        ctx.recommend(code, [f"recalcitrant pain: {_w(r['weeks_total'])} weeks over {r['modalities']} failed adequate "
-                             "first-line trials", f"{text} on examination", *extra_why, "no red flag recorded"])
+        why = [f"recalcitrant pain: {_w(r['weeks_total'])} weeks over {r['modalities']} failed adequate first-line trials",
+               f"{text} on examination"]
+        if extra_when:
+            s = ctx.fact("stretch")
+            why.append(f"calf stretching tried {_w(s['weeks'])} weeks without benefit (response {s['response']})")
+        ctx.recommend(code, [*why, "no red flag recorded"])
 
     def absent(ctx: Context) -> None:
         ctx.withhold(code, "not_indicated", f"no {text} recorded on examination")

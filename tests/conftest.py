@@ -238,6 +238,21 @@ def red_flags_are(result: Result, codes: str) -> None:
     assert result.red_flags == sorted(csv(codes))
 
 
+@then(parsers.parse('the strength of {intervention:w} is "{strength}"'))
+def strength_is(result: Result, intervention: str, strength: str) -> None:
+    """The recommendation's strength wording, e.g. "may be considered" for LDN and PRF."""
+    rec = result.recommended(intervention)
+    assert rec is not None, [r.intervention for r in result.recommendations]
+    assert rec.strength == strength
+
+
+@then("no intervention is both recommended and not recommended")
+def never_both(result: Result) -> None:
+    """A withheld intervention is never also offered, whatever the reasons."""
+    both = {r.intervention for r in result.recommendations} & {n.intervention for n in result.not_recommended}
+    assert not both, sorted(both)
+
+
 @pytest.fixture
 def triager():
     return default_triager()
