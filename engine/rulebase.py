@@ -62,6 +62,13 @@ def one_of(*values: Scalar) -> Test:
     return Test("in", tuple(values), "in (" + ", ".join(map(str, values)) + ")")
 
 
+def between(low: float, high: float) -> Test:
+    """low ≤ value ≤ high."""
+    if low > high:
+        raise RuleSetError(f"between({low}, {high}): the low bound is above the high bound")
+    return Test("between", (low, high), f"in [{low}, {high}]")
+
+
 def has(item: Scalar) -> Test:
     """The fact's list field contains `item`."""
     return Test("has", item, f"contains {item}")

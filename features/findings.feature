@@ -117,7 +117,7 @@ Feature: Derived findings
       | 8     | partial       | partial       |
       | 8     | resolved      | helped        |
       | 2     | worsened      | worsened      |
-      | 1     | not_tolerated | not_tolerated |
+      | 4     | not_tolerated | not_tolerated |
       | 3     | none          | short         |
 
   Scenario: A 40-year-old who has tried nothing yet has no conservative trial to classify
@@ -257,5 +257,5 @@ Feature: Derived findings
     And medication "Flurbex 20 mg"
     When the patient is triaged
     Then rule MEDICATION-UNRECOGNISED fires
-    And medication:flurbex mg is listed as unknown
+    And medication:flurbex 20 mg is listed as unknown
     And rule OPIOID-MEDICATION does not fire

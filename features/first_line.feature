@@ -172,7 +172,7 @@ Feature: First-line conservative care
       | 3     | none          | continued: shorter than a 6-week trial   | FL-PAD-CONTINUE | is recommended as first_line                                                      |
       | 8     | resolved      | continued: it resolved the pain          | FL-PAD-CONTINUE | is recommended as first_line                                                      |
       | 2     | worsened      | not repeated: it made the pain worse     | FL-PAD-TRIED    | is not recommended as not_indicated because "pain worsened with it: not repeated" |
-      | 1     | not_tolerated | not repeated: it was not tolerated       | FL-PAD-TRIED    | is not recommended as not_indicated because "not tolerated: not repeated"         |
+      | 4     | not_tolerated | not repeated: it was not tolerated       | FL-PAD-TRIED    | is not recommended as not_indicated because "not tolerated: not repeated"         |
 
   Scenario: A 50-year-old whose pad resolved the pain after 8 weeks is told to continue it
     Given a 50-year-old female with 10 weeks of forefoot pain

@@ -165,7 +165,7 @@ Feature: LDN contraindications and cautions
     And metatarsal_pad tried for 8 weeks with response none
     And medication "Flurbex 20 mg"
     When the patient is triaged
-    Then medication:flurbex mg is listed as unknown
+    Then medication:flurbex 20 mg is listed as unknown
     And the details of low_dose_naltrexone mention "Flurbex 20 mg"
     And rule MEDICATION-UNRECOGNISED fires
     And rule LDN-CI-OPIOID does not fire

@@ -54,11 +54,11 @@ Feature: Surgical referral
 
     Examples:
       | weeks | response | decision                          | verdict                                                                    | offer         | stretch_first |
-      | 5     | none     | told to stretch first             | is not recommended as deferred because "calf stretching has not yet been tried adequately without benefit" | does not fire | fires         |
+      | 5     | none     | told to stretch first             | is not recommended as deferred because "calf stretching: tried 5 weeks so far: continue to an adequate trial" | does not fire | fires         |
       | 6     | none     | referred for gastrocnemius recession | is recommended as surgical_referral                                     | fires         | does not fire |
       | 7     | none     | referred for gastrocnemius recession | is recommended as surgical_referral                                     | fires         | does not fire |
       | 8     | worsened | referred for gastrocnemius recession | is recommended as surgical_referral                                     | fires         | does not fire |
-      | 8     | partial  | told to keep stretching           | is not recommended as deferred because "a partial response means keep stretching"              | does not fire | fires         |
+      | 8     | partial  | told to keep stretching           | is not recommended as deferred because "calf stretching: partial response: keep stretching"        | does not fire | fires         |
 
   Scenario: A 60-year-old with recalcitrant pain whose calf stretching made the pain worse after 2 weeks is referred, and the rationale says so rather than claiming an adequate trial
     Given footwear_modification tried for 12 weeks with response none
@@ -73,7 +73,7 @@ Feature: Surgical referral
     Given footwear_modification tried for 12 weeks with response none
     And the examination finds gastrocnemius_tightness
     When the patient is triaged
-    Then gastrocnemius_recession is not recommended as deferred because "calf stretching has not yet been tried adequately without benefit (at least 6 weeks"
+    Then gastrocnemius_recession is not recommended as deferred because "referral needs an adequate trial of calf stretching (at least 6 weeks) without benefit; calf stretching: not tried yet"
     And calf_stretching is recommended as first_line
     And rule SURG-GASTROC-STRETCH-FIRST fires
     And rule SURG-GASTROC does not fire

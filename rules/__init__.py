@@ -12,7 +12,7 @@ from .pathway import RED_FLAG_TEXT, RULES
 from .patient import Patient
 
 NAME = "forefoot-pain-pathway"
-VERSION = "1.0.0"
+VERSION = "1.1.0"
 
 RULESET = RuleSet(
     name=NAME,

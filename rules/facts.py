@@ -29,14 +29,16 @@ def _drug_patterns() -> dict[str, re.Pattern[str]]:
     data = tomllib.loads((_HERE / "drugs.toml").read_text(encoding="utf-8"))
     out = {}
     for cls in CLASS_PRIORITY:
-        names = sorted(data[cls]["names"], key=len, reverse=True)
+        names = sorted({normalise_medication(n) for n in data[cls]["names"]}, key=len, reverse=True)
         out[cls] = re.compile(r"\b(" + "|".join(re.escape(n) for n in names) + r")\b")
     return out
 
 
 def normalise_medication(name: str) -> str:
-    """Lower case, every run of non-letters one space: 'Oxycodone/APAP 5-325mg' -> 'oxycodone apap mg'."""
-    return " ".join(re.sub(r"[^a-z]+", " ", name.casefold()).split())
+    """Lower case, every run of other characters one space, letters and digits kept apart:
+    'Oxycodone/APAP 5-325mg' -> 'oxycodone apap 5 325 mg'; 'Tylenol #3' -> 'tylenol 3'."""
+    text = re.sub(r"(?<=[a-z])(?=[0-9])|(?<=[0-9])(?=[a-z])", " ", name.casefold())
+    return " ".join(re.sub(r"[^a-z0-9]+", " ", text).split())
 
 
 def classify_medication(name: str) -> tuple[str, list[str]]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from engine.api import Context, Pattern, Rule, fact, ge, lt, one_of
+from engine.api import Context, Pattern, Rule, between, fact, ge, lt, ne, one_of
 
 from .facts import OPIOID_CLASSES
 from .knowledge import P
@@ -32,8 +32,13 @@ ADJUNCT_ENTRY = (
 
 
 def _w(x: float) -> str:
-    """Weeks as a clinician writes them: 8, 8.5."""
+    """A number as a clinician writes it: 8, 8.5."""
     return f"{x:g}"
+
+
+def _weeks(x: float) -> str:
+    """'1 week', '8 weeks', '8.5 weeks'."""
+    return f"{x:g} week" + ("" if x == 1 else "s")
 
 
 def _flag(ctx: Context, alias: str = "flag") -> str:
@@ -82,7 +87,7 @@ def _neuropathic(ctx: Context) -> None:
 
 def _adequate_trial(ctx: Context) -> None:
     t = ctx.fact("trial")
-    ctx.because(f"{t['treatment']} tried {_w(t['weeks'])} weeks ≥ {ctx.param('adequate_trial_weeks')}, response {t['response']}")
+    ctx.because(f"{t['treatment']} tried {_weeks(t['weeks'])} ≥ {ctx.param('adequate_trial_weeks')}, response {t['response']}")
     ctx.conclude("adequate_trial", key=t["treatment"], treatment=t["treatment"], weeks=t["weeks"], response=t["response"])
 
 
@@ -100,7 +105,7 @@ def _trial_status(ctx: Context) -> None:
         status = "partial"
     else:
         status = "short"
-    ctx.because(f"{t['treatment']}: {_w(t['weeks'])} weeks, response {r} -> {status}")
+    ctx.because(f"{t['treatment']}: {_weeks(t['weeks'])}, response {r} -> {status}")
     ctx.conclude("trial_status", key=t["treatment"], treatment=t["treatment"], status=status,
                  weeks=t["weeks"], response=r)
 
@@ -110,20 +115,20 @@ def _failed_conservative(ctx: Context) -> None:
     weeks = sum(t["weeks"] for t in failed)
     names = sorted(t["treatment"] for t in failed)
     ctx.because(f"adequate first-line trials without resolution: {len(names)} ({', '.join(names) or 'none'}), "
-                f"{_w(weeks)} weeks in total")
+                f"{_weeks(weeks)} in total")
     ctx.conclude("failed_conservative", weeks_total=weeks, modalities=len(names), treatments=names)
 
 
 def _persistent(ctx: Context) -> None:
     pain, t = ctx.fact("pain"), ctx.fact("trial")
-    ctx.because(f"pain {_w(pain['duration_weeks'])} weeks ≥ {ctx.param('persistent_pain_weeks')} despite "
-                f"{t['treatment']} for {_w(t['weeks'])} weeks (response {t['response']})")
+    ctx.because(f"pain {_weeks(pain['duration_weeks'])} ≥ {ctx.param('persistent_pain_weeks')} despite "
+                f"{t['treatment']} for {_weeks(t['weeks'])} (response {t['response']})")
     ctx.conclude("persistent_pain", duration_weeks=pain["duration_weeks"])
 
 
 def _recalcitrant(ctx: Context) -> None:
     f = ctx.fact("failed")
-    ctx.because(f"persistent, with {_w(f['weeks_total'])} weeks over {f['modalities']} failed adequate first-line "
+    ctx.because(f"persistent, with {_weeks(f['weeks_total'])} over {f['modalities']} failed adequate first-line "
                 f"trials (recalcitrant from {ctx.param('recalcitrant_trial_weeks')} weeks or "
                 f"{ctx.param('recalcitrant_modalities')} modalities)")
     ctx.conclude("recalcitrant_pain", weeks_total=f["weeks_total"], modalities=f["modalities"])
@@ -237,7 +242,7 @@ STOP = ("no_benefit", "worsened", "not_tolerated")
 def _first_line(rid: str, code: str, purpose: str, indication: dict[str, Pattern],
                 why: Callable[[Context], list[str]], protective: bool,
                 evidence_citations: tuple[str, ...] = (), reads_patient: tuple[str, ...] = (),
-                parameters: tuple[str, ...] = ()) -> list[Rule]:
+                parameters: tuple[str, ...] = (), not_when: dict[str, Pattern] | None = None) -> list[Rule]:
     """The rules of one first-line modality: offer, continue, not repeated, and (unless it is a
     protective measure) their suppression by a red flag."""
     tried = {"tried": fact("trial_status", treatment=code)}
@@ -257,7 +262,7 @@ def _first_line(rid: str, code: str, purpose: str, indication: dict[str, Pattern
         advice = {"helped": "it resolved the pain: continue",
                   "partial": "partial response: continue and optimise",
                   "short": f"shorter than an adequate trial ({P['adequate_trial_weeks']} weeks): continue"}
-        ctx.recommend(code, [f"tried {_w(t['weeks'])} weeks, response {t['response']}; {advice[t['status']]}"],
+        ctx.recommend(code, [f"tried {_weeks(t['weeks'])}, response {t['response']}; {advice[t['status']]}"],
                       details={"status": "continue", "advice": advice[t["status"]]})
 
     def stop(ctx: Context) -> None:
@@ -267,7 +272,7 @@ def _first_line(rid: str, code: str, purpose: str, indication: dict[str, Pattern
                                  "counts toward failed conservative care",
                    "worsened": "pain worsened with it: not repeated",
                    "not_tolerated": "not tolerated: not repeated"}[t["status"]]
-        ctx.withhold(code, "not_indicated", f"tried {_w(t['weeks'])} weeks, response {t['response']}; {why_not}")
+        ctx.withhold(code, "not_indicated", f"tried {_weeks(t['weeks'])}, response {t['response']}; {why_not}")
 
     def suppressed(ctx: Context) -> None:
         ctx.withhold(code, "suppressed", f"red flag ({_flag(ctx)}): not started until the urgent assessment")
@@ -280,8 +285,8 @@ def _first_line(rid: str, code: str, purpose: str, indication: dict[str, Pattern
         Rule(rid, purpose, when=indication, unless={**tried, **no_flag}, action=offer,
              reads_all=("red_flag",) if protective else (), reads_patient=reads_patient, parameters=parameters, **common),
         Rule(f"{rid}-CONTINUE", f"{code}: already tried with some benefit or not yet long enough: continue.",
-             when={"tried": fact("trial_status", treatment=code, status=one_of(*CONTINUE))}, unless=no_flag,
-             action=keep, reads_patient=("prior_treatments",), **common),
+             when={"tried": fact("trial_status", treatment=code, status=one_of(*CONTINUE))},
+             unless={**no_flag, **(not_when or {})}, action=keep, reads_patient=("prior_treatments",), **common),
         Rule(f"{rid}-TRIED", f"{code}: tried adequately without benefit, made worse or not tolerated: not simply repeated.",
              when={"tried": fact("trial_status", treatment=code, status=one_of(*STOP))}, action=stop,
              reads_patient=("prior_treatments",), **common),
@@ -293,7 +298,7 @@ def _first_line(rid: str, code: str, purpose: str, indication: dict[str, Pattern
                  reads_patient=reads_patient + ("red_flags",), parameters=parameters, **common),
             Rule(f"{rid}-CONTINUE-RF", f"{code}: under way, reviewed after the red flag is assessed.",
                  when={"tried": fact("trial_status", treatment=code, status=one_of(*CONTINUE)), "flag": fact("red_flag")},
-                 action=suppressed_continue, reads_patient=("prior_treatments", "red_flags"), **common),
+                 unless=dict(not_when or {}), action=suppressed_continue, reads_patient=("prior_treatments", "red_flags"), **common),
         ]
     return rules
 
@@ -312,13 +317,38 @@ FIRST_LINE_RULES = [
                  lambda c: ["gastrocnemius tightness on examination"], protective=False, reads_patient=("exam_findings",)),
     *_first_line("FL-ACTIVITY", "activity_modification", "Less high-impact forefoot load for everyone with forefoot pain.",
                  {"pain": fact("pain")}, lambda c: ["forefoot pain: first-line conservative care"], protective=True),
-    *_first_line("FL-WEIGHT", "weight_management", "Weight management when BMI is at or above the overweight threshold.",
-                 {"bmi": fact("bmi", value=ge(P["bmi_overweight"]))},
+    *_first_line("FL-WEIGHT", "weight_management", "Weight management when BMI is at or above the overweight threshold (not in pregnancy).",
+                 {"bmi": fact("bmi", value=ge(P["bmi_overweight"])), "patient": fact("patient", pregnant=ne("yes"))},
                  lambda c: [f"BMI {c.fact('bmi')['value']:.1f} ≥ {P['bmi_overweight']:.1f}"], protective=False,
-                 reads_patient=("weight_kg", "height_cm"), parameters=("bmi_overweight",)),
+                 reads_patient=("weight_kg", "height_cm"), parameters=("bmi_overweight",),
+                 not_when={"pregnant": fact("patient", pregnant="yes")}),
     *_first_line("FL-CALLUS", "callus_debridement", "Callus debridement when plantar callus is found.",
                  {"callus": fact("exam", code="plantar_callus")},
                  lambda c: ["plantar callus on examination"], protective=False, reads_patient=("exam_findings",)),
+]
+
+
+def _weight_pregnant(ctx: Context) -> None:
+    ctx.withhold("weight_management", "not_indicated", f"pregnant: BMI {ctx.fact('bmi')['value']:.1f} is not "
+                 "interpreted and weight-loss advice is not given in pregnancy; revisit after delivery")
+
+
+def _weight_pregnant_continue(ctx: Context) -> None:
+    t = ctx.fact("tried")
+    ctx.withhold("weight_management", "not_indicated", f"pregnant: weight management (tried {_weeks(t['weeks'])}) is "
+                 "paused; weight-loss advice is not given in pregnancy; revisit after delivery")
+
+
+FIRST_LINE_RULES += [
+    Rule("FL-WEIGHT-PREGNANT", "No weight-loss advice in pregnancy, whatever the BMI.",
+         when={"bmi": fact("bmi", value=ge(P["bmi_overweight"])), "patient": fact("patient", pregnant="yes")},
+         action=_weight_pregnant, emits=("weight_management",), parameters=("bmi_overweight",),
+         reads_patient=("weight_kg", "height_cm", "pregnant")),
+    Rule("FL-WEIGHT-PREGNANT-CONTINUE", "Weight management under way is paused in pregnancy.",
+         when={"tried": fact("trial_status", treatment="weight_management", status=one_of(*CONTINUE)),
+               "patient": fact("patient", pregnant="yes")},
+         action=_weight_pregnant_continue, emits=("weight_management",),
+         reads_patient=("prior_treatments", "pregnant")),
 ]
 
 
@@ -366,13 +396,30 @@ def _ldn_offer(ctx: Context) -> None:
     }
     if unverified:
         details["verify_not_opioid"] = unverified
+    current = [t for t in ctx.all("treatment") if t["treatment"] == LDN]
+    if current:
+        t = current[0]
+        details["in_progress"] = (f"already taking LDN for {_weeks(t['weeks'])} (response {t['response']}): continue the "
+                                  f"titration and judge benefit at about {P['ldn_benefit_review_weeks']} weeks")
     rationale = [
-        f"persistent pain: {_w(persistent['duration_weeks'])} weeks despite an adequate conservative trial",
+        f"persistent pain: {_weeks(persistent['duration_weeks'])} despite an adequate conservative trial",
         f"DN4 {d['score']}/{P['dn4_items_total']} ≥ {P['dn4_neuropathic_cutoff']}: neuropathic phenotype (screen)",
         "no opioid exposure, acute hepatitis or liver failure recorded",
         "evidence is indirect (fibromyalgia, neuropathic corneal pain): no study of LDN in metatarsalgia",
     ]
     ctx.recommend(LDN, rationale, details=details)
+
+
+def _ldn_child(ctx: Context) -> None:
+    age = ctx.fact("patient")["age"]
+    ctx.withhold(LDN, "not_indicated", f"age {age}: naltrexone safety and efficacy are not established under "
+                 f"{P['ldn_min_age']}; this rule set does not offer LDN to children")
+    ctx.conclude("ldn_excluded", key="age", reason="under the minimum age")
+
+
+def _pregnancy_unknown(ctx: Context) -> None:
+    ctx.unknown("pregnancy", "pregnancy status is not recorded for a patient who could be pregnant: confirm it "
+                "before naltrexone (a caution in pregnancy)", ["low_dose_naltrexone"])
 
 
 def _ldn_not_indicated(ctx: Context) -> None:
@@ -387,7 +434,7 @@ def _missing_for_persistence(ctx: Context) -> str:
     failed = [t for t in trials if t["response"] in P["failed_trial_responses"]]
     missing = []
     if pain["duration_weeks"] < P["persistent_pain_weeks"]:
-        missing.append(f"pain {_w(pain['duration_weeks'])} weeks")
+        missing.append(f"pain {_weeks(pain['duration_weeks'])}")
     if not trials:
         missing.append(f"no first-line trial of at least {P['adequate_trial_weeks']} weeks yet")
     elif not failed:
@@ -403,7 +450,7 @@ def _ldn_deferred(ctx: Context) -> None:
 def _escalation_tried(ctx: Context) -> None:
     t = ctx.fact("tried")
     ctx.withhold(t["treatment"], "not_indicated",
-                 f"already tried {_w(t['weeks'])} weeks, response {t['response']}: not repeated")
+                 f"already tried {_weeks(t['weeks'])}, response {t['response']}: not repeated")
     ctx.conclude("escalation_tried", key=t["treatment"], treatment=t["treatment"])
 
 
@@ -444,12 +491,22 @@ LDN_RULES = [
     Rule("LDN-OFFER", "Persistent pain with a neuropathic phenotype, no red flag and no contraindication: LDN may be considered as an adjunct.",
          when={"persistent": fact("persistent_pain"), "neuro": fact("neuropathic_phenotype"), "dn4": fact("dn4")},
          unless={"flag": fact("red_flag"), "blocked": fact("ldn_contraindication"),
-                 "tried": fact("escalation_tried", treatment=LDN)},
-         action=_ldn_offer, emits=(LDN,), reads_all=("ldn_caution", "medication"),
+                 "tried": fact("escalation_tried", treatment=LDN), "excluded": fact("ldn_excluded")},
+         action=_ldn_offer, emits=(LDN,), reads_all=("ldn_caution", "medication", "treatment"),
          parameters=("ldn_follow_up_weeks", "ldn_benefit_review_weeks", "dn4_neuropathic_cutoff", "dn4_items_total"),
          citations=("younger-2013", "dieckmann-2017"),
          reads_patient=("pain.duration_weeks", "pain.neuropathic_features", "prior_treatments", "medications",
                         "comorbidities", "red_flags", "pregnant", "breastfeeding")),
+    Rule("LDN-CHILD", "Under the minimum age LDN is not offered (no safety or efficacy data in children).",
+         when={"patient": fact("patient", age=lt(P["ldn_min_age"]))}, action=_ldn_child, emits=(LDN,),
+         concludes=("ldn_excluded",), parameters=("ldn_min_age",), citations=("naltrexone-label",),
+         reads_patient=("age",)),
+    Rule("LDN-PREGNANCY-UNKNOWN", "LDN would be considered but pregnancy status is not recorded for a patient who could be pregnant.",
+         when={"persistent": fact("persistent_pain"), "neuro": fact("neuropathic_phenotype"),
+               "patient": fact("patient", pregnant="unknown", sex=one_of("female", "other", "unknown"),
+                               age=between(P["childbearing_age_min"], P["childbearing_age_max"]))},
+         action=_pregnancy_unknown, parameters=("childbearing_age_min", "childbearing_age_max"),
+         reads_patient=("pregnant", "sex", "age")),
     Rule("LDN-NOT-INDICATED", "Persistent pain without a neuropathic phenotype: LDN is not indicated.",
          when={"persistent": fact("persistent_pain"), "dn4": fact("dn4", score=lt(P["dn4_neuropathic_cutoff"]))},
          action=_ldn_not_indicated, emits=(LDN,), parameters=("dn4_neuropathic_cutoff", "dn4_items_total"),
@@ -471,14 +528,14 @@ PRF = "pulsed_radiofrequency"
 
 def _prf_offer(ctx: Context) -> None:
     r = ctx.fact("recalcitrant")
-    ctx.recommend(PRF, [f"recalcitrant pain: {_w(r['weeks_total'])} weeks over {r['modalities']} failed adequate "
+    ctx.recommend(PRF, [f"recalcitrant pain: {_weeks(r['weeks_total'])} over {r['modalities']} failed adequate "
                         "first-line trials", "no red flag recorded",
                         "evidence is a single case report: discuss its uncertainty with the patient"])
 
 
 def _prf_deferred(ctx: Context) -> None:
     f = ctx.fact("failed")
-    ctx.withhold(PRF, "deferred", f"pain is not recalcitrant: {_w(f['weeks_total'])} weeks over {f['modalities']} failed "
+    ctx.withhold(PRF, "deferred", f"pain is not recalcitrant: {_weeks(f['weeks_total'])} over {f['modalities']} failed "
                  f"adequate first-line trials; interventional options are considered from "
                  f"{P['recalcitrant_trial_weeks']} weeks or {P['recalcitrant_modalities']} modalities of failed "
                  f"conservative care, with persistent pain")
@@ -517,11 +574,11 @@ def _surgery_rules(code: str) -> list[Rule]:
 
     def offer(ctx: Context) -> None:
         r = ctx.fact("recalcitrant")
-        why = [f"recalcitrant pain: {_w(r['weeks_total'])} weeks over {r['modalities']} failed adequate first-line trials",
+        why = [f"recalcitrant pain: {_weeks(r['weeks_total'])} over {r['modalities']} failed adequate first-line trials",
                f"{text} on examination"]
         if extra_when:
             s = ctx.fact("stretch")
-            why.append(f"calf stretching tried {_w(s['weeks'])} weeks without benefit (response {s['response']})")
+            why.append(f"calf stretching tried {_weeks(s['weeks'])} without benefit (response {s['response']})")
         ctx.recommend(code, [*why, "no red flag recorded"])
 
     def absent(ctx: Context) -> None:
@@ -546,10 +603,19 @@ def _surgery_rules(code: str) -> list[Rule]:
     ]
     if code == "gastrocnemius_recession":
         def stretch_first(ctx: Context) -> None:
-            ctx.withhold(code, "deferred", "calf stretching has not yet been tried adequately without benefit "
-                         f"(at least {P['adequate_trial_weeks']} weeks; a partial response means keep stretching)")
+            tried = [t for t in ctx.all("trial_status") if t["treatment"] == "calf_stretching"]
+            so_far = {"helped": "it helped: keep stretching",
+                      "partial": "partial response: keep stretching",
+                      "short": "tried {w} so far: continue to an adequate trial",
+                      "not_tolerated": "not tolerated after {w}: discuss alternatives; referral is not automatic",
+                      }
+            now = (so_far[tried[0]["status"]].format(w=_weeks(tried[0]["weeks"])) if tried
+                   else "not tried yet")
+            ctx.withhold(code, "deferred", "referral needs an adequate trial of calf stretching (at least "
+                         f"{_weeks(P['adequate_trial_weeks'])}) without benefit; calf stretching: {now}")
         rules.append(Rule(f"{prefix}-STRETCH-FIRST", "Gastrocnemius tightness: an adequate failed trial of calf stretching comes first.",
                           when={"exam": fact("exam", code=finding)}, unless=extra_when, action=stretch_first,
+                          reads_all=("trial_status",),
                           parameters=("adequate_trial_weeks",), reads_patient=("exam_findings", "prior_treatments"),
                           **common))
     return rules

@@ -95,9 +95,11 @@ def body(patient: dict, weight: float, height: float) -> None:
 
 @given(parsers.parse("the patient is {state:w}"))
 def status(patient: dict, state: str) -> None:
-    """pregnant, breastfeeding, or not_pregnant."""
+    """pregnant, breastfeeding, not_pregnant, or a sex (female, male, other)."""
     if state == "not_pregnant":
         patient["pregnant"] = False
+    elif state in ("female", "male", "other"):
+        patient["sex"] = state
     else:
         patient[state] = True
 

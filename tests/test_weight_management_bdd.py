@@ -1,0 +1,5 @@
+"""features/weight_management.feature."""
+
+from pytest_bdd import scenarios
+
+scenarios("weight_management.feature")
