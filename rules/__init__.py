@@ -31,6 +31,9 @@ RULESET = RuleSet(
         "developer": "forefoot-cds project (founding engineers)",
         "funding": "none declared",
         "intended_use": "decision support for clinicians treating adult forefoot pain (metatarsalgia); supports, does not replace, clinical judgement",
+        "intended_users": "clinicians (podiatrists, physicians, physiotherapists) and clinic workflow scripts acting for them",
+        "release_date": "2026-11-26",
+        "revision_date": "2026-11-26",
     },
 )
 

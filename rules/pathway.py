@@ -7,13 +7,14 @@ the engine orders them into strata so every blocking fact exists before its abse
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
 from engine.api import Context, Pattern, Rule, between, fact, ge, lt, ne, one_of
 
 from .facts import OPIOID_CLASSES
-from .knowledge import P
+from .knowledge import INTERVENTIONS, P
 from .vocabulary import ESCALATIONS
 
 RED_FLAG_TEXT = {
@@ -204,6 +205,7 @@ DERIVED = [
          when={"oud": fact("comorbidity", code="opioid_use_disorder")}, action=_opioid_oud,
          concludes=("opioid_exposure",), citations=("naltrexone-label",), reads_patient=("comorbidities",)),
     Rule("MEDICATION-UNRECOGNISED", "Say which medications could not be checked for opioid content.",
+         citations=("naltrexone-label",),
          when={"med": fact("medication", drug_class="unrecognised")}, action=_unrecognised_med,
          reads_patient=("medications",)),
 ]
@@ -224,9 +226,11 @@ def _suppress_escalation(ctx: Context) -> None:
 
 SAFETY = [
     Rule("RF-URGENT", "Any red flag: urgent referral.", when={"flag": fact("red_flag")}, action=_urgent,
+         citations=("project-pathway",),
          reads_all=("red_flag",),
          emits=("urgent_referral",), reads_patient=("red_flags",)),
     Rule("RF-SUPPRESS-ESCALATION", "Any red flag stops every escalation (adjunct, interventional, surgical).",
+         citations=("project-pathway",),
          when={"flag": fact("red_flag")}, action=_suppress_escalation, emits=ESCALATIONS, reads_patient=("red_flags",)),
 ]
 
@@ -280,7 +284,8 @@ def _first_line(rid: str, code: str, purpose: str, indication: dict[str, Pattern
     def suppressed_continue(ctx: Context) -> None:
         ctx.withhold(code, "suppressed", f"red flag ({_flag(ctx)}): review after the urgent assessment before continuing")
 
-    common = dict(emits=(code,), citations=evidence_citations)
+    spec_evidence = INTERVENTIONS[code].evidence
+    common = dict(emits=(code,), citations=evidence_citations or tuple(spec_evidence.citations if spec_evidence else ()))
     rules = [
         Rule(rid, purpose, when=indication, unless={**tried, **no_flag}, action=offer,
              reads_all=("red_flag",) if protective else (), reads_patient=reads_patient, parameters=parameters, **common),
@@ -343,11 +348,12 @@ FIRST_LINE_RULES += [
     Rule("FL-WEIGHT-PREGNANT", "No weight-loss advice in pregnancy, whatever the BMI.",
          when={"bmi": fact("bmi", value=ge(P["bmi_overweight"])), "patient": fact("patient", pregnant="yes")},
          action=_weight_pregnant, emits=("weight_management",), parameters=("bmi_overweight",),
+         citations=("who-bmi-2000", "project-pathway"),
          reads_patient=("weight_kg", "height_cm", "pregnant")),
     Rule("FL-WEIGHT-PREGNANT-CONTINUE", "Weight management under way is paused in pregnancy.",
          when={"tried": fact("trial_status", treatment="weight_management", status=one_of(*CONTINUE)),
                "patient": fact("patient", pregnant="yes")},
-         action=_weight_pregnant_continue, emits=("weight_management",),
+         action=_weight_pregnant_continue, emits=("weight_management",), citations=("project-pathway",),
          reads_patient=("prior_treatments", "pregnant")),
 ]
 
@@ -458,7 +464,7 @@ def _tried_rules(prefix: str, code: str, judge_weeks: float, judge_param: str) -
     """An escalation already tried and made worse or not tolerated, or tried long enough to judge
     without benefit, is not offered again."""
     common = dict(action=_escalation_tried, emits=(code,), concludes=("escalation_tried",),
-                  reads_patient=("prior_treatments",))
+                  reads_patient=("prior_treatments",), citations=("project-pathway",))
     return [
         Rule(f"{prefix}-TRIED", f"{code} made pain worse or was not tolerated: not offered again.",
              when={"tried": fact("treatment", treatment=code, response=one_of("worsened", "not_tolerated"))}, **common),
@@ -623,4 +629,36 @@ def _surgery_rules(code: str) -> list[Rule]:
 
 SURGERY_RULES = [r for code in SURGERY for r in _surgery_rules(code)]
 
-RULES: tuple[Rule, ...] = tuple(DERIVED + SAFETY + FIRST_LINE_RULES + LDN_RULES + PRF_RULES + SURGERY_RULES)
+#: The patient attribute behind each input fact type (rules/facts.py), for `reads_patient`.
+FACT_SOURCES = {
+    "patient": ("age", "sex", "pregnant", "breastfeeding"),
+    "pain": ("pain",),
+    "body": ("weight_kg", "height_cm"),
+    "treatment": ("prior_treatments",),
+    "exam": ("exam_findings",),
+    "comorbidity": ("comorbidities",),
+    "medication": ("medications",),
+    "red_flag": ("red_flags",),
+}
+
+
+def _with_sources(rule: Rule) -> Rule:
+    """Add to `reads_patient` the patient attributes behind every input fact the rule matches,
+    tests the absence of, or reads in aggregate (so the source attributes are never under-reported)."""
+    read = list(rule.reads_patient)
+    for t in (*rule.reads, *rule.negates, *rule.reads_all):
+        for attr in FACT_SOURCES.get(t, ()):
+            if t == "patient" and not any(
+                    name == attr for p in (*rule.when.values(), *rule.unless.values()) if p.type == "patient"
+                    for name, _ in p.tests):
+                continue  # a patient pattern reads only the attributes it tests
+            if t == "pain" and any(a.startswith("pain.") for a in read):
+                continue  # the rule declared which parts of the pain it reads
+            if attr not in read:
+                read.append(attr)
+    return dataclasses.replace(rule, reads_patient=tuple(read))
+
+
+RULES: tuple[Rule, ...] = tuple(
+    _with_sources(r) for r in DERIVED + SAFETY + FIRST_LINE_RULES + LDN_RULES + PRF_RULES + SURGERY_RULES
+)

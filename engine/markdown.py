@@ -1,0 +1,199 @@
+"""Markdown reports to paste into a clinical note: a triage result, and an explanation.
+
+Concise on purpose: recommendations with their grades, what was not recommended and why, what
+is not known, and the references. Text that came from rules or input is escaped so it cannot
+turn into markup (emphasis, links, HTML, table cells).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from .models import CATEGORY_ORDER, Result
+from .rulebase import RuleSet
+
+_SPECIAL = re.compile(r"([\\`*\[\]<>|#])")
+CATEGORY_TITLE = {
+    "urgent_referral": "Urgent referral",
+    "first_line": "First-line care",
+    "adjunct": "Adjuncts",
+    "interventional": "Interventional",
+    "surgical_referral": "Surgical referral",
+}
+DISCLAIMER = "Decision support only: it supports, and does not replace, clinical judgement."
+
+
+def evidence_grade(ev: Mapping[str, Any] | None) -> str:
+    """'SORT C · very low' for an evidence entry, '' without one (as engine.explain writes it;
+    repeated here so that a markdown triage report does not import rich)."""
+    if not ev:
+        return ""
+    return f"SORT {ev['sort']} · {str(ev['certainty']).replace('_', ' ')}"
+
+
+def esc(text: Any) -> str:
+    """Text safe inside markdown paragraphs, list items and table cells (one line)."""
+    return _SPECIAL.sub(r"\\\1", " ".join(str(text).split()))
+
+
+def _label(ruleset: RuleSet | None, code: str) -> str:
+    if ruleset is not None and code in ruleset.interventions:
+        return ruleset.interventions[code].label
+    return code.replace("_", " ")
+
+
+def _ref(cid: str, c: Mapping[str, Any]) -> str:
+    bits = [str(c[k]) for k in ("authors", "title") if c.get(k)]
+    where = c.get("citation") or c.get("journal")
+    if where:
+        bits.append(str(where))
+    for key, prefix in (("pmid", "PMID "), ("doi", "doi:")):
+        if c.get(key):
+            bits.append(prefix + str(c[key]))
+    line = ". ".join(esc(b).rstrip(".") for b in bits)
+    return f"- `{cid}`: {line}." + (f" *{esc(c['grade_note'])}*" if c.get("grade_note") else "")
+
+
+def _ruleset_line(info: Mapping[str, Any]) -> str:
+    return f"Rule set {esc(info['name'])} {esc(info['version'])} (digest `{str(info['digest'])[:12]}`)."
+
+
+def result_markdown(result: Result, ruleset: RuleSet | None = None) -> str:
+    """The triage result as a short markdown report."""
+    out: list[str] = [f"## Triage: {esc(result.patient_id)}", ""]
+    if result.red_flags:
+        flags = [ruleset.labels.get(f, f) if ruleset is not None else f for f in result.red_flags]
+        out += [f"**Red flag: {esc(', '.join(flags))}.** Urgent assessment first; routine escalation is stopped.", ""]
+    out += ["### Recommended", ""]
+    if not result.recommendations:
+        out.append("- nothing")
+    for cat in CATEGORY_ORDER:
+        recs = [r for r in result.recommendations if r.category == cat]
+        for r in recs:
+            grade = evidence_grade(r.evidence.model_dump() if r.evidence else None)
+            head = f"- **{esc(_label(ruleset, r.intervention))}** ({CATEGORY_TITLE[cat].lower()}; {esc(r.strength)}"
+            head += f"; {grade})" if grade else ")"
+            if r.evidence is not None:
+                head += " [" + ", ".join(f"`{c}`" for c in r.evidence.citations) + "]"
+            out.append(head)
+            out.append(f"  - why: {esc('; '.join(r.rationale))}")
+            if r.evidence is not None:
+                out.append(f"  - evidence: {esc(r.evidence.directness)}")
+    out.append("")
+    if result.not_recommended:
+        out += ["### Not recommended", ""]
+        for n in result.not_recommended:
+            out.append(f"- **{esc(_label(ruleset, n.intervention))}**: {n.kind.replace('_', ' ')}; {esc(n.reason)}")
+        out.append("")
+    if result.unknowns:
+        out += ["### Not known", ""]
+        for u in result.unknowns:
+            out.append(f"- `{esc(u.fact)}` (affects {esc(', '.join(u.blocks))}): {esc(u.reason)}")
+        out.append("")
+    if result.citations:
+        out += ["### References", ""]
+        out += [_ref(cid, c) for cid, c in result.citations.items()]
+        out.append("")
+    out += [f"*{_ruleset_line(result.ruleset.model_dump())} {DISCLAIMER}*", ""]
+    return "\n".join(out)
+
+
+# ---------------------------------------------------------------------- explanation
+
+
+def _step_lines(step: Mapping[str, Any], depth: int, head: str) -> list[str]:
+    pad = "  " * depth
+    lines = [f"{pad}- {head}`{step['rule']}`: {esc(step['purpose'])}"]
+    for b in step["because"]:
+        lines.append(f"{pad}  - {esc(b)}")
+    for p in step["parameters"]:
+        lines.append(f"{pad}  - parameter `{p['name']}` = {esc(p['value'])} {esc(p['unit'])} ({esc(p['source'])})")
+    if step["citations"]:
+        lines.append(f"{pad}  - sources: " + "; ".join(
+            f"`{c['id']}` {esc(c['short'])}" + (f" ({esc(c['grade'])})" if c["grade"] else "") for c in step["citations"]))
+    for u in step["unknowns"]:
+        lines.append(f"{pad}  - **unknown** `{esc(u['fact'])}`: {esc(u['reason'])}")
+    return lines
+
+
+def _node_lines(node: Mapping[str, Any], depth: int, shown: set[str]) -> list[str]:
+    pad = "  " * depth
+    if node["kind"] == "fact":
+        return [f"{pad}- patient fact: {esc(node['text'])}"]
+    if node["kind"] == "absent":
+        lines = [f"{pad}- checked absent: {esc(node['text'])}"]
+        for check in node.get("checked", ()):
+            lines += _check_lines(check, depth + 1)
+        return lines
+    if node["label"] in shown:
+        return [f"{pad}- {esc(node['text'])} (derived as shown above)"]
+    shown.add(node["label"])
+    lines: list[str] = []
+    steps = node.get("steps", [])
+    for i, step in enumerate(steps):
+        # the first step at the node's depth, further derivations nested under it
+        at = depth if i == 0 else depth + 1
+        if i == 0:
+            head = "by " if node["kind"] == "output" else f"{esc(node['text'])} ⇐ "
+        else:
+            head = "also by " if node["kind"] == "output" else "also ⇐ "
+        lines += _step_lines(step, at, head)
+        for p in step["premises"]:
+            lines += _node_lines(p, at + 1, shown)
+    return lines
+
+
+def _check_lines(check: Mapping[str, Any], depth: int) -> list[str]:
+    pad = "  " * depth
+    lines = [f"{pad}- not fired: `{check['rule']}`: {esc(check['purpose'])}"]
+    for need in check["needs"]:
+        state = need["state"] + (f" ({', '.join(need['found'])})" if need["found"] else "")
+        lines.append(f"{pad}  - needs {esc(need['pattern'])}: {esc(state)}")
+        for c in (need.get("absent") or {}).get("checked", ()):
+            lines += _check_lines(c, depth + 2)
+    return lines
+
+
+def _entry_heading(e: Mapping[str, Any]) -> str:
+    if e["status"] == "recommended":
+        grade = evidence_grade(e.get("evidence"))
+        return (f"### {esc(e['label'])}: recommended ({e['category'].replace('_', ' ')}; {esc(e['strength'])}"
+                + (f"; {grade})" if grade else ")"))
+    if e["status"] == "not_recommended":
+        return f"### {esc(e['label'])}: not recommended ({e['kind'].replace('_', ' ')})"
+    return f"### {esc(e['label'])}: neither recommended nor withheld"
+
+
+def explanation_markdown(expl: Mapping[str, Any]) -> str:
+    """An explanation (engine.explain.explain) as nested markdown lists, one section per entry."""
+    out = [f"## Explanation: {esc(expl['patient_id'])}", ""]
+    if expl["red_flags"]:
+        out += [f"**Red flags: {esc(', '.join(expl['red_flags']))}.**", ""]
+    for e in expl["entries"]:
+        out += [_entry_heading(e), ""]
+        if e["status"] == "not_recommended":
+            out.append(f"- reason: {esc(e['reason'])}")
+        for line in e.get("rationale", ()):
+            out.append(f"- why: {esc(line)}")
+        ev = e.get("evidence")
+        if ev:
+            out.append(f"- evidence: {evidence_grade(ev)} certainty; {esc(ev['directness'])}")
+            for c in ev["citations"]:
+                out.append(f"  - `{c['id']}` {esc(c['short'])}" + (f": {esc(c['grade'])}" if c["grade"] else ""))
+        if e.get("derivation"):
+            out += _node_lines(e["derivation"], 0, set())
+        for check in e.get("could_come_from", ()):
+            out += _check_lines(check, 0)
+        for u in e.get("unknowns", ()):
+            out.append(f"- **unknown** `{esc(u['fact'])}`: {esc(u['reason'])}")
+        out.append("")
+    if expl["unknowns"]:
+        out += ["### Not known", ""]
+        for u in expl["unknowns"]:
+            out.append(f"- `{esc(u['fact'])}` (affects {esc(', '.join(u['blocks']))}; rule `{u['rule']}`): {esc(u['reason'])}")
+        out.append("")
+    out += [f"*{_ruleset_line(expl['ruleset'])} {DISCLAIMER}*", ""]
+    return "\n".join(out)
+
