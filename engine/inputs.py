@@ -7,6 +7,7 @@ which may identify a patient.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
@@ -17,6 +18,18 @@ from .errors import FieldProblem, InputError
 MAX_INPUT_BYTES = 256 * 1024
 #: Deepest accepted nesting of arrays and objects. A patient needs 3.
 MAX_DEPTH = 32
+#: Most problems reported for one document; the rest are counted, not listed.
+MAX_PROBLEMS = 20
+#: A key that is not shaped like a field name may hold patient data: it is never echoed.
+_FIELD_NAME = re.compile(r"^[a-z][A-Za-z0-9_]{0,39}$")
+HIDDEN_KEY = "<key>"
+
+
+def shown_key(key: str) -> str:
+    """`key` when it looks like a field name (a lower-case letter, then letters, digits or '_', at
+    most 40 characters), else a placeholder: a stray key may be a patient's name or a value typed
+    in the wrong place, and error messages never repeat patient data."""
+    return key if _FIELD_NAME.match(key) else HIDDEN_KEY
 
 
 def _reject_constant(name: str) -> Any:
@@ -27,7 +40,7 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in pairs:
         if key in out:
-            raise InputError([FieldProblem(key, "the key appears twice in one object", "each key once")])
+            raise InputError([FieldProblem(shown_key(key), "the key appears twice in one object", "each key once")])
         out[key] = value
     return out
 
@@ -61,7 +74,9 @@ def parse_json(data: bytes | str, max_bytes: int = MAX_INPUT_BYTES) -> Any:
     if isinstance(data, str):
         data = data.encode("utf-8", errors="surrogatepass")
     if len(data) > max_bytes:
-        raise InputError([FieldProblem("(document)", f"input is {len(data)} bytes", f"at most {max_bytes} bytes")])
+        # The CLI reads at most max_bytes + 1 bytes, so the true size is unknown here: say "larger than".
+        raise InputError([FieldProblem("(document)", f"the input is larger than {max_bytes} bytes",
+                                       f"at most {max_bytes} bytes (a patient is about 1 KB)")])
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
     try:
@@ -80,6 +95,10 @@ def parse_json(data: bytes | str, max_bytes: int = MAX_INPUT_BYTES) -> Any:
         ) from None
     except RecursionError:
         raise InputError([FieldProblem("(document)", "nested too deeply", f"at most {MAX_DEPTH} levels")]) from None
+    except ValueError:  # an integer longer than Python converts (sys.get_int_max_str_digits(), 4300 digits)
+        raise InputError(
+            [FieldProblem("(document)", "not valid JSON for a patient: a number has thousands of digits", "numbers of ordinary size")]
+        ) from None
 
 
 def _path(loc: tuple[Any, ...]) -> str:
@@ -88,7 +107,7 @@ def _path(loc: tuple[Any, ...]) -> str:
         if isinstance(part, int):
             out += f"[{part}]"
         else:
-            out += ("." if out else "") + str(part)
+            out += ("." if out else "") + shown_key(str(part))
     return out or "(document)"
 
 
@@ -128,7 +147,8 @@ def problems_from(exc: ValidationError, model: type[BaseModel]) -> list[FieldPro
         allowed = None
         if kind == "extra_forbidden":
             parent = _submodel(model, loc[:-1])
-            msg = "unknown field"
+            msg = "unknown field" if shown_key(str(loc[-1])) != HIDDEN_KEY else (
+                "unknown field (its name is not shown: it is not shaped like a field name)")
             if parent is not None:
                 allowed = ", ".join(sorted(parent.model_fields))
         elif kind == "missing":
@@ -145,6 +165,10 @@ def problems_from(exc: ValidationError, model: type[BaseModel]) -> list[FieldPro
             if "error" in ctx:
                 msg = str(ctx["error"])
         problems.append(FieldProblem(_path(loc), msg, allowed))
+    if len(problems) > MAX_PROBLEMS:
+        hidden = len(problems) - MAX_PROBLEMS
+        problems = problems[:MAX_PROBLEMS] + [
+            FieldProblem("(document)", f"{hidden} more problems not listed", "fix the ones above first")]
     return problems
 
 

@@ -50,6 +50,13 @@ Feature: Who may be offered low-dose naltrexone: age, possible pregnancy, a tria
     When the patient is triaged
     Then low_dose_naltrexone is recommended as adjunct
     And the details of low_dose_naltrexone mention "already taking LDN for 4 weeks (response partial): continue"
+    And rule LDN-IN-PROGRESS fires
+
+  Scenario: A patient who stopped LDN after it made the pain worse has no LDN trial in progress
+    Given low_dose_naltrexone tried for 3 weeks with response worsened
+    When the patient is triaged
+    Then rule LDN-IN-PROGRESS does not fire
+    And low_dose_naltrexone is not recommended as not_indicated because "not repeated"
 
   Scenario Outline: An opioid typed as "<name>" contraindicates LDN
     Given medication "<name>"

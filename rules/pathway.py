@@ -150,6 +150,7 @@ def _opioid_oud(ctx: Context) -> None:
 
 def _unrecognised_med(ctx: Context) -> None:
     m = ctx.fact("med")
+    ctx.conclude("unverified_medication", key=m["key"], name=m["name"])
     ctx.unknown(f"medication:{m['key']}", f"medication '{m['name']}' is not in the drug vocabulary: it was not "
                 "checked for opioid content; confirm it is not an opioid before naltrexone", ["low_dose_naltrexone"])
 
@@ -207,6 +208,7 @@ DERIVED = [
     Rule("MEDICATION-UNRECOGNISED", "Say which medications could not be checked for opioid content.",
          citations=("naltrexone-label",),
          when={"med": fact("medication", drug_class="unrecognised")}, action=_unrecognised_med,
+         concludes=("unverified_medication",),
          reads_patient=("medications",)),
 ]
 
@@ -394,7 +396,7 @@ def _ldn_offer(ctx: Context) -> None:
     d = ctx.fact("dn4")
     persistent = ctx.fact("persistent")
     cautions = [c["text"] for c in ctx.all("ldn_caution")]
-    unverified = [m["name"] for m in ctx.all("medication") if m["drug_class"] == "unrecognised"]
+    unverified = [m["name"] for m in ctx.all("unverified_medication")]
     details: dict[str, Any] = {
         "cautions": cautions,
         "follow_up": (f"review at {P['ldn_follow_up_weeks']} weeks (titration, side effects); judge benefit at about "
@@ -402,7 +404,7 @@ def _ldn_offer(ctx: Context) -> None:
     }
     if unverified:
         details["verify_not_opioid"] = unverified
-    current = [t for t in ctx.all("treatment") if t["treatment"] == LDN]
+    current = ctx.all("ldn_in_progress")
     if current:
         t = current[0]
         details["in_progress"] = (f"already taking LDN for {_weeks(t['weeks'])} (response {t['response']}): continue the "
@@ -414,6 +416,11 @@ def _ldn_offer(ctx: Context) -> None:
         "evidence is indirect (fibromyalgia, neuropathic corneal pain): no study of LDN in metatarsalgia",
     ]
     ctx.recommend(LDN, rationale, details=details)
+
+
+def _ldn_in_progress(ctx: Context) -> None:
+    t = ctx.fact("tried")
+    ctx.conclude("ldn_in_progress", weeks=t["weeks"], response=t["response"])
 
 
 def _ldn_child(ctx: Context) -> None:
@@ -498,11 +505,14 @@ LDN_RULES = [
          when={"persistent": fact("persistent_pain"), "neuro": fact("neuropathic_phenotype"), "dn4": fact("dn4")},
          unless={"flag": fact("red_flag"), "blocked": fact("ldn_contraindication"),
                  "tried": fact("escalation_tried", treatment=LDN), "excluded": fact("ldn_excluded")},
-         action=_ldn_offer, emits=(LDN,), reads_all=("ldn_caution", "medication", "treatment"),
+         action=_ldn_offer, emits=(LDN,), reads_all=("ldn_caution", "unverified_medication", "ldn_in_progress"),
          parameters=("ldn_follow_up_weeks", "ldn_benefit_review_weeks", "dn4_neuropathic_cutoff", "dn4_items_total"),
          citations=("younger-2013", "dieckmann-2017"),
          reads_patient=("pain.duration_weeks", "pain.neuropathic_features", "prior_treatments", "medications",
                         "comorbidities", "red_flags", "pregnant", "breastfeeding")),
+    Rule("LDN-IN-PROGRESS", "LDN already taken and not stopped: a trial in progress.",
+         when={"tried": fact("treatment", treatment=LDN, response=one_of("none", "partial", "resolved"))},
+         action=_ldn_in_progress, concludes=("ldn_in_progress",), reads_patient=("prior_treatments",)),
     Rule("LDN-CHILD", "Under the minimum age LDN is not offered (no safety or efficacy data in children).",
          when={"patient": fact("patient", age=lt(P["ldn_min_age"]))}, action=_ldn_child, emits=(LDN,),
          concludes=("ldn_excluded",), parameters=("ldn_min_age",), citations=("naltrexone-label",),

@@ -62,11 +62,11 @@ class Patient(StrictModel):
     id: Text = Field(description="the caller's identifier; echoed back as patient_id, never logged")
     age: Annotated[int, Field(ge=0, le=120)] = Field(description="age in years")
     sex: Sex = Field(default="unknown", description="female, male, other or unknown")
-    weight_kg: Annotated[float, Field(gt=0, le=700, allow_inf_nan=False)] | None = Field(
-        default=None, description="body weight in kg (BMI is derived from weight and height)"
+    weight_kg: Annotated[float, Field(ge=0.5, le=700, allow_inf_nan=False)] | None = Field(
+        default=None, description="body weight in kg, 0.5-700 (BMI is derived from weight and height)"
     )
-    height_cm: Annotated[float, Field(gt=0, le=300, allow_inf_nan=False)] | None = Field(
-        default=None, description="height in cm"
+    height_cm: Annotated[float, Field(ge=20, le=300, allow_inf_nan=False)] | None = Field(
+        default=None, description="height in cm, 20-300"
     )
     pain: Pain = Field(description="the pain")
     prior_treatments: Annotated[list[PriorTreatment], Field(max_length=30)] = Field(
