@@ -10,10 +10,15 @@ caller's thread. The measured edges of durable-rules (../shared/DURABLE.md) are 
 * No state outlives a triage: one session id per engine, deleted after the agenda has drained.
   Engines are pooled (one per concurrent caller), so the live-session count of a ruleset is
   never above one and session ids never collide (the 32-bit FNV hash and the 1024 cap).
+* Threads and forks: each run borrows a whole session from the engine's pool, so threads never
+  share one. A forked child (`os.register_at_fork`) starts with empty pools and fresh locks: a
+  lock or a session another thread held at the moment of the fork is never inherited.
 * Facts are small, flat and normalised (`normalise_fact`): no nesting, at most
   `MAX_FACT_PROPERTIES` leaves (253 segfaults), floats rounded and never written in exponent
-  form (which segfaults), non-ASCII kept as text (`ensure_ascii=False`), fact ids assigned
-  here from a fixed, collision-tested range.
+  form (which segfaults), non-ASCII kept as text (orjson writes UTF-8, as `ensure_ascii=False`
+  does), fact ids assigned here from a fixed, collision-tested range. A match that durable-rules
+  reports is resolved, by fact id, to the fact the wrapper sent: rules read our read-only copy,
+  never durable's round-tripped one, and an id the wrapper never issued fails the triage.
 * An exception in an action is caught by the wrapper's own agenda loop (durable-rules' Python
   host would store it as a string and go on); the agenda is drained without running further
   actions, and the triage fails closed with `InferenceError`.
@@ -42,6 +47,7 @@ from types import MappingProxyType
 from typing import Any
 
 import durable_rules_engine as _dre
+import orjson
 
 from .errors import FactError, InferenceError, RuleSetError
 from .rulebase import Context, Pattern, Rule, RuleSet, Test
@@ -60,31 +66,52 @@ _OPEN_RULE = "_session_open"  # not a valid rule-set id, so it can never collide
 _INTERNAL = ("id", "sid")
 
 
+def _dumps(payload: Any) -> str:
+    """JSON text for durable-rules' C core (orjson: UTF-8 kept as text, like ensure_ascii=False).
+
+    Only normalised facts reach here, so every float is finite and below 1e15 with at most 4
+    decimals: orjson writes those exactly as `json.dumps` does, never in exponent form.
+    """
+    try:
+        return orjson.dumps(payload).decode()
+    except TypeError:  # orjson.JSONEncodeError: e.g. a lone surrogate in a string
+        raise FactError("a fact could not be serialised as UTF-8 JSON (a string holds an invalid character)") from None
+
+
 # ---------------------------------------------------------------- facts
 
 
-def _normalise_scalar(value: Any, where: str) -> Any:
+def _where(where: str, key: str | None) -> str:
+    return where if key is None else f"fact {where}.{key}"
+
+
+def _normalise_scalar(value: Any, where: str, key: str | None = None) -> Any:
+    """`value` as it may be sent, or `FactError` naming `where` (with `key`: fact `where`.`key`).
+
+    The location is formatted only when there is an error: this runs for every value of every fact.
+    """
     kind = type(value)
     if kind is str:
         if len(value) > MAX_STRING:
-            raise FactError(f"{where}: string longer than {MAX_STRING} characters")
+            raise FactError(f"{_where(where, key)}: string longer than {MAX_STRING} characters")
         return value
     if kind is bool:
         return value
     if kind is int:
         if -(2**53) < value < 2**53:
             return value
-        raise FactError(f"{where}: integer out of the safe range ±2^53")
+        raise FactError(f"{_where(where, key)}: integer out of the safe range ±2^53")
     if kind is float:
         if not math.isfinite(value):
-            raise FactError(f"{where}: NaN and infinity never match in durable-rules")
+            raise FactError(f"{_where(where, key)}: NaN and infinity never match in durable-rules")
         if abs(value) >= MAX_ABS_NUMBER:
-            raise FactError(f"{where}: magnitude ≥ {MAX_ABS_NUMBER:.0f} would be sent in exponent form")
+            raise FactError(f"{_where(where, key)}: magnitude ≥ {MAX_ABS_NUMBER:.0f} would be sent in exponent form")
         value = round(value, 4)
         if value.is_integer():
             return int(value)
         return value  # 1e-4 <= |value| < 1e15 after rounding: repr never uses an exponent
-    raise FactError(f"{where}: {kind.__name__} is not allowed in a fact (str, int, float, bool or a list of them)")
+    raise FactError(f"{_where(where, key)}: {kind.__name__} is not allowed in a fact "
+                    "(str, int, float, bool or a list of them)")
 
 
 def normalise_fact(raw: Mapping[str, Any]) -> dict[str, Any]:
@@ -92,7 +119,7 @@ def normalise_fact(raw: Mapping[str, Any]) -> dict[str, Any]:
 
     Raises `FactError` for nesting, unsafe numbers, reserved keys or too many properties.
     """
-    if not isinstance(raw, Mapping):
+    if type(raw) is not dict and not isinstance(raw, Mapping):
         raise FactError("a fact must be a mapping")
     ftype = raw.get("type")
     if type(ftype) is not str or not ftype:
@@ -103,13 +130,16 @@ def normalise_fact(raw: Mapping[str, Any]) -> dict[str, Any]:
         if type(key) is not str or not key or key in _INTERNAL or key[0] == "$":
             raise FactError(f"fact {ftype}: key {key!r} is reserved or not a name")
         kind = type(value)
-        if kind is list or kind is tuple:
-            out[key] = [_normalise_scalar(v, f"fact {ftype}.{key}") for v in value]
+        if kind is str and len(value) <= MAX_STRING:  # the common case, inline
+            out[key] = value
+            leaves += 1
+        elif kind is list or kind is tuple:
+            out[key] = [_normalise_scalar(v, ftype, key) for v in value]
             leaves += len(value) or 1
         elif value is None:
             raise FactError(f"fact {ftype}.{key}: None is not allowed; leave the field out")
         else:
-            out[key] = _normalise_scalar(value, f"fact {ftype}.{key}")
+            out[key] = _normalise_scalar(value, ftype, key)
             leaves += 1
     if leaves > MAX_FACT_PROPERTIES:
         raise FactError(f"fact {ftype}: {leaves} properties with id and sid, at most {MAX_FACT_PROPERTIES}")
@@ -141,6 +171,9 @@ def _compile_test(name: str, test: Test) -> dict:
         return {name: _constant(v, name)}
     if test.op == "in":
         return {"$or": [{name: _constant(x, name)} for x in v]}
+    if test.op == "between":
+        low, high = v
+        return {"$and": [{"$gte": {name: _constant(low, name)}}, {"$lte": {name: _constant(high, name)}}]}
     if test.op == "has":
         return {"$iany": {name: {"$i": _constant(v, name)}}}
     op = {"!=": "$neq", "<": "$lt", "<=": "$lte", ">": "$gt", ">=": "$gte"}[test.op]
@@ -239,13 +272,16 @@ class Collected:
 class _Run(Context):
     """One rule firing's view of the session: the `Context` rules act through."""
 
-    def __init__(self, session: "_Session", rule: Rule, matched: Mapping[str, Mapping[str, Any]]):
+    __slots__ = ("_s", "_rule", "_matched", "used", "concluded", "because_lines", "new_facts")
+
+    def __init__(self, session: "_Session", rule: Rule, matched: Mapping[str, Mapping[str, Any]],
+                 used: list[str], because_lines: list[str]):
         self._s = session
         self._rule = rule
         self._matched = matched
-        self.used: list[str] = []
+        self.used = used
         self.concluded: list[str] = []
-        self.because_lines: list[str] = []
+        self.because_lines = because_lines
         self.new_facts: list[dict[str, Any]] = []
 
     def fact(self, alias: str) -> Mapping[str, Any]:
@@ -256,12 +292,12 @@ class _Run(Context):
     def all(self, type_: str) -> list[Mapping[str, Any]]:
         if type_ not in self._rule.reads_all:
             raise RuleSetError(f"rule {self._rule.id} reads all {type_!r} facts without declaring it in reads_all")
-        found = [MappingProxyType(f) for f in self._s.by_type.get(type_, [])]
-        for f in found:
-            label = fact_label(f)
-            if label not in self.used:
-                self.used.append(label)
-        return found
+        known = self._s.by_type.get(type_, ())
+        used = self.used
+        for _, label in known:
+            if label not in used:
+                used.append(label)
+        return [proxy for proxy, _ in known]
 
     def param(self, name: str) -> Any:
         if name not in self._rule.parameters:
@@ -330,14 +366,30 @@ class _Run(Context):
         self.because_lines.append(text)
 
 
-def _describe_match(alias: str, p: Pattern, f: Mapping[str, Any]) -> list[str]:
-    label = fact_label(f)
-    out = []
-    for name, test in p.tests:
-        if name in ("key",) or test.op == "==":
-            continue
-        out.append(f"{label}.{name} {f.get(name)} {test.text}")
-    return out
+def _described_tests(p: Pattern) -> tuple[tuple[str, str], ...]:
+    """The tests of `p` worth a `because` line: comparisons, not equalities or the key."""
+    return tuple((name, test.text) for name, test in p.tests if name != "key" and test.op != "==")
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What a firing of one rule needs, worked out once per engine instead of once per firing:
+    its positive aliases in trace order with the comparisons to explain, and its absence labels."""
+
+    rule: Rule
+    when: tuple[tuple[str, tuple[tuple[str, str], ...]], ...]
+    absent: tuple[str, ...]
+
+
+def _plans(ruleset: RuleSet) -> dict[str, _Plan]:
+    return {
+        r.id: _Plan(
+            rule=r,
+            when=tuple((alias, _described_tests(p)) for alias, p in sorted(r.when.items())),
+            absent=tuple("absent:" + p.describe() for _, p in sorted(r.unless.items())),
+        )
+        for r in ruleset.rules
+    }
 
 
 _instance_counter = iter(range(1, 1 << 62))
@@ -349,8 +401,9 @@ class _Session:
 
     def __init__(self, engine: "Engine"):
         self.ruleset = engine.ruleset
-        self._rules = {r.id: r for r in engine.ruleset.rules}
+        self._plans = engine.plans
         self._compiled = engine.compiled
+        self._gates = engine.gates
         with _counter_lock:
             n = next(_instance_counter)
         self.name = f"{engine.ruleset.name}-{n}"
@@ -359,7 +412,10 @@ class _Session:
 
     def _reset(self) -> None:
         self.out = Collected()
-        self.by_type: dict[str, list[dict[str, Any]]] = {}
+        #: fact type -> [(read-only view, label)] in assertion order
+        self.by_type: dict[str, list[tuple[Mapping[str, Any], str]]] = {}
+        #: our fact id -> (read-only view, label): durable's matches are resolved to the facts we sent
+        self._known: dict[str, tuple[Mapping[str, Any], str]] = {}
         self.labels: set[str] = set()
         self._next_id = 0
         self.failure: tuple[str, str] | None = None
@@ -367,38 +423,43 @@ class _Session:
         self.holds_state = False
 
     def _fire(self, rule_id: str, m: Mapping[str, Any]) -> None:
-        rule = self._rules[rule_id]
-        matched = {}
-        for alias in rule.when:
-            raw = m[alias]
-            matched[alias] = MappingProxyType({k: v for k, v in raw.items() if k not in _INTERNAL})
-        run = _Run(self, rule, matched)
-        for alias, p in sorted(rule.when.items()):
-            run.used.append(fact_label(matched[alias]))
-            run.because_lines.extend(_describe_match(alias, p, matched[alias]))
-        for alias, p in sorted(rule.unless.items()):
-            run.used.append("absent:" + p.describe())
-        rule.action(run)
+        plan = self._plans[rule_id]
+        known = self._known
+        matched: dict[str, Mapping[str, Any]] = {}
+        used: list[str] = []
+        because: list[str] = []
+        for alias, described in plan.when:
+            # The fact durable matched, as we sent it (an id we never handed out is a KeyError: fail closed).
+            proxy, label = known[m[alias]["id"]]
+            matched[alias] = proxy
+            used.append(label)
+            for name, text in described:
+                because.append(f"{label}.{name} {proxy.get(name)} {text}")
+        used.extend(plan.absent)
+        run = _Run(self, plan.rule, matched, used, because)
+        plan.rule.action(run)
         self.out.fired.append(rule_id)
-        self.out.trace.append(
-            {"rule": rule_id, "used": run.used, "concluded": run.concluded, "because": run.because_lines}
-        )
-        for f in run.new_facts:
-            self._assert(f)
+        self.out.trace.append({"rule": rule_id, "used": used, "concluded": run.concluded, "because": because})
+        if run.new_facts:
+            self._assert(run.new_facts)
 
-    def _assign_id(self, f: dict[str, Any]) -> dict[str, Any]:
+    def _assign_id(self, f: dict[str, Any], label: str) -> dict[str, Any]:
         self._next_id += 1
         if self._next_id > MAX_FACTS:
             raise FactError(f"more than {MAX_FACTS} facts in one triage")
+        fid = f"f{self._next_id}"
+        entry = (MappingProxyType(f), label)
+        self._known[fid] = entry
         self.out.facts.append(f)
-        self.by_type.setdefault(f["type"], []).append(f)
-        return {**f, "id": f"f{self._next_id}", "sid": _SID}
+        self.by_type.setdefault(f["type"], []).append(entry)
+        return {**f, "id": fid, "sid": _SID}
 
-    def _assert(self, f: dict[str, Any]) -> None:
-        payload = self._assign_id(f)
-        code, _ = _dre.assert_fact(self._handle, json.dumps(payload, ensure_ascii=False, allow_nan=False))
-        if code == 2:
-            raise FactError(f"durable-rules took fact {payload['id']} for one it had already seen")
+    def _assert(self, facts: list[dict[str, Any]]) -> None:
+        for f in facts:  # one at a time, in the order concluded
+            payload = self._assign_id(f, fact_label(f))
+            code, _ = _dre.assert_fact(self._handle, _dumps(payload))
+            if code == 2:
+                raise FactError(f"durable-rules took fact {payload['id']} for one it had already seen")
 
     def _drain(self, state_handle: int) -> None:
         """Run every pending action on this thread until the agenda is empty.
@@ -411,33 +472,39 @@ class _Session:
         while message:
             if self.failure is None and self.interrupt is None:
                 try:
-                    (rule_id, matched), = json.loads(message).items()
+                    (rule_id, matched), = orjson.loads(message).items()
                     if rule_id != _OPEN_RULE:
                         self._fire(rule_id, matched)
                 except (KeyboardInterrupt, SystemExit) as exc:
                     self.interrupt = exc
                 except BaseException as exc:  # noqa: BLE001 - fail the triage closed, below
-                    self.failure = (locals().get("rule_id", "(engine)"), f"{type(exc).__name__}: {exc}")
+                    # Our own errors name rules and fact types; any other exception's text may carry a
+                    # patient's value (KeyError('Jane')), so only its type is kept.
+                    own = isinstance(exc, (RuleSetError, FactError))
+                    self.failure = (locals().get("rule_id", "(engine)"),
+                                    f"{type(exc).__name__}: {exc}" if own else type(exc).__name__)
             message = _dre.complete_and_start_action(self._handle, state_handle)
 
     def run(self, facts: list[dict[str, Any]]) -> Collected:
         self._reset()
         normal = [normalise_fact(f) for f in facts]
+        labels = []
         for f in normal:
             label = fact_label(f)
             if label in self.labels:
                 raise FactError(f"two input facts share the label {label!r}; give them distinct keys")
             self.labels.add(label)
-        payload = [self._assign_id(f) for f in normal]
+            labels.append(label)
+        payload = [self._assign_id(f, label) for f, label in zip(normal, labels)]
+        text = _dumps(payload) if payload else ""  # a fact that cannot be sent fails here, before any state exists
         self.holds_state = True
         if payload:
-            code, handle = _dre.assert_facts(self._handle, json.dumps(payload, ensure_ascii=False, allow_nan=False))
+            code, handle = _dre.assert_facts(self._handle, text)
             if code == 2:
                 raise FactError("durable-rules took an input fact for one it had already seen")
             self._drain(handle)
-        for s in range(self._compiled.n_strata):
-            gate = {"id": f"g{s}", "sid": _SID, "type": _GATE_TYPE, "stratum": s}
-            code, handle = _dre.assert_fact(self._handle, json.dumps(gate))
+        for gate in self._gates:
+            code, handle = _dre.assert_fact(self._handle, gate)
             self._drain(handle)
         # Every agenda has drained (_drain returns only then): deleting the state is safe now.
         _dre.delete_state(self._handle, _SID)
@@ -456,6 +523,14 @@ _ENGINES: "weakref.WeakSet[Engine]" = weakref.WeakSet()
 
 
 def _after_fork_in_child() -> None:
+    """A forked child starts with fresh locks and empty session pools.
+
+    Only the forking thread survives a fork: a lock another thread held at that moment would
+    stay locked forever in the child, and a session it had borrowed would never come back.
+    Sessions are created afresh in the child, on first use.
+    """
+    global _counter_lock
+    _counter_lock = threading.Lock()
     for eng in list(_ENGINES):
         eng._idle = []
         eng._lock = threading.Lock()
@@ -477,6 +552,10 @@ class Engine:
             raise RuleSetError("rule set is inconsistent:\n  " + "\n  ".join(problems))
         self.ruleset = ruleset
         self.compiled = compile_rules(ruleset)
+        self.plans = _plans(ruleset)
+        #: the stratum gate facts, serialised once
+        self.gates = tuple(json.dumps({"id": f"g{s}", "sid": _SID, "type": _GATE_TYPE, "stratum": s})
+                           for s in range(self.compiled.n_strata))
         self._idle: list[_Session] = []
         self._lock = threading.Lock()
         self.sessions_created = 0
