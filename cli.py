@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from engine import EngineError, InputError, Result
 from engine.errors import FieldProblem
@@ -25,7 +24,28 @@ app = typer.Typer(
     pretty_exceptions_enable=False,  # never print locals: they hold patient data
     help="Forefoot pain (metatarsalgia) decision support: triage a patient, explain a result, inspect the rules.",
 )
-err = Console(stderr=True, highlight=False)
+
+
+def Console(*args, **kwargs):  # noqa: N802 - rich's Console, imported on first use: `triage --format json` never needs rich (cold start)
+    from rich.console import Console as _Console
+
+    return _Console(*args, **kwargs)
+
+
+class _LazyConsole:
+    """The stderr console, created on first use (rich costs ~20 ms of import at every start)."""
+
+    def __init__(self, **options):
+        self._options = options
+        self._console = None
+
+    def __getattr__(self, name: str):
+        if self._console is None:
+            self._console = Console(**self._options)
+        return getattr(self._console, name)
+
+
+err = _LazyConsole(stderr=True, highlight=False)
 
 EXIT_OK = 0
 EXIT_INTERNAL = 1
@@ -35,6 +55,14 @@ EXIT_INPUT = 2
 class Format(str, Enum):
     text = "text"
     json = "json"
+    markdown = "markdown"
+    cds_hooks = "cds-hooks"  # triage only: a CDS Hooks 2.0 {"cards": [...]} response
+
+
+class InputKind(str, Enum):
+    auto = "auto"
+    json = "json"
+    fhir = "fhir"
 
 
 @app.callback()
@@ -42,16 +70,16 @@ def _root() -> None:
     """Forefoot pain (metatarsalgia) decision support. It supports, and does not replace, clinical judgement."""
 
 
-def _read_input(path: str) -> bytes:
-    """The bytes of FILE, or of stdin for '-', at most MAX_INPUT_BYTES (+1 to detect overflow)."""
+def _read_input(path: str, limit: int = MAX_INPUT_BYTES) -> bytes:
+    """The bytes of FILE, or of stdin for '-', at most `limit` (+1 to detect overflow)."""
     try:
         if path == "-":
-            return sys.stdin.buffer.read(MAX_INPUT_BYTES + 1)
+            return sys.stdin.buffer.read(limit + 1)
         p = Path(path)
         if p.is_dir():
             raise InputError([FieldProblem("FILE", f"{path} is a directory", "a patient JSON file, or - for stdin")])
         with p.open("rb") as fh:
-            return fh.read(MAX_INPUT_BYTES + 1)
+            return fh.read(limit + 1)
     except FileNotFoundError:
         raise InputError([FieldProblem("FILE", f"no such file: {path}", "a patient JSON file, or - for stdin")]) from None
     except OSError as exc:
@@ -82,21 +110,31 @@ def result_json(result: Result) -> str:
 @app.command()
 def triage(
     file: Annotated[str, typer.Argument(help="patient JSON file, or - to read stdin")],
-    format: Annotated[Format, typer.Option("--format", "-f", help="text for a clinician, json for scripts")] = Format.text,
+    format: Annotated[Format, typer.Option("--format", "-f", help="text for a clinician, json for scripts, markdown for a clinical note")] = Format.text,
     details: Annotated[bool, typer.Option("--details", help="text: every detail (dosing, sources) of each entry")] = False,
+    input: Annotated[InputKind, typer.Option("--input", help="auto: a FHIR R4 Bundle is recognised by its resourceType; json: CONTRACT.md patient; fhir: FHIR R4 Bundle")] = InputKind.auto,
+    as_of: Annotated[str | None, typer.Option("--as-of", metavar="YYYY-MM-DD", help="FHIR: reference date for ages and durations (default: Bundle.timestamp, else meta.lastUpdated)")] = None,
 ) -> None:
-    """Triage one patient: recommendations with evidence grades, and what was not recommended and why."""
+    """Triage one patient (CONTRACT.md JSON or a FHIR R4 Bundle): recommendations with evidence grades, and what was not recommended and why."""
     try:
         from engine import default_triager
 
         triager = default_triager()
-        result = triager.triage_json(_read_input(file))
+        result = _triage_input(triager, file, input, as_of)
     except InputError as exc:
         _fail_input(exc)
     except (EngineError, Exception) as exc:  # noqa: BLE001 - exit 1 with a message, never a traceback
         _fail_internal(exc)
     if format is Format.json:
         sys.stdout.write(result_json(result) + "\n")
+    elif format is Format.cds_hooks:
+        from engine.cds_hooks import cards
+
+        sys.stdout.write(json.dumps(cards(result, triager.ruleset), ensure_ascii=False, indent=2) + "\n")
+    elif format is Format.markdown:
+        from engine.markdown import result_markdown
+
+        sys.stdout.write(result_markdown(result, triager.ruleset))
     else:
         from engine.render import print_text
 
@@ -104,6 +142,125 @@ def triage(
 
 
 # ---- further commands are registered below this line -------------------------------------
+
+# `rules`: the knowledge base (issue 4). Further `rules` subcommands register on `rules_app`.
+rules_app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)  # help: rules_list's docstring
+app.add_typer(rules_app, name="rules")
+
+
+class ViewFormat(str, Enum):
+    text = "text"
+    json = "json"
+
+
+def _print_json(data: object) -> None:
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+
+
+def _ruleset():
+    from engine.loader import load_ruleset
+
+    try:
+        return load_ruleset()
+    except (EngineError, Exception) as exc:  # noqa: BLE001 - exit 1 with a message, never a traceback
+        _fail_internal(exc)
+
+
+@app.command()
+def explain(
+    file: Annotated[str, typer.Argument(help="patient JSON file, or - to read stdin")],
+    intervention: Annotated[str | None, typer.Option("--intervention", "-i", help="only this intervention code, e.g. low_dose_naltrexone")] = None,
+    format: Annotated[Format, typer.Option("--format", "-f", help="text (a tree), json (the same tree as nested objects), markdown")] = Format.text,
+) -> None:
+    """Explain a triage: how each recommendation and not-recommended entry was derived from the patient's facts.
+
+    Every step names its rule, what it compared, its parameters and its graded sources; unknowns are listed with what they block.
+    """
+    try:
+        from engine import default_triager
+        from engine.explain import explain_patient
+        from engine.inputs import parse_json
+
+        _, expl = explain_patient(default_triager(), parse_json(_read_input(file)), intervention)
+    except InputError as exc:
+        _fail_input(exc)
+    except (EngineError, Exception) as exc:  # noqa: BLE001 - exit 1 with a message, never a traceback
+        _fail_internal(exc)
+    if format is Format.json:
+        _print_json(expl)
+    elif format is Format.markdown:
+        from engine.markdown import explanation_markdown
+
+        sys.stdout.write(explanation_markdown(expl))
+    else:
+        from engine.explain import explanation_view
+
+        Console(highlight=False).print(explanation_view(expl))
+
+
+@rules_app.callback(invoke_without_command=True)
+def rules_list(
+    ctx: typer.Context,
+    format: Annotated[ViewFormat, typer.Option("--format", "-f", help="text (a table) or json")] = ViewFormat.text,
+) -> None:
+    """The knowledge base: every rule with its purpose, conclusions, parameters, citations and grades.
+
+    Without a subcommand: one row per rule (id, purpose, what it concludes or emits, parameters used, citations or plainly 'project parameters' or a GAP, grades of what it emits).
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from engine.explain import basis_gaps, rule_rows, rules_table
+
+    ruleset = _ruleset()
+    rows = rule_rows(ruleset)
+    if format is ViewFormat.json:
+        _print_json({"ruleset": {"name": ruleset.name, "version": ruleset.version, "digest": ruleset.digest},
+                     "rules": rows, "gaps": basis_gaps(ruleset)})
+        return
+    out = Console(highlight=False)
+    out.print(f"[bold]{ruleset.name} {ruleset.version}[/]  [dim]{len(rows)} rules · digest {ruleset.digest[:12]}[/]")
+    out.print(rules_table(rows))
+    gaps = basis_gaps(ruleset)
+    if gaps:
+        out.print(f"[bold red]{len(gaps)} rules have no citation and rest on more than project parameters:[/] "
+                  + ", ".join(gaps), highlight=False)
+
+
+@rules_app.command("show")
+def rules_show(
+    rule_id: Annotated[str, typer.Argument(metavar="ID", help="rule id, e.g. LDN-OFFER")],
+    format: Annotated[ViewFormat, typer.Option("--format", "-f", help="text or json")] = ViewFormat.text,
+) -> None:
+    """One rule with its full sources: patterns, parameters, citations, grades and its place in the chain."""
+    from engine.explain import find_rule, rule_detail, rule_detail_view
+
+    ruleset = _ruleset()
+    rule, close = find_rule(ruleset, rule_id)
+    if rule is None:
+        hint = f"did you mean {', '.join(close)}?" if close else "see `rules` for every rule id"
+        _fail_input(InputError([FieldProblem("ID", f"no rule {rule_id!r}; {hint}", None)]))
+    detail = rule_detail(ruleset, rule)
+    if format is ViewFormat.json:
+        _print_json(detail)
+    else:
+        Console(highlight=False).print(rule_detail_view(detail))
+
+
+@rules_app.command("attributes")
+def rules_attributes(
+    format: Annotated[ViewFormat, typer.Option("--format", "-f", help="text or json")] = ViewFormat.text,
+) -> None:
+    """Source attributes (ONC HTI-1 style) of the rule set and of each intervention.
+
+    Name, version, digest, developer, funding, intended use, release and revision dates, citations, and the patient attributes each rule reads; attributes the rule set does not declare are shown as 'not declared'.
+    """
+    from engine.explain import attributes_view, source_attributes
+
+    attrs = source_attributes(_ruleset())
+    if format is ViewFormat.json:
+        _print_json(attrs)
+    else:
+        Console(highlight=False).print(attributes_view(attrs))
 
 
 @app.command()
@@ -113,6 +270,211 @@ def schema() -> None:
 
     model = default_triager().patient_model
     sys.stdout.write(json.dumps(model.model_json_schema(), ensure_ascii=False, indent=2) + "\n")
+
+
+# `batch`: many patients in, NDJSON out (issue 5). Reading, worker processes, ordering and error
+# records live in engine/batch.py; this is the command line around it.
+EXIT_REJECTED = 3  # some records were rejected; each has an error line in --out
+
+
+def _batch_summary(summary, out: str) -> None:
+    """Counts only (never a patient's data), on stderr."""
+    err.print(f"[bold]batch[/]: {summary.records} records · {summary.triaged} triaged · "
+              f"{summary.rejected} rejected · {summary.failed} failed", highlight=False, soft_wrap=True)
+    for title, counts in (("recommended", summary.recommendations), ("not recommended", summary.not_recommended)):
+        if counts:
+            err.print(f"  {title}:", markup=False)
+            for code, n in sorted(counts.items()):
+                err.print(f"    {code:<28} {n:>8}", markup=False, highlight=False)
+    if summary.rejected or summary.failed:
+        err.print(f"  each rejected or failed record has an error line at its line number in {out}",
+                  markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command()
+def batch(
+    input: Annotated[str, typer.Argument(metavar="INPUT", help="NDJSON file (one patient per line), a directory of *.json patient files, or - for stdin")],
+    out: Annotated[str, typer.Option("--out", "-o", help="output NDJSON file, or - for stdout: one line per input record, in input order")],
+    workers: Annotated[int | None, typer.Option("--workers", "-w", min=1, help="worker processes (default: the number of cores); 1 triages in this process")] = None,
+) -> None:
+    """Triage many patients: one NDJSON line out per input record, in input order.
+
+    Each output line is the result (as `triage --format json`, on one line) or an error record {"line": N, "source": ..., "error": {...}}; a blank input line is a record rejected as an empty line. A summary goes to stderr. Exit 0: every record triaged; 3: some records rejected; 2: INPUT or --out unusable; 1: internal failure.
+    """
+    from engine import batch as b
+
+    show_progress = sys.stderr.isatty()
+    try:
+        source = b.open_input(input, count=show_progress)
+    except b.BatchInputError as exc:
+        _fail_input(InputError([exc.problem]))
+    try:
+        sink = sys.stdout.buffer if out == "-" else open(out, "wb")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        source.close()
+        _fail_input(InputError([FieldProblem("--out", f"cannot write {out}: {exc.strerror or type(exc).__name__}", "a writable file path, or -")]))
+    n_workers = workers or b.default_workers()
+    progress = None
+    on_record = None
+    try:
+        if show_progress:
+            from rich.progress import Progress
+
+            progress = Progress(console=Console(stderr=True), transient=True)
+            task = progress.add_task("triaging", total=source.total)
+
+            def on_record(n: int) -> None:
+                if not progress.live.is_started:  # started once the worker pool has forked
+                    progress.start()
+                progress.advance(task, n)
+
+        summary = b.run_batch(source.records, sink, n_workers, on_record)
+    except KeyboardInterrupt:
+        err.print("interrupted: the output is incomplete", markup=False)
+        raise typer.Exit(EXIT_INTERNAL)
+    except Exception as exc:  # noqa: BLE001 - exit 1 with a message, never a traceback
+        _fail_internal(exc)
+    finally:
+        if progress is not None:
+            progress.stop()
+        source.close()
+        if sink is not sys.stdout.buffer:
+            sink.close()
+        else:
+            sink.flush()
+    _batch_summary(summary, out)
+    raise typer.Exit(summary.exit_code())
+
+
+# `rules check` (issue 6): the knowledge base checked before any patient meets it.
+_PROJECT_DIR = Path(__file__).resolve().parent
+
+
+@rules_app.command("check")
+def rules_check(
+    strict: Annotated[bool, typer.Option("--strict", help="warnings fail too (a rule no scenario exercises, a rule id not in the snapshot)")] = False,
+    ruleset_module: Annotated[str | None, typer.Option("--ruleset", help="rule-set module to check (default: $CDS_RULESET, else rules)")] = None,
+    snapshot: Annotated[Path, typer.Option("--snapshot", help="committed snapshot of the rule ids")] = _PROJECT_DIR / "tests" / "rule_ids.txt",
+    features: Annotated[Path, typer.Option("--features", help="directory of the Gherkin *.feature files")] = _PROJECT_DIR / "features",
+    update_snapshot: Annotated[bool, typer.Option("--update-snapshot", help="write the current rule ids to the snapshot first (a deliberate removal)")] = False,
+    format: Annotated[ViewFormat, typer.Option("--format", "-f", help="text or json")] = ViewFormat.text,
+) -> None:
+    """Check the rule set: unique, stable rule ids; citations resolve; grades; scenarios; parameters; digest.
+
+    Exit 0 when it passes (warnings are listed), 1 on any error (or any warning with --strict).
+    """
+    import importlib
+    import os
+
+    from engine.checker import check_ruleset, fired_rules_in_features, read_snapshot, snapshot_text
+    from engine.loader import load_ruleset
+
+    try:
+        rs = load_ruleset(ruleset_module)
+        module = importlib.import_module(ruleset_module or os.environ.get("CDS_RULESET") or "rules")
+    except (EngineError, Exception) as exc:  # noqa: BLE001 - exit 1 with a message, never a traceback
+        _fail_internal(exc)
+    package_dir = Path(module.__file__).parent if getattr(module, "__path__", None) and module.__file__ else None
+    if update_snapshot:
+        snapshot.parent.mkdir(parents=True, exist_ok=True)
+        snapshot.write_text(snapshot_text(rs), encoding="utf-8")
+        err.print(f"snapshot written: {snapshot} ({len({r.id for r in rs.rules})} rule ids)", markup=False, soft_wrap=True)
+    ids = read_snapshot(snapshot) if snapshot.is_file() else None
+    fired = fired_rules_in_features(features) if features.is_dir() else None
+    report = check_ruleset(rs, snapshot=ids, scenario_rules=fired, package_dir=package_dir)
+    if format is ViewFormat.json:
+        _print_json({"ruleset": {"name": rs.name, "version": rs.version, "digest": rs.digest}, **report.as_dict(strict)})
+    else:
+        out = [(f"rules check: {rs.name} {rs.version} (digest {rs.digest[:12]}), {report.rules} rules, "
+                f"{report.exercised} exercised by scenarios")]
+        out += [f"{f.level:<8} {f.check:<13} {f.message}" for f in report.findings]
+        verdict = "passed" if report.passed(strict) else "FAILED"
+        out.append(f"{verdict}{' (strict)' if strict else ''}: {len(report.errors)} errors, "
+                   f"{len(report.warnings)} warnings, {len(report.of('note'))} notes")
+        sys.stdout.write("\n".join(out) + "\n")
+    if not report.passed(strict):
+        failing = report.errors + (report.warnings if strict else [])
+        err.print(f"rules check failed: {len(failing)} problem(s)", markup=False, soft_wrap=True)
+        for f in failing:
+            err.print(f"  {f.level}: {f.message}", markup=False, soft_wrap=True)
+        raise typer.Exit(EXIT_INTERNAL)
+
+
+# FHIR R4 in, CDS Hooks out, and `serve` (issue 7). The mapping lives in engine/fhir.py and
+# rules/fhir_map.toml, the cards in engine/cds_hooks.py, the service in engine/service.py.
+
+
+def _triage_input(triager, file: str, kind: InputKind, as_of: str | None) -> Result:
+    """Triage FILE as a CONTRACT.md patient or a FHIR R4 Bundle (auto: by its resourceType)."""
+    from datetime import date
+
+    from engine.inputs import FHIR_MAX_BYTES, MAX_INPUT_BYTES, is_fhir, parse_json
+
+    if kind is InputKind.json:
+        if as_of is not None:
+            raise InputError([FieldProblem("--as-of", "applies to FHIR input only", "--input fhir or auto")])
+        return triager.triage_json(_read_input(file))
+    data = _read_input(file, FHIR_MAX_BYTES)
+    document = parse_json(data, max_bytes=FHIR_MAX_BYTES)
+    if kind is InputKind.auto and not is_fhir(document):
+        if as_of is not None:
+            raise InputError([FieldProblem("--as-of", "applies to FHIR input only", "a FHIR R4 Bundle")])
+        if len(data) > MAX_INPUT_BYTES:  # a patient file keeps its own, smaller limit
+            parse_json(data)  # raises the size error
+        return triager.triage(document)  # parsed once; FHIR code never imported for a patient file
+    from engine.fhir import triage_bundle
+
+    reference = None
+    if as_of is not None:
+        try:
+            reference = date.fromisoformat(as_of)
+        except ValueError:
+            raise InputError([FieldProblem("--as-of", "not a date", "YYYY-MM-DD")]) from None
+    return triage_bundle(triager, document, as_of=reference)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option("--host", help="interface to listen on (keep 127.0.0.1 unless behind a TLS proxy)")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="TCP port")] = 8000,
+    public_url: Annotated[str | None, typer.Option("--public-url", help="this service's base URL as the EHR calls it; token audience is <public-url>/cds-services/<id> (default http://HOST:PORT)")] = None,
+    jwks: Annotated[str | None, typer.Option("--jwks", help="the EHRs' public keys: a JWKS file, or an https:// URL")] = None,
+    issuer: Annotated[list[str] | None, typer.Option("--issuer", help="a trusted token issuer (iss); repeat for several EHRs")] = None,
+    feedback_log: Annotated[Path, typer.Option("--feedback-log", help="append-only JSON-lines file for card feedback")] = Path("cds-feedback.jsonl"),
+    max_body: Annotated[int, typer.Option("--max-body", min=1024, help="largest accepted request body, in bytes")] = 4 * 1024 * 1024,
+    insecure: Annotated[bool, typer.Option("--insecure", help="accept requests WITHOUT verifying tokens: local demos only, loudly logged")] = False,
+) -> None:
+    """Run the CDS Hooks service (patient-view): discovery, hook calls with prefetched FHIR, feedback.
+
+    Every hook and feedback call must carry a JWT bearer token signed by a trusted EHR (signature by --jwks, iss in --issuer, aud = this service's endpoint, exp, jti once); 401 otherwise.
+    """
+    from engine.service import ServiceConfig, create_app
+
+    url = (public_url or f"http://{host}:{port}").rstrip("/")
+    is_url = jwks is not None and jwks.startswith(("https://", "http://"))
+    config = ServiceConfig(public_url=url, issuers=tuple(issuer or ()), insecure=insecure,
+                           jwks_file=Path(jwks) if jwks is not None and not is_url else None,
+                           jwks_url=jwks if is_url else None, feedback_log=feedback_log, max_body=max_body,
+                           source_url=url + "/cds-services")
+    problems = config.problems()
+    if problems:
+        _fail_input(InputError([FieldProblem("serve", p, "--jwks and --issuer, or --insecure for a local demo")
+                                for p in problems]))
+    try:
+        import uvicorn
+
+        application = create_app(config)
+    except ImportError as exc:
+        err.print(f"serve needs the service extra: pip install 'forefoot-cds[service]' ({exc.name} is missing)", markup=False)
+        raise typer.Exit(EXIT_INTERNAL)
+    except (OSError, ValueError) as exc:
+        _fail_input(InputError([FieldProblem("--jwks", f"unusable key set ({type(exc).__name__}): {exc}",
+                                             "a JWKS file of public keys")]))
+    except (EngineError, Exception) as exc:  # noqa: BLE001 - exit 1 with a message, never a traceback
+        _fail_internal(exc)
+    err.print(f"CDS Hooks service: http://{host}:{port}/cds-services (token audience base {url})",
+              markup=False, highlight=False)
+    uvicorn.run(application, host=host, port=port, log_level="info", server_header=False)
 
 
 def main() -> None:

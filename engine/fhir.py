@@ -32,11 +32,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import FieldProblem, InputError, RuleSetError
+from .inputs import FHIR_MAX_BYTES, is_fhir  # noqa: F401 - is_fhir re-exported for callers of this module
 from .loader import DEFAULT_RULESET_MODULE
 from .models import Result, Unknown
 
-#: Largest accepted FHIR document (an EHR prefetch of one patient is far smaller).
-FHIR_MAX_BYTES = 4 * 1024 * 1024
 #: The resource types this module reads; any other valid resource in a Bundle is ignored.
 READ_TYPES = ("Patient", "Condition", "Observation", "MedicationStatement", "MedicationRequest", "Procedure",
               "Medication")
@@ -225,11 +224,6 @@ def load_mapping(module: str | None = None) -> FhirMapping:
 
 
 # ------------------------------------------------------------------ parsing and validating a Bundle
-
-
-def is_fhir(document: Any) -> bool:
-    """True when a parsed JSON document is a FHIR resource (it carries `resourceType`)."""
-    return isinstance(document, dict) and "resourceType" in document
 
 
 def _model_class(resource_type: str) -> type | None:

@@ -18,6 +18,13 @@ from .errors import FieldProblem, InputError
 MAX_INPUT_BYTES = 256 * 1024
 #: Deepest accepted nesting of arrays and objects. A patient needs 3.
 MAX_DEPTH = 32
+#: Largest accepted FHIR document (a Bundle carries far more than a patient file).
+FHIR_MAX_BYTES = 4 * 1024 * 1024
+
+
+def is_fhir(document: Any) -> bool:
+    """True when a parsed JSON document is a FHIR resource (it carries `resourceType`)."""
+    return isinstance(document, dict) and "resourceType" in document
 #: Most problems reported for one document; the rest are counted, not listed.
 MAX_PROBLEMS = 20
 #: A key that is not shaped like a field name may hold patient data: it is never echoed.
@@ -46,6 +53,8 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def _depth_ok(text: str) -> bool:
+    if text.count("{") + text.count("[") <= MAX_DEPTH:
+        return True  # cannot nest deeper than the brackets it has: skip the scan (every ordinary patient)
     depth = 0
     in_string = False
     escape = False

@@ -143,9 +143,6 @@ def test_a_token_planted_anywhere_never_appears_in_the_error(p, token, data):
         assert token not in str(exc) and token not in json.dumps(exc.as_dict())
 
 
-@pytest.mark.xfail(strict=True, reason="engine/inference.py puts the text of an action's exception into "
-                                       "InferenceError, which cli.py prints on stderr: a rule that fails on a "
-                                       "patient value would echo it")
 def test_an_internal_error_names_no_patient_data():
     """When a rule fails on a patient's value, the internal error names the rule, not the value."""
 
