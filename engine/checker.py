@@ -28,7 +28,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from .loader import digest_of
 from .models import Evidence
@@ -94,6 +94,11 @@ class Report:
 
 # ------------------------------------------------------------------ snapshot of rule ids
 
+
+
+def _grades(spec: Any) -> list[tuple[str, Any]]:
+    """An intervention's grade and its variants, each with how to name it in a message."""
+    return [("grade", spec.evidence)] + [(f"grade variant {k!r}", v) for k, v in spec.evidence_variants.items()]
 
 def read_snapshot(path: str | Path) -> list[str]:
     """Rule ids from a snapshot file: one per line; blank lines and '#' comments ignored."""
@@ -233,7 +238,7 @@ def check_ruleset(
             if cid not in ruleset.citations:
                 report.add("error", "citations", f"rule {r.id} cites {cid!r}, which is not in the citation library")
     for code, spec in ruleset.interventions.items():
-        grades = [("grade", spec.evidence)] + [(f"grade variant {k!r}", v) for k, v in spec.evidence_variants.items()]
+        grades = _grades(spec)
         for what, ev in grades:
             for cid in (ev.citations if ev is not None else []):
                 cited.add(cid)
@@ -256,7 +261,7 @@ def check_ruleset(
             continue
         if spec.category in UNGRADED_CATEGORIES:
             continue
-        grades = [("grade", spec.evidence)] + [(f"grade variant {k!r}", v) for k, v in spec.evidence_variants.items()]
+        grades = _grades(spec)
         for what, ev in grades:
             for problem in _grade_problems(ev):
                 report.add("error", "grades", f"intervention {code} (emitted by {', '.join(rule_ids)}): its {what} "

@@ -11,17 +11,10 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from .models import CATEGORY_ORDER, Result
+from .models import CATEGORY_ORDER, CATEGORY_TITLE, Result
 from .rulebase import RuleSet
 
 _SPECIAL = re.compile(r"([\\`*\[\]<>|#])")
-CATEGORY_TITLE = {
-    "urgent_referral": "Urgent referral",
-    "first_line": "First-line care",
-    "adjunct": "Adjuncts",
-    "interventional": "Interventional",
-    "surgical_referral": "Surgical referral",
-}
 DISCLAIMER = "Decision support only: it supports, and does not replace, clinical judgement."
 
 

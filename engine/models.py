@@ -20,6 +20,14 @@ CATEGORY_ORDER: tuple[str, ...] = (
     "interventional",
     "surgical_referral",
 )
+#: How categories are titled for people (terminal, markdown, cards).
+CATEGORY_TITLE: dict[str, str] = {
+    "urgent_referral": "Urgent referral",
+    "first_line": "First-line care",
+    "adjunct": "Adjuncts",
+    "interventional": "Interventional",
+    "surgical_referral": "Surgical referral",
+}
 WithheldKind = Literal["contraindicated", "not_indicated", "deferred", "suppressed"]
 KIND_ORDER: tuple[str, ...] = ("contraindicated", "suppressed", "not_indicated", "deferred")
 Sort = Literal["A", "B", "C"]

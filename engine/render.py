@@ -9,16 +9,9 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from .models import CATEGORY_ORDER, Result
+from .models import CATEGORY_ORDER, CATEGORY_TITLE, Result
 from .rulebase import RuleSet
 
-CATEGORY_TITLE = {
-    "urgent_referral": "Urgent referral",
-    "first_line": "First-line care",
-    "adjunct": "Adjuncts",
-    "interventional": "Interventional",
-    "surgical_referral": "Surgical referral",
-}
 KIND_TITLE = {
     "contraindicated": "contraindicated",
     "suppressed": "suppressed",
