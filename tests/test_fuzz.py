@@ -13,7 +13,7 @@ import copy
 import json
 from typing import Any
 
-from hypothesis import assume, given
+from hypothesis import given
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
