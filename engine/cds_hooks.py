@@ -19,7 +19,7 @@ import uuid
 from typing import Any
 
 from .models import Result
-from .rulebase import RuleSet
+from .rulebase import RuleSet, code_label, intervention_label
 
 #: Base URL of this project's identifiers (a reserved example domain: identifiers, not pages).
 PROJECT_URL = "https://forefoot-cds.example"
@@ -110,8 +110,7 @@ def cards(result: Result, ruleset: RuleSet, source_url: str = DEFAULT_SOURCE_URL
     out: list[dict[str, Any]] = []
 
     for rec in result.recommendations:
-        spec = ruleset.interventions.get(rec.intervention)
-        label = spec.label if spec is not None else rec.intervention
+        label = intervention_label(ruleset, rec.intervention)
         urgent = rec.category == "urgent_referral"
         lines = [f"**{_md(label)}**: {_md(rec.strength)} ({_md(rec.category.replace('_', ' '))})", ""]
         links: list[dict[str, str]] = []
@@ -128,7 +127,7 @@ def cards(result: Result, ruleset: RuleSet, source_url: str = DEFAULT_SOURCE_URL
             lines += ["**Sources:**", *cite_lines, ""]
         lines.append(footer.format(rule=_md(rec.rule)))
         if urgent:
-            flags = [str(ruleset.labels.get(f, f.replace("_", " "))) for f in result.red_flags]
+            flags = [code_label(ruleset, f) for f in result.red_flags]
             summary = f"{label}: {'; '.join(flags) or 'red flag'}"
         else:
             summary = f"{label}: {rec.strength}{grade}"
@@ -147,8 +146,7 @@ def cards(result: Result, ruleset: RuleSet, source_url: str = DEFAULT_SOURCE_URL
         out.append(card)
 
     for entry in (n for n in result.not_recommended if n.kind == "contraindicated"):
-        spec = ruleset.interventions.get(entry.intervention)
-        label = spec.label if spec is not None else entry.intervention
+        label = intervention_label(ruleset, entry.intervention)
         rule = ruleset.rule(entry.rule) if any(r.id == entry.rule for r in ruleset.rules) else None
         cite_lines, links = _citations(list(rule.citations) if rule else [], result)
         lines = [f"**{_md(label)}**: not recommended (contraindicated)", "", "**Why:**", f"- {_md(entry.reason)}", ""]
@@ -173,8 +171,7 @@ def cards(result: Result, ruleset: RuleSet, source_url: str = DEFAULT_SOURCE_URL
     if others:
         lines = ["**Not offered now, and why:**"]
         for n in others:
-            spec = ruleset.interventions.get(n.intervention)
-            label = spec.label if spec is not None else n.intervention
+            label = intervention_label(ruleset, n.intervention)
             lines.append(f"- {_md(label)} ({_md(n.kind.replace('_', ' '))}): {_md(n.reason)}")
         lines += ["", footer.format(rule="(several)")]
         out.append({

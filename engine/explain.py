@@ -40,7 +40,7 @@ from rich.tree import Tree
 
 from .errors import FieldProblem, InputError
 from .models import Result
-from .rulebase import Parameter, Pattern, Rule, RuleSet, Test
+from .rulebase import Parameter, Pattern, Rule, RuleSet, Test, intervention_label
 from .triage import build_result
 
 #: Source text of a parameter that is a convention of the rule set, not evidence.
@@ -379,7 +379,7 @@ def explain(result: Result, ruleset: RuleSet, facts: Iterable[Mapping[str, Any]]
             continue
         out = f"recommend:{rec.intervention}"
         entries.append({
-            "output": out, "intervention": rec.intervention, "label": _label(ruleset, rec.intervention),
+            "output": out, "intervention": rec.intervention, "label": intervention_label(ruleset, rec.intervention),
             "status": "recommended", "category": rec.category, "strength": rec.strength,
             "evidence": _evidence_entry(ruleset, rec.evidence), "rationale": list(rec.rationale),
             "rule": rec.rule, "derivation": w.output(out, rec.rule), "unknowns": [],
@@ -389,13 +389,13 @@ def explain(result: Result, ruleset: RuleSet, facts: Iterable[Mapping[str, Any]]
             continue
         out = f"not_recommended:{n.intervention}:{n.kind}"
         entries.append({
-            "output": out, "intervention": n.intervention, "label": _label(ruleset, n.intervention),
+            "output": out, "intervention": n.intervention, "label": intervention_label(ruleset, n.intervention),
             "status": "not_recommended", "kind": n.kind, "reason": n.reason, "rule": n.rule,
             "derivation": w.output(out, n.rule), "unknowns": [],
         })
     if intervention is not None and not entries:
         entries.append({
-            "output": None, "intervention": intervention, "label": _label(ruleset, intervention),
+            "output": None, "intervention": intervention, "label": intervention_label(ruleset, intervention),
             "status": "not_mentioned", "derivation": None, "unknowns": [],
             "could_come_from": [w.rule_check(r, frozenset(), ABSENT_DEPTH) for r in ruleset.rules
                                 if intervention in r.emits],
@@ -429,11 +429,6 @@ def explain_patient(triager: Any, patient: Any, intervention: str | None = None)
     out = triager.engine.run(ruleset.to_facts(p))
     result = build_result(ruleset, p, out)
     return result, explain(result, ruleset, out.facts, intervention)
-
-
-def _label(ruleset: RuleSet, code: str) -> str:
-    spec = ruleset.interventions.get(code)
-    return spec.label if spec is not None else code.replace("_", " ")
 
 
 # ---------------------------------------------------------------------- walking an explanation

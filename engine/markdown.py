@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .models import CATEGORY_ORDER, CATEGORY_TITLE, Result
-from .rulebase import RuleSet
+from .rulebase import RuleSet, code_label, intervention_label
 
 _SPECIAL = re.compile(r"([\\`*\[\]<>|#])")
 DISCLAIMER = "Decision support only: it supports, and does not replace, clinical judgement."
@@ -29,12 +29,6 @@ def evidence_grade(ev: Mapping[str, Any] | None) -> str:
 def esc(text: Any) -> str:
     """Text safe inside markdown paragraphs, list items and table cells (one line)."""
     return _SPECIAL.sub(r"\\\1", " ".join(str(text).split()))
-
-
-def _label(ruleset: RuleSet | None, code: str) -> str:
-    if ruleset is not None and code in ruleset.interventions:
-        return ruleset.interventions[code].label
-    return code.replace("_", " ")
 
 
 def _ref(cid: str, c: Mapping[str, Any]) -> str:
@@ -57,7 +51,7 @@ def result_markdown(result: Result, ruleset: RuleSet | None = None) -> str:
     """The triage result as a short markdown report."""
     out: list[str] = [f"## Triage: {esc(result.patient_id)}", ""]
     if result.red_flags:
-        flags = [ruleset.labels.get(f, f) if ruleset is not None else f for f in result.red_flags]
+        flags = [code_label(ruleset, f) for f in result.red_flags]
         out += [f"**Red flag: {esc(', '.join(flags))}.** Urgent assessment first; routine escalation is stopped.", ""]
     out += ["### Recommended", ""]
     if not result.recommendations:
@@ -66,7 +60,7 @@ def result_markdown(result: Result, ruleset: RuleSet | None = None) -> str:
         recs = [r for r in result.recommendations if r.category == cat]
         for r in recs:
             grade = evidence_grade(r.evidence.model_dump() if r.evidence else None)
-            head = f"- **{esc(_label(ruleset, r.intervention))}** ({CATEGORY_TITLE[cat].lower()}; {esc(r.strength)}"
+            head = f"- **{esc(intervention_label(ruleset, r.intervention))}** ({CATEGORY_TITLE[cat].lower()}; {esc(r.strength)}"
             head += f"; {grade})" if grade else ")"
             if r.evidence is not None:
                 head += " [" + ", ".join(f"`{c}`" for c in r.evidence.citations) + "]"
@@ -78,7 +72,7 @@ def result_markdown(result: Result, ruleset: RuleSet | None = None) -> str:
     if result.not_recommended:
         out += ["### Not recommended", ""]
         for n in result.not_recommended:
-            out.append(f"- **{esc(_label(ruleset, n.intervention))}**: {n.kind.replace('_', ' ')}; {esc(n.reason)}")
+            out.append(f"- **{esc(intervention_label(ruleset, n.intervention))}**: {n.kind.replace('_', ' ')}; {esc(n.reason)}")
         out.append("")
     if result.unknowns:
         out += ["### Not known", ""]

@@ -10,7 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .models import CATEGORY_ORDER, CATEGORY_TITLE, Result
-from .rulebase import RuleSet
+from .rulebase import RuleSet, code_label, intervention_label
 
 KIND_TITLE = {
     "contraindicated": "contraindicated",
@@ -29,10 +29,7 @@ def grade(rec: Any) -> str:
     return f"SORT {ev.sort} · {ev.certainty.replace('_', ' ')}"
 
 
-def label(ruleset: RuleSet | None, code: str) -> str:
-    if ruleset is not None and code in ruleset.interventions:
-        return ruleset.interventions[code].label
-    return code.replace("_", " ")
+label = intervention_label  # kept under its old name for callers of engine.render
 
 
 def _detail_lines(details: dict[str, Any]) -> list[str]:
@@ -103,12 +100,6 @@ def text_view(result: Result, ruleset: RuleSet | None = None, details: bool = Fa
     parts.append(Text(f"Sources: {cited}. Decision support only: it does not replace clinical judgement. "
                       f"Rule set digest {result.ruleset.digest[:12]}.", style="dim italic"))
     return Group(*parts)
-
-
-def code_label(ruleset: RuleSet | None, code: str) -> str:
-    if ruleset is not None and code in ruleset.labels:
-        return ruleset.labels[code]
-    return code.replace("_", " ")
 
 
 def print_text(result: Result, console: Console, ruleset: RuleSet | None = None, details: bool = False) -> None:

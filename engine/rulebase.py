@@ -178,6 +178,19 @@ class Rule:
 # ---------------------------------------------------------------- knowledge
 
 
+def intervention_label(ruleset: "RuleSet | None", code: str) -> str:
+    """The rule set's label for an intervention code ('metatarsal_pad' -> 'Metatarsal pad')."""
+    spec = ruleset.interventions.get(code) if ruleset is not None else None
+    return spec.label if spec is not None else code.replace("_", " ")
+
+
+def code_label(ruleset: "RuleSet | None", code: str) -> str:
+    """The rule set's label for any other code (a red flag, a finding)."""
+    if ruleset is not None and code in ruleset.labels:
+        return str(ruleset.labels[code])
+    return code.replace("_", " ")
+
+
 @dataclass(frozen=True)
 class InterventionSpec:
     """What the rule set says about one intervention, wherever it is recommended."""
