@@ -15,8 +15,8 @@ from typing import Annotated
 import typer
 
 from engine import EngineError, InputError, Result
-from engine.errors import FieldProblem
-from engine.inputs import MAX_INPUT_BYTES
+from engine.kernel.errors import FieldProblem
+from engine.kernel.inputs import MAX_INPUT_BYTES
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -128,15 +128,15 @@ def triage(
     if format is Format.json:
         sys.stdout.write(result_json(result) + "\n")
     elif format is Format.cds_hooks:
-        from engine.cds_hooks import cards
+        from engine.views.cds_hooks import cards
 
         sys.stdout.write(json.dumps(cards(result, triager.ruleset), ensure_ascii=False, indent=2) + "\n")
     elif format is Format.markdown:
-        from engine.markdown import result_markdown
+        from engine.views.markdown import result_markdown
 
         sys.stdout.write(result_markdown(result, triager.ruleset))
     else:
-        from engine.render import print_text
+        from engine.views.text import print_text
 
         print_text(result, Console(highlight=False), triager.ruleset, details)
 
@@ -158,7 +158,7 @@ def _print_json(data: object) -> None:
 
 
 def _ruleset():
-    from engine.loader import load_ruleset
+    from engine.kernel.loader import load_ruleset
 
     try:
         return load_ruleset()
@@ -178,8 +178,8 @@ def explain(
     """
     try:
         from engine import default_triager
-        from engine.explain import explain_patient
-        from engine.inputs import parse_json
+        from engine.views.explain import explain_patient
+        from engine.kernel.inputs import parse_json
 
         _, expl = explain_patient(default_triager(), parse_json(_read_input(file)), intervention)
     except InputError as exc:
@@ -189,11 +189,11 @@ def explain(
     if format is Format.json:
         _print_json(expl)
     elif format is Format.markdown:
-        from engine.markdown import explanation_markdown
+        from engine.views.markdown import explanation_markdown
 
         sys.stdout.write(explanation_markdown(expl))
     else:
-        from engine.explain import explanation_view
+        from engine.views.explain import explanation_view
 
         Console(highlight=False).print(explanation_view(expl))
 
@@ -209,7 +209,7 @@ def rules_list(
     """
     if ctx.invoked_subcommand is not None:
         return
-    from engine.explain import basis_gaps, rule_rows, rules_table
+    from engine.views.explain import basis_gaps, rule_rows, rules_table
 
     ruleset = _ruleset()
     rows = rule_rows(ruleset)
@@ -232,7 +232,7 @@ def rules_show(
     format: Annotated[ViewFormat, typer.Option("--format", "-f", help="text or json")] = ViewFormat.text,
 ) -> None:
     """One rule with its full sources: patterns, parameters, citations, grades and its place in the chain."""
-    from engine.explain import find_rule, rule_detail, rule_detail_view
+    from engine.views.explain import find_rule, rule_detail, rule_detail_view
 
     ruleset = _ruleset()
     rule, close = find_rule(ruleset, rule_id)
@@ -254,7 +254,7 @@ def rules_attributes(
 
     Name, version, digest, developer, funding, intended use, release and revision dates, citations, and the patient attributes each rule reads; attributes the rule set does not declare are shown as 'not declared'.
     """
-    from engine.explain import attributes_view, source_attributes
+    from engine.views.explain import attributes_view, source_attributes
 
     attrs = source_attributes(_ruleset())
     if format is ViewFormat.json:
@@ -273,7 +273,7 @@ def schema() -> None:
 
 
 # `batch`: many patients in, NDJSON out (issue 5). Reading, worker processes, ordering and error
-# records live in engine/batch.py; this is the command line around it.
+# records live in engine/channels/batch.py; this is the command line around it.
 EXIT_REJECTED = 3  # some records were rejected; each has an error line in --out
 
 
@@ -301,7 +301,7 @@ def batch(
 
     Each output line is the result (as `triage --format json`, on one line) or an error record {"line": N, "source": ..., "error": {...}}; a blank input line is a record rejected as an empty line. A summary goes to stderr. Exit 0: every record triaged; 3: some records rejected; 2: INPUT or --out unusable; 1: internal failure.
     """
-    from engine import batch as b
+    from engine.channels import batch as b
 
     show_progress = sys.stderr.isatty()
     try:
@@ -366,8 +366,8 @@ def rules_check(
     import importlib
     import os
 
-    from engine.checker import check_ruleset, fired_rules_in_features, read_snapshot, snapshot_text
-    from engine.loader import load_ruleset
+    from engine.tools.checker import check_ruleset, fired_rules_in_features, read_snapshot, snapshot_text
+    from engine.kernel.loader import load_ruleset
 
     try:
         rs = load_ruleset(ruleset_module)
@@ -400,15 +400,15 @@ def rules_check(
         raise typer.Exit(EXIT_INTERNAL)
 
 
-# FHIR R4 in, CDS Hooks out, and `serve` (issue 7). The mapping lives in engine/fhir.py and
-# rules/fhir_map.toml, the cards in engine/cds_hooks.py, the service in engine/service.py.
+# FHIR R4 in, CDS Hooks out, and `serve` (issue 7). The mapping lives in engine/channels/fhir.py and
+# rules/fhir_map.toml, the cards in engine/views/cds_hooks.py, the service in engine/channels/service.py.
 
 
 def _triage_input(triager, file: str, kind: InputKind, as_of: str | None) -> Result:
     """Triage FILE as a CONTRACT.md patient or a FHIR R4 Bundle (auto: by its resourceType)."""
     from datetime import date
 
-    from engine.inputs import FHIR_MAX_BYTES, MAX_INPUT_BYTES, is_fhir, parse_json
+    from engine.kernel.inputs import FHIR_MAX_BYTES, MAX_INPUT_BYTES, is_fhir, parse_json
 
     if kind is InputKind.json:
         if as_of is not None:
@@ -422,7 +422,7 @@ def _triage_input(triager, file: str, kind: InputKind, as_of: str | None) -> Res
         if len(data) > MAX_INPUT_BYTES:  # a patient file keeps its own, smaller limit
             parse_json(data)  # raises the size error
         return triager.triage(document)  # parsed once; FHIR code never imported for a patient file
-    from engine.fhir import triage_bundle
+    from engine.channels.fhir import triage_bundle
 
     reference = None
     if as_of is not None:
@@ -448,7 +448,7 @@ def serve(
 
     Every hook and feedback call must carry a JWT bearer token signed by a trusted EHR (signature by --jwks, iss in --issuer, aud = this service's endpoint, exp, jti once); 401 otherwise.
     """
-    from engine.service import ServiceConfig, create_app
+    from engine.channels.service import ServiceConfig, create_app
 
     url = (public_url or f"http://{host}:{port}").rstrip("/")
     is_url = jwks is not None and jwks.startswith(("https://", "http://"))

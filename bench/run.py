@@ -28,12 +28,12 @@ if __package__ in (None, ""):  # `python bench/run.py`
 
 import orjson  # noqa: E402
 
-import engine.inference as inference  # noqa: E402
+import engine.kernel.inference as inference  # noqa: E402
 from bench.cohort import cohort, coverage  # noqa: E402
 from engine import Triager  # noqa: E402
-from engine import batch as batch_mod  # noqa: E402
-from engine.inputs import parse_json  # noqa: E402
-from engine.triage import build_result  # noqa: E402
+from engine.channels import batch as batch_mod  # noqa: E402
+from engine.kernel.inputs import parse_json  # noqa: E402
+from engine.kernel.triage import build_result  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = {
@@ -174,7 +174,7 @@ def write_ndjson(path: Path, n: int, seed: int) -> None:
 
 
 def throughput(path: Path, workers: int) -> dict:
-    """Records per second through engine.batch (file in, file out), excluding interpreter start."""
+    """Records per second through engine.channels.batch (file in, file out), excluding interpreter start."""
     source = batch_mod.open_input(str(path))
     with open(os.devnull, "wb") as sink:
         s = time.perf_counter()
@@ -325,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
         write_ndjson(cohort_file, args.patients, args.seed)
         one = fig["throughput_1"] = throughput(cohort_file, 1)
         many = fig["throughput_n"] = throughput(cohort_file, args.workers)
-        print(f"\nthroughput through engine.batch (NDJSON file in and out, {args.patients} records):")
+        print(f"\nthroughput through engine.channels.batch (NDJSON file in and out, {args.patients} records):")
         print(f"  1 process:   {one['per_s']:7.0f} patients/s")
         print(f"  {args.workers} processes: {many['per_s']:7.0f} patients/s  (×{many['per_s'] / one['per_s']:.2f})")
 

@@ -1,9 +1,9 @@
 """The facade rule authors import from: everything a rule set needs, nothing more."""
 
-from .errors import RuleSetError
-from .loader import digest_of
-from .models import Evidence, StrictModel
-from .rulebase import (
+from engine.kernel.errors import RuleSetError
+from engine.kernel.loader import digest_of
+from engine.kernel.models import Evidence, StrictModel
+from engine.kernel.rulebase import (
     Context,
     InterventionSpec,
     Parameter,

@@ -1,4 +1,4 @@
-"""The FHIR R4 mapping table of this rule set (fhir_map.toml), for engine/fhir.py.
+"""The FHIR R4 mapping table of this rule set (fhir_map.toml), for engine/channels/fhir.py.
 
 The engine finds it by convention: the rule-set package's `fhir` module exposes `FHIR_MAPPING`.
 The table is data, reviewed like parameters.toml; nothing here interprets it.
@@ -11,7 +11,7 @@ from typing import Any
 
 from .knowledge import HERE
 
-#: The parsed mapping table (engine/fhir.py validates its shape when it loads it).
+#: The parsed mapping table (engine/channels/fhir.py validates its shape when it loads it).
 FHIR_MAPPING: dict[str, Any] = tomllib.loads((HERE / "fhir_map.toml").read_text(encoding="utf-8"))
 
 __all__ = ["FHIR_MAPPING"]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-import engine.inference
+import engine.kernel.inference
 from bench.cohort import cohort, coverage
 from engine import InputError, Triager, default_triager, triage_many
 
@@ -63,7 +63,7 @@ def test_eight_threads_of_a_thousand_triages_each_agree_with_the_serial_results(
 def test_concurrent_first_calls_share_one_default_triager(monkeypatch):
     """Eight threads asking for the default triager at the same moment get the same one: the rule
     set is loaded once per process."""
-    monkeypatch.setattr(sys.modules["engine.triage"], "_default", None)
+    monkeypatch.setattr(sys.modules["engine.kernel.triage"], "_default", None)
     start = threading.Barrier(8)
     got: list[Triager] = []
 
@@ -109,7 +109,7 @@ def test_a_fork_while_another_thread_holds_the_engines_locks_does_not_hang_the_c
     holding, release = threading.Event(), threading.Event()
 
     def hold() -> None:
-        with t.engine._lock, engine.inference._counter_lock:
+        with t.engine._lock, engine.kernel.inference._counter_lock:
             holding.set()
             release.wait(120)
 

@@ -1,4 +1,4 @@
-"""`cli.py batch` and engine/batch.py: one output line per input record, in input order, whatever
+"""`cli.py batch` and engine/channels/batch.py: one output line per input record, in input order, whatever
 the records hold; error records name fields, never values; memory stays flat."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 import cli
 from engine import Triager, default_triager
-from engine import batch as b
+from engine.channels import batch as b
 from engine.api import Rule, fact
 from tests.conftest import load_example
 from tests.toy import toy_ruleset

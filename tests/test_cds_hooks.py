@@ -1,4 +1,4 @@
-"""CDS Hooks 2.0 cards from a triage result (engine/cds_hooks.py, `triage --format cds-hooks`)."""
+"""CDS Hooks 2.0 cards from a triage result (engine/views/cds_hooks.py, `triage --format cds-hooks`)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from cli import app
 from engine import Result, default_triager
-from engine.cds_hooks import CARD_NAMESPACE, card_uuid, cards
+from engine.views.cds_hooks import CARD_NAMESPACE, card_uuid, cards
 
 EXAMPLES = ("neuropathic-persistent", "new-onset", "opioid-user", "red-flag-charcot", "rheumatoid")
 runner = CliRunner()

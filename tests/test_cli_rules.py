@@ -7,7 +7,7 @@ import json
 from typer.testing import CliRunner
 
 from cli import app
-from engine.explain import GAP_MARK, NOT_DECLARED, PROJECT_ONLY, SOURCE_ATTRIBUTES, basis_gaps, rule_basis
+from engine.views.explain import GAP_MARK, NOT_DECLARED, PROJECT_ONLY, SOURCE_ATTRIBUTES, basis_gaps, rule_basis
 from rules import RULESET
 
 runner = CliRunner()

@@ -1,4 +1,4 @@
-"""engine/explain.py and engine/markdown.py, and the `explain` command: derivations a clinician can check."""
+"""engine/views/explain.py and engine/views/markdown.py, and the `explain` command: derivations a clinician can check."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from cli import app
 from engine import InputError, Result, default_triager
 from engine.api import Rule, fact, ge
-from engine.explain import (
+from engine.views.explain import (
     ExplainError,
     basis_gaps,
     entry_text,
@@ -22,8 +22,8 @@ from engine.explain import (
     rule_basis,
     source_attributes,
 )
-from engine.markdown import esc, explanation_markdown, result_markdown
-from engine.triage import Triager
+from engine.views.markdown import esc, explanation_markdown, result_markdown
+from engine.kernel.triage import Triager
 from tests.conftest import example_path, load_example
 from tests.toy import chain_rules, toy_ruleset
 
@@ -371,8 +371,8 @@ def test_triage_markdown_has_the_recommendations_withheld_unknowns_and_reference
 
 def test_markdown_and_explanation_write_grades_alike():
     """The markdown report's grade wording is the explanation's: 'SORT C · very low'."""
-    from engine import explain as ex
-    from engine import markdown as md
+    from engine.views import explain as ex
+    from engine.views import markdown as md
 
     ev = {"sort": "C", "certainty": "very_low"}
     assert md.evidence_grade(ev) == ex.evidence_grade(ev) == "SORT C · very low"

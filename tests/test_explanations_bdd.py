@@ -9,7 +9,7 @@ from typing import Any
 from pytest_bdd import parsers, scenarios, then, when
 
 from engine import default_triager
-from engine.explain import entry_text, explain_patient, iter_nodes, iter_steps
+from engine.views.explain import entry_text, explain_patient, iter_nodes, iter_steps
 
 scenarios("explanations.feature")
 

@@ -1,4 +1,4 @@
-"""FHIR R4 input: Bundles mapped by code to the patient of CONTRACT.md (engine/fhir.py, rules/fhir_map.toml)."""
+"""FHIR R4 input: Bundles mapped by code to the patient of CONTRACT.md (engine/channels/fhir.py, rules/fhir_map.toml)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from cli import app
 from engine import InputError, RuleSetError, default_triager
-from engine.fhir import (
+from engine.channels.fhir import (
     FhirMapper,
     NotApplicable,
     bundle_from_prefetch,

@@ -18,7 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cli import EXIT_INPUT, EXIT_OK, app
-from engine.inputs import MAX_INPUT_BYTES
+from engine.kernel.inputs import MAX_INPUT_BYTES
 from tests.hostile import make_corpus as corpus
 
 ROOT = Path(__file__).resolve().parents[1]

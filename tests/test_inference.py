@@ -11,8 +11,8 @@ import pytest
 
 from engine import InferenceError, Triager
 from engine.api import Rule, fact
-from engine.errors import FactError, RuleSetError
-from engine.inference import MAX_FACT_PROPERTIES, MAX_FACTS, Engine, compile_rules, normalise_fact, stratify
+from engine.kernel.errors import FactError, RuleSetError
+from engine.kernel.inference import MAX_FACT_PROPERTIES, MAX_FACTS, Engine, compile_rules, normalise_fact, stratify
 from tests.toy import chain_rules, toy_ruleset
 
 

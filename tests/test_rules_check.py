@@ -1,4 +1,4 @@
-"""`rules check`: the knowledge base checked before any patient meets it (engine/checker.py, cli.py)."""
+"""`rules check`: the knowledge base checked before any patient meets it (engine/tools/checker.py, cli.py)."""
 
 from __future__ import annotations
 
@@ -18,14 +18,14 @@ from typer.testing import CliRunner
 from cli import app
 from engine import default_triager
 from engine.api import Evidence, Parameter
-from engine.checker import (
+from engine.tools.checker import (
     check_ruleset,
     fired_rules_in,
     fired_rules_in_features,
     read_snapshot,
     snapshot_text,
 )
-from engine.loader import digest_of
+from engine.kernel.loader import digest_of
 from rules import RULESET
 
 ROOT = Path(__file__).resolve().parents[1]

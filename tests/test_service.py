@@ -355,7 +355,7 @@ def test_serve_refuses_to_start_without_keys_or_issuers() -> None:
 
 def test_insecure_mode_is_loudly_logged(capfd: pytest.CaptureFixture[str]) -> None:
     """--insecure says on stderr that tokens are not verified."""
-    from engine.service import ServiceConfig, create_app
+    from engine.channels.service import ServiceConfig, create_app
 
     create_app(ServiceConfig(insecure=True))
     assert "INSECURE" in capfd.readouterr().err

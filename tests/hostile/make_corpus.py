@@ -20,7 +20,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 CORPUS_DIR = HERE / "corpus"
-#: engine.inputs.MAX_INPUT_BYTES, repeated so that this script runs without the project installed.
+#: engine.kernel.inputs.MAX_INPUT_BYTES, repeated so that this script runs without the project installed.
 MAX_INPUT_BYTES = 256 * 1024
 MB = 1024 * 1024
 

@@ -11,15 +11,15 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from .models import CATEGORY_ORDER, CATEGORY_TITLE, Result
-from .rulebase import RuleSet, code_label, intervention_label
+from engine.kernel.models import CATEGORY_ORDER, CATEGORY_TITLE, Result
+from engine.kernel.rulebase import RuleSet, code_label, intervention_label
 
 _SPECIAL = re.compile(r"([\\`*\[\]<>|#])")
 DISCLAIMER = "Decision support only: it supports, and does not replace, clinical judgement."
 
 
 def evidence_grade(ev: Mapping[str, Any] | None) -> str:
-    """'SORT C · very low' for an evidence entry, '' without one (as engine.explain writes it;
+    """'SORT C · very low' for an evidence entry, '' without one (as engine.views.explain writes it;
     repeated here so that a markdown triage report does not import rich)."""
     if not ev:
         return ""
@@ -154,7 +154,7 @@ def _entry_heading(e: Mapping[str, Any]) -> str:
 
 
 def explanation_markdown(expl: Mapping[str, Any]) -> str:
-    """An explanation (engine.explain.explain) as nested markdown lists, one section per entry."""
+    """An explanation (engine.views.explain.explain) as nested markdown lists, one section per entry."""
     out = [f"## Explanation: {esc(expl['patient_id'])}", ""]
     if expl["red_flags"]:
         out += [f"**Red flags: {esc(', '.join(expl['red_flags']))}.**", ""]

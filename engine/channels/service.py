@@ -33,8 +33,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from .errors import EngineError, InputError
-from .fhir import (
+from engine.kernel.errors import EngineError, InputError
+from engine.channels.fhir import (
     FHIR_MAX_BYTES,
     PREFETCH_KEYS,
     FhirMapper,
@@ -44,7 +44,7 @@ from .fhir import (
     prefetch_templates,
     triage_bundle,
 )
-from .inputs import parse_json
+from engine.kernel.inputs import parse_json
 
 log = logging.getLogger("forefoot_cds.service")
 
@@ -215,8 +215,8 @@ def _input_problem(exc: InputError, status: int = 400) -> _Problem:
 
 def create_app(config: ServiceConfig, triager: Any = None, mapper: FhirMapper | None = None) -> FastAPI:
     """The FastAPI application of the service."""
-    from .cds_hooks import DEFAULT_SOURCE_URL, cards
-    from .triage import default_triager
+    from engine.views.cds_hooks import DEFAULT_SOURCE_URL, cards
+    from engine.kernel.triage import default_triager
 
     bad = config.problems()
     if bad:

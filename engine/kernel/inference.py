@@ -49,8 +49,8 @@ from typing import Any
 import durable_rules_engine as _dre
 import orjson
 
-from .errors import FactError, InferenceError, RuleSetError
-from .rulebase import Context, Pattern, Rule, RuleSet, Test
+from engine.kernel.errors import FactError, InferenceError, RuleSetError
+from engine.kernel.rulebase import Context, Pattern, Rule, RuleSet, Test
 
 #: 253 properties (nested leaves counted) segfault durable-rules; keep far below.
 MAX_FACT_PROPERTIES = 64
@@ -259,7 +259,7 @@ def compile_rules(ruleset: RuleSet) -> CompiledRules:
 @dataclass
 class Collected:
     """What one inference run concluded, as plain data in firing order (the result models are
-    built once, from this, by `engine.triage.build_result`)."""
+    built once, from this, by `engine.kernel.triage.build_result`)."""
 
     facts: list[dict[str, Any]] = field(default_factory=list)
     recommendations: dict[str, dict[str, Any]] = field(default_factory=dict)

@@ -41,8 +41,8 @@ from typing import IO, Any
 
 import orjson
 
-from .errors import FieldProblem, InferenceError, InputError
-from .inputs import MAX_INPUT_BYTES
+from engine.kernel.errors import FieldProblem, InferenceError, InputError
+from engine.kernel.inputs import MAX_INPUT_BYTES
 
 #: Records per task sent to a worker process (about 30 ms of work: small enough to keep two
 #: workers evenly busy, large enough that inter-process overhead stays a few per cent).
@@ -178,7 +178,7 @@ _triager: Any = None
 def _get_triager():
     global _triager
     if _triager is None:
-        from .triage import default_triager
+        from engine.kernel.triage import default_triager
 
         _triager = default_triager()
     return _triager

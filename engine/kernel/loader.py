@@ -7,8 +7,8 @@ import importlib
 import os
 from pathlib import Path
 
-from .errors import RuleSetError
-from .rulebase import RuleSet
+from engine.kernel.errors import RuleSetError
+from engine.kernel.rulebase import RuleSet
 
 #: The rule-set package the engine loads unless told otherwise (`CDS_RULESET` overrides it).
 DEFAULT_RULESET_MODULE = "rules"

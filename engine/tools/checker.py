@@ -30,9 +30,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from .loader import digest_of
-from .models import Evidence
-from .rulebase import RuleSet
+from engine.kernel.loader import digest_of
+from engine.kernel.models import Evidence
+from engine.kernel.rulebase import RuleSet
 
 Level = Literal["error", "warning", "note"]
 #: Categories whose recommendations need no evidence grade.
@@ -306,7 +306,7 @@ def check_ruleset(
 
     # compiles
     if compile_rules:
-        from .inference import compile_rules as _compile
+        from engine.kernel.inference import compile_rules as _compile
 
         try:
             _compile(ruleset)

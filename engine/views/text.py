@@ -9,8 +9,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from .models import CATEGORY_ORDER, CATEGORY_TITLE, Result
-from .rulebase import RuleSet, code_label, intervention_label
+from engine.kernel.models import CATEGORY_ORDER, CATEGORY_TITLE, Result
+from engine.kernel.rulebase import RuleSet, code_label, intervention_label
 
 KIND_TITLE = {
     "contraindicated": "contraindicated",
@@ -29,7 +29,7 @@ def grade(rec: Any) -> str:
     return f"SORT {ev.sort} · {ev.certainty.replace('_', ' ')}"
 
 
-label = intervention_label  # kept under its old name for callers of engine.render
+label = intervention_label  # kept under its old name for callers of engine.views.text
 
 
 def _detail_lines(details: dict[str, Any]) -> list[str]:

@@ -18,8 +18,8 @@ import re
 import uuid
 from typing import Any
 
-from .models import Result
-from .rulebase import RuleSet, code_label, intervention_label
+from engine.kernel.models import Result
+from engine.kernel.rulebase import RuleSet, code_label, intervention_label
 
 #: Base URL of this project's identifiers (a reserved example domain: identifiers, not pages).
 PROJECT_URL = "https://forefoot-cds.example"

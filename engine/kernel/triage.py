@@ -10,12 +10,12 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from .errors import InferenceError, InputError
-from .inference import Collected, Engine
-from .inputs import parse_json, validate
-from .loader import load_ruleset
-from .models import CATEGORY_ORDER, KIND_ORDER, Result, RulesetInfo
-from .rulebase import RuleSet
+from engine.kernel.errors import InferenceError, InputError
+from engine.kernel.inference import Collected, Engine
+from engine.kernel.inputs import parse_json, validate
+from engine.kernel.loader import load_ruleset
+from engine.kernel.models import CATEGORY_ORDER, KIND_ORDER, Result, RulesetInfo
+from engine.kernel.rulebase import RuleSet
 
 
 @dataclass(frozen=True)

@@ -31,10 +31,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .errors import FieldProblem, InputError, RuleSetError
-from .inputs import FHIR_MAX_BYTES, is_fhir  # noqa: F401 - is_fhir re-exported for callers of this module
-from .loader import DEFAULT_RULESET_MODULE
-from .models import Result, Unknown
+from engine.kernel.errors import FieldProblem, InputError, RuleSetError
+from engine.kernel.inputs import FHIR_MAX_BYTES, is_fhir  # noqa: F401 - is_fhir re-exported for callers of this module
+from engine.kernel.loader import DEFAULT_RULESET_MODULE
+from engine.kernel.models import Result, Unknown
 
 #: The resource types this module reads; any other valid resource in a Bundle is ignored.
 READ_TYPES = ("Patient", "Condition", "Observation", "MedicationStatement", "MedicationRequest", "Procedure",

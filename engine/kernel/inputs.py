@@ -12,7 +12,7 @@ from typing import Any, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
-from .errors import FieldProblem, InputError
+from engine.kernel.errors import FieldProblem, InputError
 
 #: Largest accepted patient document. A real patient file is about 1 KB.
 MAX_INPUT_BYTES = 256 * 1024

@@ -38,10 +38,10 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
-from .errors import FieldProblem, InputError
-from .models import Result
-from .rulebase import Parameter, Pattern, Rule, RuleSet, Test, intervention_label
-from .triage import build_result
+from engine.kernel.errors import FieldProblem, InputError
+from engine.kernel.models import Result
+from engine.kernel.rulebase import Parameter, Pattern, Rule, RuleSet, Test, intervention_label
+from engine.kernel.triage import build_result
 
 #: Source text of a parameter that is a convention of the rule set, not evidence.
 PROJECT_PARAMETER = "project parameter, not evidence"

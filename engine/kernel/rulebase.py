@@ -1,6 +1,6 @@
 """What a rule set is made of: patterns, rules, interventions, citations, parameters.
 
-Rule authors describe rules declaratively here; `engine.inference` compiles them for
+Rule authors describe rules declaratively here; `engine.kernel.inference` compiles them for
 durable-rules. A rule never tests the absence of a fact that its own stratum could still
 produce: strata are computed from what rules read and conclude (see `stratify`).
 """
@@ -12,8 +12,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import RuleSetError
-from .models import CATEGORY_ORDER, Evidence
+from engine.kernel.errors import RuleSetError
+from engine.kernel.models import CATEGORY_ORDER, Evidence
 
 Scalar = str | int | float | bool
 
