@@ -86,12 +86,13 @@ def to_facts(p: Patient) -> list[dict[str, Any]]:
     for code in sorted(p.comorbidities):
         facts.append({"type": "comorbidity", "key": code, "code": code})
     meds: dict[str, dict[str, Any]] = {}
-    for name in sorted(p.medications, key=lambda n: (normalise_medication(n), n)):
-        key = normalise_medication(name) or name.strip().casefold()
+    for m in sorted(p.medications, key=lambda m: (normalise_medication(m.name or ""), m.name or "", m.rxnorm or "")):
+        name = (m.name or f"RxNorm {m.rxnorm}").strip()
+        key = normalise_medication(name) or name.casefold()
         if key in meds:
             continue  # the same drug typed twice ('Tramadol', 'tramadol'): one fact
         cls, matched = classify_medication(name)
-        meds[key] = {"type": "medication", "key": key, "name": name.strip(), "drug_class": cls, "matched": matched}
+        meds[key] = {"type": "medication", "key": key, "name": name, "drug_class": cls, "matched": matched}
     facts.extend(meds.values())
     for code in sorted(p.red_flags):
         facts.append({"type": "red_flag", "key": code, "code": code})

@@ -24,6 +24,7 @@ RED_FLAG_TEXT = {
     "critical_ischemia": "critical limb ischaemia",
     "suspected_tumor": "suspected tumour",
     "acute_trauma": "acute trauma",
+    "foot_ulcer": "foot ulceration",
 }
 DN4_CITES = ("bouhassira-2005", "timmerman-2017", "van-seventer-2013")
 ADJUNCT_ENTRY = (

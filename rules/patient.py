@@ -9,13 +9,31 @@ from pydantic_core import PydanticCustomError
 
 from engine.api import StrictModel
 
-from .vocabulary import DN4Item, Comorbidity, ExamFinding, RedFlag, Response, Sex, Side, Site, TreatmentCode
+from .vocabulary import (
+    Comorbidity,
+    DN4Item,
+    ExamFinding,
+    MedicationStatus,
+    RecordSection,
+    RedFlag,
+    Response,
+    Sex,
+    Side,
+    Site,
+    TreatmentCode,
+)
 
 #: 100 years: longer durations are data-entry errors.
 MAX_WEEKS = 5200.0
 Weeks = Annotated[float, Field(ge=0, le=MAX_WEEKS, allow_inf_nan=False)]
 Text = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")]
-MedicationName = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]+$")]
+#: RxNorm display names run past 200 characters; a name is data, not an attack (the document
+#: size limit bounds the input as a whole).
+MAX_MEDICATION_NAME = 1000
+MedicationName = Annotated[
+    str, StringConstraints(min_length=1, max_length=MAX_MEDICATION_NAME, pattern=r"^[^\x00-\x1f\x7f]+$")
+]
+RxNormCode = Annotated[str, StringConstraints(pattern=r"^[0-9]{1,10}$")]
 
 
 def _unique(values: list, what: str) -> list:
@@ -42,6 +60,12 @@ class Pain(StrictModel):
         description="true when the DN4 was assessed (an empty feature list then means 0/10, not 'not asked')",
     )
 
+    dn4_examined: bool | None = Field(
+        default=None,
+        description="true when the DN4's three examination items were done too; false: the interview "
+        "only (scored out of 7 against the interview cut-off)",
+    )
+
     @field_validator("neuropathic_features")
     @classmethod
     def _dn4_unique(cls, v: list) -> list:
@@ -52,8 +76,57 @@ class PriorTreatment(StrictModel):
     """One intervention already tried, how long, and how it went."""
 
     treatment: TreatmentCode = Field(description="intervention code")
-    weeks: Weeks = Field(description="how long it was tried, in weeks")
+    weeks: Weeks = Field(
+        description="how long it was tried, in weeks; for a one-off procedure (pulsed radiofrequency, surgery): "
+        "weeks since it was done"
+    )
     response: Response = Field(description="how the pain responded")
+
+
+def _string_or_object(schema: dict) -> None:
+    """The published schema says what the input accepts: a name as a string, or the object."""
+    schema["items"] = {"anyOf": [{"type": "string", "minLength": 1, "maxLength": MAX_MEDICATION_NAME},
+                                 schema["items"]]}
+
+
+class Medication(StrictModel):
+    """One medication as an EHR or e-prescribing system writes it: a name, an RxNorm code, or both."""
+
+    name: MedicationName | None = Field(default=None, description="the drug as written (any length up to 1,000)")
+    rxnorm: RxNormCode | None = Field(default=None, description="RxNorm concept id (digits)")
+    status: MedicationStatus = Field(default="active", description="active (taken now) or stopped")
+    stopped_days_ago: Annotated[float, Field(ge=0, le=36500, allow_inf_nan=False)] | None = Field(
+        default=None, description="days since it was stopped (required when status is stopped)"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_string(cls, v: object) -> object:
+        """A string is a current medication as written."""
+        if isinstance(v, str):
+            return {"name": v}
+        if not isinstance(v, (dict, Medication)):
+            raise PydanticCustomError(
+                "medication_type",
+                "a medication is a string (its name as written) or an object with name, rxnorm, status "
+                "and stopped_days_ago",
+            )
+        return v
+
+    @model_validator(mode="after")
+    def _named_and_dated(self) -> "Medication":
+        if self.name is None and self.rxnorm is None:
+            raise PydanticCustomError("medication_unnamed", "a medication needs a name, an rxnorm code, or both")
+        if self.status == "stopped" and self.stopped_days_ago is None:
+            raise PydanticCustomError(
+                "stopped_without_days",
+                "status is stopped but stopped_days_ago is missing; give the days since it was stopped",
+            )
+        if self.status == "active" and self.stopped_days_ago is not None:
+            raise PydanticCustomError(
+                "active_with_stop", "stopped_days_ago is given but status is active; set status to stopped"
+            )
+        return self
 
 
 class Patient(StrictModel):
@@ -78,16 +151,24 @@ class Patient(StrictModel):
     comorbidities: Annotated[list[Comorbidity], Field(max_length=30)] = Field(
         default_factory=list, description="relevant comorbidities"
     )
-    medications: Annotated[list[MedicationName], Field(max_length=50)] = Field(
-        default_factory=list, description="current medications, generic names as typed"
+    medications: Annotated[list[Medication], Field(max_length=60)] = Field(
+        default_factory=list,
+        json_schema_extra=_string_or_object,
+        description="medications: a string is a current medication as written; an object gives name, rxnorm, "
+        "status and stopped_days_ago",
     )
-    red_flags: Annotated[list[RedFlag], Field(max_length=6)] = Field(
+    red_flags: Annotated[list[RedFlag], Field(max_length=7)] = Field(
         default_factory=list, description="red flags found"
     )
     pregnant: bool | None = Field(default=None, description="pregnant (omit when not known)")
     breastfeeding: bool | None = Field(default=None, description="breastfeeding (omit when not known)")
+    not_retrieved: Annotated[list[RecordSection], Field(max_length=6)] = Field(
+        default_factory=list,
+        description="parts of the record the source could not retrieve (e.g. a failed FHIR search): what they "
+        "would hold is unknown, not none",
+    )
 
-    @field_validator("exam_findings", "comorbidities", "red_flags")
+    @field_validator("exam_findings", "comorbidities", "red_flags", "not_retrieved")
     @classmethod
     def _codes_unique(cls, v: list, info) -> list:
         return _unique(v, info.field_name)

@@ -70,6 +70,7 @@ Comorbidity = Literal[
     "liver_failure",
     "hepatic_impairment",
     "opioid_use_disorder",
+    "long_term_opioid_use",
     "chronic_kidney_disease",
     "peripheral_arterial_disease",
     "gout",
@@ -83,4 +84,18 @@ RedFlag = Literal[
     "critical_ischemia",
     "suspected_tumor",
     "acute_trauma",
+    "foot_ulcer",
+]
+
+MedicationStatus = Literal["active", "stopped"]
+
+#: Parts of the record a source could not retrieve (a failed FHIR search): their empty lists are
+#: unknown, never "none".
+RecordSection = Literal[
+    "medications",
+    "comorbidities",
+    "red_flags",
+    "prior_treatments",
+    "exam_findings",
+    "pain.neuropathic_features",
 ]

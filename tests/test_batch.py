@@ -188,7 +188,7 @@ def test_error_records_never_repeat_a_patients_values(tmp_path):
     lines = [
         '{"id": "Jane Q. Example", "age": 999, "pain": {"duration_weeks": 3}}',
         '{"id": "Jane Q. Example", "age": 40, "pain": {"duration_weeks": 3}, "surname": "Examplesson"}',
-        '{"id": "Jane Q. Example", "age": 40, "pain": {"duration_weeks": 3}, "medications": ["' + "Z" * 300 + '"]}',
+        '{"id": "Jane Q. Example", "age": 40, "pain": {"duration_weeks": 3}, "medications": ["' + "Z" * 1200 + '"]}',
         '{"id": "Jane Q. Example", "age": 40, "pain": {"duration_weeks": 3}, "sex": "Examplesson"}',
     ]
     out = tmp_path / "out.ndjson"

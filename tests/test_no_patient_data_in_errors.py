@@ -66,7 +66,7 @@ SHAPES: dict[str, bytes] = {
     "name as a comorbidity": with_("comorbidities", [BIRTH]),
     "name as a treatment": with_("prior_treatments", [{"treatment": NAME, "weeks": 8, "response": "none"}]),
     "name as a response": with_("prior_treatments", [{"treatment": "insoles", "weeks": 8, "response": MRN}]),
-    "medication too long": with_("medications", [f"{DRUG} " * 20]),
+    "medication too long": with_("medications", [f"{DRUG} " * 200]),
     "medication with an escape sequence": with_("medications", [f"\u001b[2J{DRUG}"]),
     "medications as an object": with_("medications", {NAME: DRUG}),
     "name as pain": with_("pain", NAME),
