@@ -5,6 +5,7 @@ from engine.kernel.loader import digest_of
 from engine.kernel.models import Evidence, StrictModel
 from engine.kernel.rulebase import (
     Context,
+    Finding,
     InterventionSpec,
     Parameter,
     Pattern,
@@ -19,11 +20,13 @@ from engine.kernel.rulebase import (
     lt,
     ne,
     one_of,
+    param,
 )
 
 __all__ = [
     "Context",
     "Evidence",
+    "Finding",
     "InterventionSpec",
     "Parameter",
     "Pattern",
@@ -41,4 +44,5 @@ __all__ = [
     "lt",
     "ne",
     "one_of",
+    "param",
 ]

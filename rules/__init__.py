@@ -6,7 +6,7 @@ recommendation can change for some patient.
 
 from engine.api import RuleSet, digest_of
 
-from .facts import to_facts
+from .facts import FACT_SOURCES, to_facts
 from .knowledge import CITATIONS, HERE, INTERVENTIONS, PARAMETERS
 from .pathway import RED_FLAG_TEXT, RULES
 from .patient import Patient
@@ -25,8 +25,22 @@ RULESET = RuleSet(
     patient_model=Patient,
     to_facts=to_facts,
     patient_id=lambda p: p.id,
-    red_flags=lambda p: list(p.red_flags),
+    flags=lambda p: list(p.red_flags),
+    categories={
+        "urgent_referral": "Urgent referral",
+        "first_line": "First-line care",
+        "adjunct": "Adjuncts",
+        "interventional": "Interventional",
+        "surgical_referral": "Surgical referral",
+    },
+    ungraded_categories=("urgent_referral",),
+    fact_sources=FACT_SOURCES,
     labels=dict(RED_FLAG_TEXT),
+    wording={
+        "flags_title": "Red flags",
+        "flag": "red flag",
+        "flags_stop": "urgent assessment first: routine escalation is stopped",
+    },
     attributes={
         "developer": "forefoot-cds project (founding engineers)",
         "funding": "none declared",

@@ -51,6 +51,23 @@ def classify_medication(name: str) -> tuple[str, list[str]]:
     return "unrecognised", []
 
 
+#: Which patient attribute each field of each input fact comes from ("*": the fact as a whole).
+#: The rule set derives from this which patient attributes each rule reads.
+FACT_SOURCES: dict[str, dict[str, str]] = {
+    "patient": {"age": "age", "sex": "sex", "pregnant": "pregnant", "breastfeeding": "breastfeeding",
+                "body_measures": "weight_kg"},
+    "pain": {"site": "pain.site", "side": "pain.side", "duration_weeks": "pain.duration_weeks",
+             "severity": "pain.severity", "dn4_items": "pain.neuropathic_features",
+             "dn4_assessed": "pain.dn4_assessed", "*": "pain.site"},
+    "body": {"weight_kg": "weight_kg", "height_cm": "height_cm", "*": "weight_kg"},
+    "treatment": {"*": "prior_treatments"},
+    "exam": {"*": "exam_findings"},
+    "comorbidity": {"*": "comorbidities"},
+    "medication": {"*": "medications"},
+    "red_flag": {"*": "red_flags"},
+}
+
+
 def _tri(value: bool | None) -> str:
     return "unknown" if value is None else ("yes" if value else "no")
 

@@ -15,13 +15,14 @@ def _load(name: str) -> dict[str, Any]:
     return tomllib.loads((HERE / name).read_text(encoding="utf-8"))
 
 
-PARAMETERS: dict[str, Parameter] = {
-    name: Parameter(name=name, value=v["value"], unit=v["unit"], source=v["source"], note=v["note"])
-    for name, v in _load("parameters.toml").items()
-}
+def _parameter(name: str, v: dict[str, Any]) -> Parameter:
+    allowed = v.get("allowed")
+    return Parameter(name=name, value=v["value"], unit=v["unit"], source=v["source"], note=v["note"],
+                     min=v.get("min"), max=v.get("max"), allowed=tuple(allowed) if allowed is not None else None,
+                     reviewed=v.get("reviewed"))
 
-#: Parameter values by name, for rule patterns: `P["persistent_pain_weeks"]`.
-P: dict[str, Any] = {name: p.value for name, p in PARAMETERS.items()}
+
+PARAMETERS: dict[str, Parameter] = {name: _parameter(name, v) for name, v in _load("parameters.toml").items()}
 
 CITATIONS: dict[str, dict[str, Any]] = {cid: dict(v) for cid, v in _load("citations.toml").items()}
 

@@ -11,10 +11,10 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-from engine.api import Context, Pattern, Rule, between, fact, ge, lt, ne, one_of
+from engine.api import Context, Pattern, Rule, between, fact, ge, lt, ne, one_of, param
 
 from .facts import OPIOID_CLASSES
-from .knowledge import INTERVENTIONS, P
+from .knowledge import INTERVENTIONS
 from .vocabulary import ESCALATIONS
 
 RED_FLAG_TEXT = {
@@ -27,10 +27,9 @@ RED_FLAG_TEXT = {
     "foot_ulcer": "foot ulceration",
 }
 DN4_CITES = ("bouhassira-2005", "timmerman-2017", "van-seventer-2013")
-ADJUNCT_ENTRY = (
-    f"adjuncts are considered from {P['persistent_pain_weeks']} weeks of pain after a failed conservative "
-    f"trial of at least {P['adequate_trial_weeks']} weeks"
-)
+def _adjunct_entry() -> str:
+    return (f"adjuncts are considered from {param('persistent_pain_weeks')} weeks of pain after a failed conservative "
+            f"trial of at least {param('adequate_trial_weeks')} weeks")
 
 
 def _w(x: float) -> str:
@@ -64,14 +63,14 @@ def _bmi_missing(ctx: Context) -> None:
 
 def _bmi_child(ctx: Context) -> None:
     ctx.unknown("bmi", f"age {ctx.fact('patient')['age']}: adult BMI cut-offs do not apply under "
-                f"{ctx.param('bmi_min_age')} (BMI-for-age centiles are not in this rule set); weight "
+                f"{param('bmi_min_age')} (BMI-for-age centiles are not in this rule set); weight "
                 "management was not evaluated", ["weight_management"])
 
 
 def _dn4(ctx: Context) -> None:
     pain = ctx.fact("pain")
     items = list(pain["dn4_items"])
-    total = ctx.param("dn4_items_total")
+    total = param("dn4_items_total")
     listed = f" ({', '.join(items)})" if items else ""
     ctx.because(f"DN4 {len(items)}/{total}{listed}")
     ctx.conclude("dn4", score=len(items), items=items)
@@ -82,26 +81,26 @@ def _dn4(ctx: Context) -> None:
 
 def _neuropathic(ctx: Context) -> None:
     d = ctx.fact("dn4")
-    ctx.because(f"DN4 {d['score']}/{ctx.param('dn4_items_total')} ≥ {ctx.param('dn4_neuropathic_cutoff')}: "
+    ctx.because(f"DN4 {d['score']}/{param('dn4_items_total')} ≥ {param('dn4_neuropathic_cutoff')}: "
                 "screens positive for a neuropathic component (a screening tool, not a diagnosis)")
     ctx.conclude("neuropathic_phenotype", score=d["score"])
 
 
 def _adequate_trial(ctx: Context) -> None:
     t = ctx.fact("trial")
-    ctx.because(f"{t['treatment']} tried {_weeks(t['weeks'])} ≥ {ctx.param('adequate_trial_weeks')}, response {t['response']}")
+    ctx.because(f"{t['treatment']} tried {_weeks(t['weeks'])} ≥ {param('adequate_trial_weeks')}, response {t['response']}")
     ctx.conclude("adequate_trial", key=t["treatment"], treatment=t["treatment"], weeks=t["weeks"], response=t["response"])
 
 
 def _trial_status(ctx: Context) -> None:
     t = ctx.fact("trial")
-    adequate = t["weeks"] >= ctx.param("adequate_trial_weeks")
+    adequate = t["weeks"] >= param("adequate_trial_weeks")
     r = t["response"]
     if r == "resolved":
         status = "helped"
     elif r in ("worsened", "not_tolerated"):
         status = r
-    elif adequate and r in ctx.param("no_benefit_responses"):
+    elif adequate and r in param("no_benefit_responses"):
         status = "no_benefit"
     elif adequate:
         status = "partial"
@@ -113,7 +112,7 @@ def _trial_status(ctx: Context) -> None:
 
 
 def _failed_conservative(ctx: Context) -> None:
-    failed = [t for t in ctx.all("adequate_trial") if t["response"] in ctx.param("failed_trial_responses")]
+    failed = [t for t in ctx.all("adequate_trial") if t["response"] in param("failed_trial_responses")]
     weeks = sum(t["weeks"] for t in failed)
     names = sorted(t["treatment"] for t in failed)
     ctx.because(f"adequate first-line trials without resolution: {len(names)} ({', '.join(names) or 'none'}), "
@@ -123,7 +122,7 @@ def _failed_conservative(ctx: Context) -> None:
 
 def _persistent(ctx: Context) -> None:
     pain, t = ctx.fact("pain"), ctx.fact("trial")
-    ctx.because(f"pain {_weeks(pain['duration_weeks'])} ≥ {ctx.param('persistent_pain_weeks')} despite "
+    ctx.because(f"pain {_weeks(pain['duration_weeks'])} ≥ {param('persistent_pain_weeks')} despite "
                 f"{t['treatment']} for {_weeks(t['weeks'])} (response {t['response']})")
     ctx.conclude("persistent_pain", duration_weeks=pain["duration_weeks"])
 
@@ -131,8 +130,8 @@ def _persistent(ctx: Context) -> None:
 def _recalcitrant(ctx: Context) -> None:
     f = ctx.fact("failed")
     ctx.because(f"persistent, with {_weeks(f['weeks_total'])} over {f['modalities']} failed adequate first-line "
-                f"trials (recalcitrant from {ctx.param('recalcitrant_trial_weeks')} weeks or "
-                f"{ctx.param('recalcitrant_modalities')} modalities)")
+                f"trials (recalcitrant from {param('recalcitrant_trial_weeks')} weeks or "
+                f"{param('recalcitrant_modalities')} modalities)")
     ctx.conclude("recalcitrant_pain", weeks_total=f["weeks_total"], modalities=f["modalities"])
 
 
@@ -158,59 +157,51 @@ def _unrecognised_med(ctx: Context) -> None:
 
 DERIVED = [
     Rule("BMI-DERIVE", "Derive BMI (kg/m², one decimal) from weight and height in adults.",
-         when={"body": fact("body"), "patient": fact("patient", age=ge(P["bmi_min_age"]))},
-         action=_bmi, concludes=("bmi",), parameters=("bmi_min_age",),
-         reads_patient=("weight_kg", "height_cm", "age")),
+         when={"body": fact("body"), "patient": fact("patient", age=ge(param("bmi_min_age")))},
+         action=_bmi, concludes=("bmi",)),
     Rule("BMI-UNKNOWN", "Say that BMI is unknown when weight or height is missing.",
-         when={"patient": fact("patient", body_measures="missing", age=ge(P["bmi_min_age"]))},
-         action=_bmi_missing, parameters=("bmi_min_age",), reads_patient=("weight_kg", "height_cm", "age")),
+         when={"patient": fact("patient", body_measures="missing", age=ge(param("bmi_min_age")))},
+         action=_bmi_missing),
     Rule("BMI-CHILD", "Say that adult BMI cut-offs are not applied to children.",
-         when={"patient": fact("patient", age=lt(P["bmi_min_age"]))},
-         action=_bmi_child, parameters=("bmi_min_age",), reads_patient=("age",)),
+         when={"patient": fact("patient", age=lt(param("bmi_min_age")))},
+         action=_bmi_child),
     Rule("DN4-SCORE", "Score the DN4 neuropathic screen: one point per item present (0-10).",
-         when={"pain": fact("pain")}, action=_dn4, concludes=("dn4",), parameters=("dn4_items_total",),
-         citations=("bouhassira-2005",), reads_patient=("pain.neuropathic_features", "pain.dn4_assessed")),
+         when={"pain": fact("pain")}, action=_dn4, concludes=("dn4",),
+         citations=("bouhassira-2005",)),
     Rule("DN4-PHENOTYPE", "A DN4 score at or above the cutoff gives the neuropathic phenotype (screen, not diagnosis).",
-         when={"dn4": fact("dn4", score=ge(P["dn4_neuropathic_cutoff"]))}, action=_neuropathic,
-         concludes=("neuropathic_phenotype",), parameters=("dn4_neuropathic_cutoff", "dn4_items_total"),
-         citations=DN4_CITES, reads_patient=("pain.neuropathic_features",)),
+         when={"dn4": fact("dn4", score=ge(param("dn4_neuropathic_cutoff")))}, action=_neuropathic,
+         concludes=("neuropathic_phenotype",),
+         citations=DN4_CITES),
     Rule("TRIAL-ADEQUATE", "A first-line modality tried long enough is an adequate conservative trial.",
-         when={"trial": fact("treatment", line="first_line", weeks=ge(P["adequate_trial_weeks"]))},
-         action=_adequate_trial, concludes=("adequate_trial",), parameters=("adequate_trial_weeks",),
-         reads_patient=("prior_treatments",)),
+         when={"trial": fact("treatment", line="first_line", weeks=ge(param("adequate_trial_weeks")))},
+         action=_adequate_trial, concludes=("adequate_trial",)),
     Rule("TRIAL-STATUS", "Classify each first-line modality already tried: helped, partial, short, no benefit, worsened, not tolerated.",
-         when={"trial": fact("treatment", line="first_line")}, action=_trial_status, concludes=("trial_status",),
-         parameters=("adequate_trial_weeks", "no_benefit_responses"), reads_patient=("prior_treatments",)),
+         when={"trial": fact("treatment", line="first_line")}, action=_trial_status, concludes=("trial_status",)),
     Rule("CONSERVATIVE-FAILED", "Add up the adequate first-line trials that did not resolve the pain.",
          when={"pain": fact("pain")}, action=_failed_conservative, reads_all=("adequate_trial",),
-         concludes=("failed_conservative",), parameters=("failed_trial_responses",), reads_patient=("prior_treatments",)),
+         concludes=("failed_conservative",)),
     Rule("PERSISTENT", "Pain beyond the persistence threshold despite an adequate, unsuccessful conservative trial is persistent.",
-         when={"pain": fact("pain", duration_weeks=ge(P["persistent_pain_weeks"])),
-               "trial": fact("adequate_trial", response=one_of(*P["failed_trial_responses"]))},
-         action=_persistent, concludes=("persistent_pain",),
-         parameters=("persistent_pain_weeks", "failed_trial_responses"),
-         reads_patient=("pain.duration_weeks", "prior_treatments")),
+         when={"pain": fact("pain", duration_weeks=ge(param("persistent_pain_weeks"))),
+               "trial": fact("adequate_trial", response=one_of(param("failed_trial_responses")))},
+         action=_persistent, concludes=("persistent_pain",)),
     Rule("RECALCITRANT-WEEKS", "Persistent pain after enough weeks of failed adequate first-line trials is recalcitrant.",
          when={"persistent": fact("persistent_pain"),
-               "failed": fact("failed_conservative", weeks_total=ge(P["recalcitrant_trial_weeks"]))},
-         action=_recalcitrant, concludes=("recalcitrant_pain",),
-         parameters=("recalcitrant_trial_weeks", "recalcitrant_modalities"), reads_patient=("prior_treatments",)),
+               "failed": fact("failed_conservative", weeks_total=ge(param("recalcitrant_trial_weeks")))},
+         action=_recalcitrant, concludes=("recalcitrant_pain",)),
     Rule("RECALCITRANT-MODALITIES", "Persistent pain after enough different failed adequate modalities is recalcitrant.",
          when={"persistent": fact("persistent_pain"),
-               "failed": fact("failed_conservative", modalities=ge(P["recalcitrant_modalities"]))},
-         action=_recalcitrant, concludes=("recalcitrant_pain",),
-         parameters=("recalcitrant_trial_weeks", "recalcitrant_modalities"), reads_patient=("prior_treatments",)),
+               "failed": fact("failed_conservative", modalities=ge(param("recalcitrant_modalities")))},
+         action=_recalcitrant, concludes=("recalcitrant_pain",)),
     Rule("OPIOID-MEDICATION", "Any opioid agonist or partial agonist among the medications is opioid exposure.",
          when={"med": fact("medication", drug_class=one_of(*OPIOID_CLASSES))}, action=_opioid_med,
-         concludes=("opioid_exposure",), citations=("naltrexone-label",), reads_patient=("medications",)),
+         concludes=("opioid_exposure",), citations=("naltrexone-label",)),
     Rule("OPIOID-USE-DISORDER", "Opioid use disorder (dependence, maintenance therapy) is opioid exposure.",
          when={"oud": fact("comorbidity", code="opioid_use_disorder")}, action=_opioid_oud,
-         concludes=("opioid_exposure",), citations=("naltrexone-label",), reads_patient=("comorbidities",)),
+         concludes=("opioid_exposure",), citations=("naltrexone-label",)),
     Rule("MEDICATION-UNRECOGNISED", "Say which medications could not be checked for opioid content.",
          citations=("naltrexone-label",),
          when={"med": fact("medication", drug_class="unrecognised")}, action=_unrecognised_med,
-         concludes=("unverified_medication",),
-         reads_patient=("medications",)),
+         concludes=("unverified_medication",)),
 ]
 
 
@@ -231,10 +222,10 @@ SAFETY = [
     Rule("RF-URGENT", "Any red flag: urgent referral.", when={"flag": fact("red_flag")}, action=_urgent,
          citations=("project-pathway",),
          reads_all=("red_flag",),
-         emits=("urgent_referral",), reads_patient=("red_flags",)),
+         emits=("urgent_referral",)),
     Rule("RF-SUPPRESS-ESCALATION", "Any red flag stops every escalation (adjunct, interventional, surgical).",
          citations=("project-pathway",),
-         when={"flag": fact("red_flag")}, action=_suppress_escalation, emits=ESCALATIONS, reads_patient=("red_flags",)),
+         when={"flag": fact("red_flag")}, action=_suppress_escalation, emits=ESCALATIONS),
 ]
 
 
@@ -248,8 +239,7 @@ STOP = ("no_benefit", "worsened", "not_tolerated")
 
 def _first_line(rid: str, code: str, purpose: str, indication: dict[str, Pattern],
                 why: Callable[[Context], list[str]], protective: bool,
-                evidence_citations: tuple[str, ...] = (), reads_patient: tuple[str, ...] = (),
-                parameters: tuple[str, ...] = (), not_when: dict[str, Pattern] | None = None) -> list[Rule]:
+                evidence_citations: tuple[str, ...] = (), not_when: dict[str, Pattern] | None = None) -> list[Rule]:
     """The rules of one first-line modality: offer, continue, not repeated, and (unless it is a
     protective measure) their suppression by a red flag."""
     tried = {"tried": fact("trial_status", treatment=code)}
@@ -268,7 +258,7 @@ def _first_line(rid: str, code: str, purpose: str, indication: dict[str, Pattern
         t = ctx.fact("tried")
         advice = {"helped": "it resolved the pain: continue",
                   "partial": "partial response: continue and optimise",
-                  "short": f"shorter than an adequate trial ({P['adequate_trial_weeks']} weeks): continue"}
+                  "short": f"shorter than an adequate trial ({param('adequate_trial_weeks')} weeks): continue"}
         ctx.recommend(code, [f"tried {_weeks(t['weeks'])}, response {t['response']}; {advice[t['status']]}"],
                       details={"status": "continue", "advice": advice[t["status"]]})
 
@@ -291,22 +281,20 @@ def _first_line(rid: str, code: str, purpose: str, indication: dict[str, Pattern
     common = dict(emits=(code,), citations=evidence_citations or tuple(spec_evidence.citations if spec_evidence else ()))
     rules = [
         Rule(rid, purpose, when=indication, unless={**tried, **no_flag}, action=offer,
-             reads_all=("red_flag",) if protective else (), reads_patient=reads_patient, parameters=parameters, **common),
+             reads_all=("red_flag",) if protective else (), **common),
         Rule(f"{rid}-CONTINUE", f"{code}: already tried with some benefit or not yet long enough: continue.",
              when={"tried": fact("trial_status", treatment=code, status=one_of(*CONTINUE))},
-             unless={**no_flag, **(not_when or {})}, action=keep, reads_patient=("prior_treatments",), **common),
+             unless={**no_flag, **(not_when or {})}, action=keep, **common),
         Rule(f"{rid}-TRIED", f"{code}: tried adequately without benefit, made worse or not tolerated: not simply repeated.",
-             when={"tried": fact("trial_status", treatment=code, status=one_of(*STOP))}, action=stop,
-             reads_patient=("prior_treatments",), **common),
+             when={"tried": fact("trial_status", treatment=code, status=one_of(*STOP))}, action=stop, **common),
     ]
     if not protective:
         rules += [
             Rule(f"{rid}-RF", f"{code}: not started while a red flag awaits assessment.",
-                 when={**indication, "flag": fact("red_flag")}, unless=tried, action=suppressed,
-                 reads_patient=reads_patient + ("red_flags",), parameters=parameters, **common),
+                 when={**indication, "flag": fact("red_flag")}, unless=tried, action=suppressed, **common),
             Rule(f"{rid}-CONTINUE-RF", f"{code}: under way, reviewed after the red flag is assessed.",
                  when={"tried": fact("trial_status", treatment=code, status=one_of(*CONTINUE)), "flag": fact("red_flag")},
-                 unless=dict(not_when or {}), action=suppressed_continue, reads_patient=("prior_treatments", "red_flags"), **common),
+                 unless=dict(not_when or {}), action=suppressed_continue, **common),
         ]
     return rules
 
@@ -318,21 +306,19 @@ FIRST_LINE_RULES = [
                  {"pain": fact("pain")}, lambda c: ["forefoot pain: first-line conservative care"], protective=False),
     *_first_line("FL-INSOLES", "insoles", "Simple insoles for forefoot pain in rheumatoid arthritis.",
                  {"ra": fact("comorbidity", code="rheumatoid_arthritis")},
-                 lambda c: ["rheumatoid arthritis: simple insoles have trial evidence for forefoot pain"], protective=False,
-                 reads_patient=("comorbidities",)),
+                 lambda c: ["rheumatoid arthritis: simple insoles have trial evidence for forefoot pain"], protective=False),
     *_first_line("FL-STRETCH", "calf_stretching", "Calf stretching when gastrocnemius tightness is found.",
                  {"tight": fact("exam", code="gastrocnemius_tightness")},
-                 lambda c: ["gastrocnemius tightness on examination"], protective=False, reads_patient=("exam_findings",)),
+                 lambda c: ["gastrocnemius tightness on examination"], protective=False),
     *_first_line("FL-ACTIVITY", "activity_modification", "Less high-impact forefoot load for everyone with forefoot pain.",
                  {"pain": fact("pain")}, lambda c: ["forefoot pain: first-line conservative care"], protective=True),
     *_first_line("FL-WEIGHT", "weight_management", "Weight management when BMI is at or above the overweight threshold (not in pregnancy).",
-                 {"bmi": fact("bmi", value=ge(P["bmi_overweight"])), "patient": fact("patient", pregnant=ne("yes"))},
-                 lambda c: [f"BMI {c.fact('bmi')['value']:.1f} ≥ {P['bmi_overweight']:.1f}"], protective=False,
-                 reads_patient=("weight_kg", "height_cm"), parameters=("bmi_overweight",),
+                 {"bmi": fact("bmi", value=ge(param("bmi_overweight"))), "patient": fact("patient", pregnant=ne("yes"))},
+                 lambda c: [f"BMI {c.fact('bmi')['value']:.1f} ≥ {param('bmi_overweight'):.1f}"], protective=False,
                  not_when={"pregnant": fact("patient", pregnant="yes")}),
     *_first_line("FL-CALLUS", "callus_debridement", "Callus debridement when plantar callus is found.",
                  {"callus": fact("exam", code="plantar_callus")},
-                 lambda c: ["plantar callus on examination"], protective=False, reads_patient=("exam_findings",)),
+                 lambda c: ["plantar callus on examination"], protective=False),
 ]
 
 
@@ -349,15 +335,13 @@ def _weight_pregnant_continue(ctx: Context) -> None:
 
 FIRST_LINE_RULES += [
     Rule("FL-WEIGHT-PREGNANT", "No weight-loss advice in pregnancy, whatever the BMI.",
-         when={"bmi": fact("bmi", value=ge(P["bmi_overweight"])), "patient": fact("patient", pregnant="yes")},
-         action=_weight_pregnant, emits=("weight_management",), parameters=("bmi_overweight",),
-         citations=("who-bmi-2000", "project-pathway"),
-         reads_patient=("weight_kg", "height_cm", "pregnant")),
+         when={"bmi": fact("bmi", value=ge(param("bmi_overweight"))), "patient": fact("patient", pregnant="yes")},
+         action=_weight_pregnant, emits=("weight_management",),
+         citations=("who-bmi-2000", "project-pathway")),
     Rule("FL-WEIGHT-PREGNANT-CONTINUE", "Weight management under way is paused in pregnancy.",
          when={"tried": fact("trial_status", treatment="weight_management", status=one_of(*CONTINUE)),
                "patient": fact("patient", pregnant="yes")},
-         action=_weight_pregnant_continue, emits=("weight_management",), citations=("project-pathway",),
-         reads_patient=("prior_treatments", "pregnant")),
+         action=_weight_pregnant_continue, emits=("weight_management",), citations=("project-pathway",)),
 ]
 
 
@@ -400,8 +384,8 @@ def _ldn_offer(ctx: Context) -> None:
     unverified = [m["name"] for m in ctx.all("unverified_medication")]
     details: dict[str, Any] = {
         "cautions": cautions,
-        "follow_up": (f"review at {P['ldn_follow_up_weeks']} weeks (titration, side effects); judge benefit at about "
-                      f"{P['ldn_benefit_review_weeks']} weeks (expert opinion)"),
+        "follow_up": (f"review at {param('ldn_follow_up_weeks')} weeks (titration, side effects); judge benefit at about "
+                      f"{param('ldn_benefit_review_weeks')} weeks (expert opinion)"),
     }
     if unverified:
         details["verify_not_opioid"] = unverified
@@ -409,10 +393,10 @@ def _ldn_offer(ctx: Context) -> None:
     if current:
         t = current[0]
         details["in_progress"] = (f"already taking LDN for {_weeks(t['weeks'])} (response {t['response']}): continue the "
-                                  f"titration and judge benefit at about {P['ldn_benefit_review_weeks']} weeks")
+                                  f"titration and judge benefit at about {param('ldn_benefit_review_weeks')} weeks")
     rationale = [
         f"persistent pain: {_weeks(persistent['duration_weeks'])} despite an adequate conservative trial",
-        f"DN4 {d['score']}/{P['dn4_items_total']} ≥ {P['dn4_neuropathic_cutoff']}: neuropathic phenotype (screen)",
+        f"DN4 {d['score']}/{param('dn4_items_total')} ≥ {param('dn4_neuropathic_cutoff')}: neuropathic phenotype (screen)",
         "no opioid exposure, acute hepatitis or liver failure recorded",
         "evidence is indirect (fibromyalgia, neuropathic corneal pain): no study of LDN in metatarsalgia",
     ]
@@ -427,7 +411,7 @@ def _ldn_in_progress(ctx: Context) -> None:
 def _ldn_child(ctx: Context) -> None:
     age = ctx.fact("patient")["age"]
     ctx.withhold(LDN, "not_indicated", f"age {age}: naltrexone safety and efficacy are not established under "
-                 f"{P['ldn_min_age']}; this rule set does not offer LDN to children")
+                 f"{param('ldn_min_age')}; this rule set does not offer LDN to children")
     ctx.conclude("ldn_excluded", key="age", reason="under the minimum age")
 
 
@@ -438,19 +422,19 @@ def _pregnancy_unknown(ctx: Context) -> None:
 
 def _ldn_not_indicated(ctx: Context) -> None:
     d = ctx.fact("dn4")
-    ctx.withhold(LDN, "not_indicated", f"DN4 {d['score']}/{P['dn4_items_total']} is below the screening cutoff of "
-                 f"{P['dn4_neuropathic_cutoff']}: no neuropathic phenotype")
+    ctx.withhold(LDN, "not_indicated", f"DN4 {d['score']}/{param('dn4_items_total')} is below the screening cutoff of "
+                 f"{param('dn4_neuropathic_cutoff')}: no neuropathic phenotype")
 
 
 def _missing_for_persistence(ctx: Context) -> str:
     pain = ctx.fact("pain")
     trials = ctx.all("adequate_trial")
-    failed = [t for t in trials if t["response"] in P["failed_trial_responses"]]
+    failed = [t for t in trials if t["response"] in param("failed_trial_responses")]
     missing = []
-    if pain["duration_weeks"] < P["persistent_pain_weeks"]:
+    if pain["duration_weeks"] < param("persistent_pain_weeks"):
         missing.append(f"pain {_weeks(pain['duration_weeks'])}")
     if not trials:
-        missing.append(f"no first-line trial of at least {P['adequate_trial_weeks']} weeks yet")
+        missing.append(f"no first-line trial of at least {param('adequate_trial_weeks')} weeks yet")
     elif not failed:
         missing.append("the adequate first-line trials did not fail (" +
                        ", ".join(f"{t['treatment']}: {t['response']}" for t in trials) + ")")
@@ -458,7 +442,7 @@ def _missing_for_persistence(ctx: Context) -> str:
 
 
 def _ldn_deferred(ctx: Context) -> None:
-    ctx.withhold(LDN, "deferred", f"{_missing_for_persistence(ctx)}; {ADJUNCT_ENTRY}")
+    ctx.withhold(LDN, "deferred", f"{_missing_for_persistence(ctx)}; {_adjunct_entry()}")
 
 
 def _escalation_tried(ctx: Context) -> None:
@@ -471,72 +455,62 @@ def _escalation_tried(ctx: Context) -> None:
 def _tried_rules(prefix: str, code: str, judge_weeks: float, judge_param: str) -> list[Rule]:
     """An escalation already tried and made worse or not tolerated, or tried long enough to judge
     without benefit, is not offered again."""
-    common = dict(action=_escalation_tried, emits=(code,), concludes=("escalation_tried",),
-                  reads_patient=("prior_treatments",), citations=("project-pathway",))
+    common = dict(action=_escalation_tried, emits=(code,), concludes=("escalation_tried",), citations=("project-pathway",))
     return [
         Rule(f"{prefix}-TRIED", f"{code} made pain worse or was not tolerated: not offered again.",
              when={"tried": fact("treatment", treatment=code, response=one_of("worsened", "not_tolerated"))}, **common),
         Rule(f"{prefix}-TRIED-NO-BENEFIT", f"{code} tried long enough to judge, without benefit: not offered again.",
-             when={"tried": fact("treatment", treatment=code, response="none", weeks=ge(judge_weeks))},
-             parameters=(judge_param,), **common),
+             when={"tried": fact("treatment", treatment=code, response="none", weeks=ge(judge_weeks))}, **common),
     ]
 
 
 LDN_RULES = [
     Rule("LDN-CI-OPIOID", "Naltrexone is contraindicated with any opioid exposure (blocks analgesia, precipitates withdrawal).",
          when={"exposure": fact("opioid_exposure")}, action=_ldn_ci_opioid, emits=(LDN,),
-         concludes=("ldn_contraindication",), citations=("naltrexone-label",), reads_patient=("medications", "comorbidities")),
+         concludes=("ldn_contraindication",), citations=("naltrexone-label",)),
     Rule("LDN-CI-LIVER", "Naltrexone is not used in acute hepatitis or liver failure (hard stop in this rule set).",
          when={"liver": fact("comorbidity", code=one_of("acute_hepatitis", "liver_failure"))}, action=_ldn_ci_liver,
-         emits=(LDN,), concludes=("ldn_contraindication",), citations=("naltrexone-label",),
-         reads_patient=("comorbidities",)),
+         emits=(LDN,), concludes=("ldn_contraindication",), citations=("naltrexone-label",)),
     Rule("LDN-CAUTION-HEPATIC", "Hepatic impairment: LDN with caution (hepatotoxicity warning; check liver tests).",
          when={"hepatic": fact("comorbidity", code="hepatic_impairment")},
          action=_caution("hepatic_impairment", "hepatic impairment: hepatotoxicity warning on the naltrexone label; check liver function before and during treatment"),
-         concludes=("ldn_caution",), citations=("naltrexone-label",), reads_patient=("comorbidities",)),
+         concludes=("ldn_caution",), citations=("naltrexone-label",)),
     Rule("LDN-CAUTION-PREGNANT", "Pregnancy: LDN only after weighing risks (limited safety data).",
          when={"patient": fact("patient", pregnant="yes")},
          action=_caution("pregnant", "pregnancy: limited safety data for naltrexone; weigh benefit and risk with obstetric advice"),
-         concludes=("ldn_caution",), citations=("naltrexone-label",), reads_patient=("pregnant",)),
+         concludes=("ldn_caution",), citations=("naltrexone-label",)),
     Rule("LDN-CAUTION-BREASTFEEDING", "Breastfeeding: LDN only after weighing risks (passes into milk).",
          when={"patient": fact("patient", breastfeeding="yes")},
          action=_caution("breastfeeding", "breastfeeding: naltrexone passes into breast milk; weigh benefit and risk"),
-         concludes=("ldn_caution",), citations=("naltrexone-label",), reads_patient=("breastfeeding",)),
+         concludes=("ldn_caution",), citations=("naltrexone-label",)),
     Rule("LDN-OFFER", "Persistent pain with a neuropathic phenotype, no red flag and no contraindication: LDN may be considered as an adjunct.",
          when={"persistent": fact("persistent_pain"), "neuro": fact("neuropathic_phenotype"), "dn4": fact("dn4")},
          unless={"flag": fact("red_flag"), "blocked": fact("ldn_contraindication"),
                  "tried": fact("escalation_tried", treatment=LDN), "excluded": fact("ldn_excluded")},
          action=_ldn_offer, emits=(LDN,), reads_all=("ldn_caution", "unverified_medication", "ldn_in_progress"),
-         parameters=("ldn_follow_up_weeks", "ldn_benefit_review_weeks", "dn4_neuropathic_cutoff", "dn4_items_total"),
-         citations=("younger-2013", "dieckmann-2017"),
-         reads_patient=("pain.duration_weeks", "pain.neuropathic_features", "prior_treatments", "medications",
-                        "comorbidities", "red_flags", "pregnant", "breastfeeding")),
+         citations=("younger-2013", "dieckmann-2017")),
     Rule("LDN-IN-PROGRESS", "LDN already taken and not stopped: a trial in progress.",
          when={"tried": fact("treatment", treatment=LDN, response=one_of("none", "partial", "resolved"))},
-         action=_ldn_in_progress, concludes=("ldn_in_progress",), reads_patient=("prior_treatments",),
+         action=_ldn_in_progress, concludes=("ldn_in_progress",),
          citations=("dieckmann-2017",)),
     Rule("LDN-CHILD", "Under the minimum age LDN is not offered (no safety or efficacy data in children).",
-         when={"patient": fact("patient", age=lt(P["ldn_min_age"]))}, action=_ldn_child, emits=(LDN,),
-         concludes=("ldn_excluded",), parameters=("ldn_min_age",), citations=("naltrexone-label",),
-         reads_patient=("age",)),
+         when={"patient": fact("patient", age=lt(param("ldn_min_age")))}, action=_ldn_child, emits=(LDN,),
+         concludes=("ldn_excluded",), citations=("naltrexone-label",)),
     Rule("LDN-PREGNANCY-UNKNOWN", "LDN would be considered but pregnancy status is not recorded for a patient who could be pregnant.",
          when={"persistent": fact("persistent_pain"), "neuro": fact("neuropathic_phenotype"),
                "patient": fact("patient", pregnant="unknown", sex=one_of("female", "other", "unknown"),
-                               age=between(P["childbearing_age_min"], P["childbearing_age_max"]))},
-         action=_pregnancy_unknown, parameters=("childbearing_age_min", "childbearing_age_max"),
-         reads_patient=("pregnant", "sex", "age")),
+                               age=between(param("childbearing_age_min"), param("childbearing_age_max")))},
+         action=_pregnancy_unknown),
     Rule("LDN-NOT-INDICATED", "Persistent pain without a neuropathic phenotype: LDN is not indicated.",
-         when={"persistent": fact("persistent_pain"), "dn4": fact("dn4", score=lt(P["dn4_neuropathic_cutoff"]))},
-         action=_ldn_not_indicated, emits=(LDN,), parameters=("dn4_neuropathic_cutoff", "dn4_items_total"),
-         citations=DN4_CITES, reads_patient=("pain.neuropathic_features",)),
+         when={"persistent": fact("persistent_pain"), "dn4": fact("dn4", score=lt(param("dn4_neuropathic_cutoff")))},
+         action=_ldn_not_indicated, emits=(LDN,),
+         citations=DN4_CITES),
     Rule("LDN-DEFERRED", "Before pain is persistent, adjuncts are deferred, saying what is missing.",
          when={"pain": fact("pain")}, unless={"persistent": fact("persistent_pain")}, action=_ldn_deferred,
-         emits=(LDN,), reads_all=("adequate_trial",),
-         parameters=("persistent_pain_weeks", "adequate_trial_weeks", "failed_trial_responses"),
-         reads_patient=("pain.duration_weeks", "prior_treatments")),
+         emits=(LDN,), reads_all=("adequate_trial",)),
 ]
 
-LDN_RULES += _tried_rules("LDN", LDN, P["ldn_benefit_review_weeks"], "ldn_benefit_review_weeks")
+LDN_RULES += _tried_rules("LDN", LDN, param("ldn_benefit_review_weeks"), "ldn_benefit_review_weeks")
 
 
 # ------------------------------------------------------------------ escalation: PRF
@@ -555,7 +529,7 @@ def _prf_deferred(ctx: Context) -> None:
     f = ctx.fact("failed")
     ctx.withhold(PRF, "deferred", f"pain is not recalcitrant: {_weeks(f['weeks_total'])} over {f['modalities']} failed "
                  f"adequate first-line trials; interventional options are considered from "
-                 f"{P['recalcitrant_trial_weeks']} weeks or {P['recalcitrant_modalities']} modalities of failed "
+                 f"{param('recalcitrant_trial_weeks')} weeks or {param('recalcitrant_modalities')} modalities of failed "
                  f"conservative care, with persistent pain")
 
 
@@ -563,13 +537,11 @@ PRF_RULES = [
     Rule("PRF-OFFER", "Recalcitrant pain without a red flag: ultrasound-guided pulsed radiofrequency may be considered.",
          when={"recalcitrant": fact("recalcitrant_pain")},
          unless={"flag": fact("red_flag"), "tried": fact("escalation_tried", treatment=PRF)},
-         action=_prf_offer, emits=(PRF,), citations=("prf-2018",),
-         reads_patient=("pain.duration_weeks", "prior_treatments", "red_flags")),
+         action=_prf_offer, emits=(PRF,), citations=("prf-2018",)),
     Rule("PRF-DEFERRED", "Before pain is recalcitrant, interventional options are deferred, saying how far it is.",
          when={"failed": fact("failed_conservative")}, unless={"recalcitrant": fact("recalcitrant_pain")},
-         action=_prf_deferred, emits=(PRF,),
-         parameters=("recalcitrant_trial_weeks", "recalcitrant_modalities"), reads_patient=("prior_treatments",)),
-    *_tried_rules("PRF", PRF, P["adequate_trial_weeks"], "adequate_trial_weeks"),
+         action=_prf_deferred, emits=(PRF,)),
+    *_tried_rules("PRF", PRF, param("adequate_trial_weeks"), "adequate_trial_weeks"),
 ]
 
 
@@ -610,14 +582,12 @@ def _surgery_rules(code: str) -> list[Rule]:
     rules = [
         Rule(prefix, f"Recalcitrant pain with {text}, no red flag: refer to consider {code}.",
              when={"recalcitrant": fact("recalcitrant_pain"), "exam": fact("exam", code=finding), **extra_when},
-             unless={"flag": fact("red_flag")}, action=offer,
-             reads_patient=("exam_findings", "prior_treatments", "red_flags"), **common),
+             unless={"flag": fact("red_flag")}, action=offer, **common),
         Rule(f"{prefix}-NO-FINDING", f"No {text} on examination: {code} is not indicated.",
-             when={"pain": fact("pain")}, unless={"exam": fact("exam", code=finding)}, action=absent,
-             reads_patient=("exam_findings",), **common),
+             when={"pain": fact("pain")}, unless={"exam": fact("exam", code=finding)}, action=absent, **common),
         Rule(f"{prefix}-DEFERRED", f"{text} present but pain not recalcitrant: {code} is deferred.",
              when={"exam": fact("exam", code=finding)}, unless={"recalcitrant": fact("recalcitrant_pain")},
-             action=deferred, reads_patient=("exam_findings", "prior_treatments"), **common),
+             action=deferred, **common),
     ]
     if code == "gastrocnemius_recession":
         def stretch_first(ctx: Context) -> None:
@@ -630,47 +600,14 @@ def _surgery_rules(code: str) -> list[Rule]:
             now = (so_far[tried[0]["status"]].format(w=_weeks(tried[0]["weeks"])) if tried
                    else "not tried yet")
             ctx.withhold(code, "deferred", "referral needs an adequate trial of calf stretching (at least "
-                         f"{_weeks(P['adequate_trial_weeks'])}) without benefit; calf stretching: {now}")
+                         f"{_weeks(param('adequate_trial_weeks'))}) without benefit; calf stretching: {now}")
         rules.append(Rule(f"{prefix}-STRETCH-FIRST", "Gastrocnemius tightness: an adequate failed trial of calf stretching comes first.",
                           when={"exam": fact("exam", code=finding)}, unless=extra_when, action=stretch_first,
                           reads_all=("trial_status",),
-                          parameters=("adequate_trial_weeks",), reads_patient=("exam_findings", "prior_treatments"),
                           **common))
     return rules
 
 
 SURGERY_RULES = [r for code in SURGERY for r in _surgery_rules(code)]
 
-#: The patient attribute behind each input fact type (rules/facts.py), for `reads_patient`.
-FACT_SOURCES = {
-    "patient": ("age", "sex", "pregnant", "breastfeeding"),
-    "pain": ("pain",),
-    "body": ("weight_kg", "height_cm"),
-    "treatment": ("prior_treatments",),
-    "exam": ("exam_findings",),
-    "comorbidity": ("comorbidities",),
-    "medication": ("medications",),
-    "red_flag": ("red_flags",),
-}
-
-
-def _with_sources(rule: Rule) -> Rule:
-    """Add to `reads_patient` the patient attributes behind every input fact the rule matches,
-    tests the absence of, or reads in aggregate (so the source attributes are never under-reported)."""
-    read = list(rule.reads_patient)
-    for t in (*rule.reads, *rule.negates, *rule.reads_all):
-        for attr in FACT_SOURCES.get(t, ()):
-            if t == "patient" and not any(
-                    name == attr for p in (*rule.when.values(), *rule.unless.values()) if p.type == "patient"
-                    for name, _ in p.tests):
-                continue  # a patient pattern reads only the attributes it tests
-            if t == "pain" and any(a.startswith("pain.") for a in read):
-                continue  # the rule declared which parts of the pain it reads
-            if attr not in read:
-                read.append(attr)
-    return dataclasses.replace(rule, reads_patient=tuple(read))
-
-
-RULES: tuple[Rule, ...] = tuple(
-    _with_sources(r) for r in DERIVED + SAFETY + FIRST_LINE_RULES + LDN_RULES + PRF_RULES + SURGERY_RULES
-)
+RULES: tuple[Rule, ...] = tuple(DERIVED + SAFETY + FIRST_LINE_RULES + LDN_RULES + PRF_RULES + SURGERY_RULES)

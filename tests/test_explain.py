@@ -306,7 +306,9 @@ def test_a_rule_resting_only_on_project_parameters_says_so():
     """rule_basis: no citation, every parameter a project parameter: 'project_parameter', said plainly."""
     from engine.api import Parameter
 
-    r = Rule("TOY-A", "a", when={"s": fact("subject")}, action=lambda c: None, parameters=("cut",))
+    from engine.api import ge, param
+
+    r = Rule("TOY-A", "a", when={"s": fact("subject", score=ge(param("cut")))}, action=lambda c: None)
     rs = _toy_with(r, {"cut": Parameter("cut", 5, "points", "project parameter, not evidence", "chosen")})
     basis = rule_basis(rs, r)
     assert basis["kind"] == "project_parameter" and "not evidence" in basis["text"]
@@ -316,7 +318,9 @@ def test_a_rule_with_neither_citation_nor_project_parameter_is_a_gap():
     """rule_basis: a rule with an evidence-sourced parameter but no citation, or nothing at all, is a gap."""
     from engine.api import Parameter
 
-    r = Rule("TOY-A", "a", when={"s": fact("subject")}, action=lambda c: None, parameters=("cut",))
+    from engine.api import ge, param
+
+    r = Rule("TOY-A", "a", when={"s": fact("subject", score=ge(param("cut")))}, action=lambda c: None)
     rs = _toy_with(r, {"cut": Parameter("cut", 5, "points", "Some guideline 2020", "from a guideline")})
     assert rule_basis(rs, r)["kind"] == "gap"
     bare = Rule("TOY-B", "b", when={"s": fact("subject")}, action=lambda c: None)
@@ -337,7 +341,7 @@ def test_undeclared_source_attributes_are_reported_not_declared():
 
 def test_patient_attributes_read_by_no_rule_are_listed_as_unused():
     """patient_attribute_use: every input field, with the rules that read it (none for an unread field)."""
-    r = Rule("TOY-A", "a", when={"s": fact("subject")}, action=lambda c: None, reads_patient=("score",))
+    r = Rule("TOY-A", "a", when={"s": fact("subject")}, action=lambda c: None)
     use = {u["attribute"]: u["rules"] for u in source_attributes(toy_ruleset([r]))["patient_attributes"]}
     assert use["score"] == ["TOY-A"]
     assert use["tags"] == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import json
 import os
 import shutil
@@ -223,7 +224,8 @@ def test_a_parameter_used_but_not_defined_is_an_error():
 
 def test_a_parameter_no_rule_declares_is_only_a_note():
     """An unused parameter is noted, not failed."""
-    extra = Parameter("unused_threshold", 1, "weeks", "project parameter, not evidence", "test")
+    extra = Parameter("unused_threshold", 1, "weeks", "project parameter, not evidence", "test",
+                      reviewed=datetime.date.today())
     rs = dataclasses.replace(RULESET, parameters={**RULESET.parameters, "unused_threshold": extra})
     report = check(rs)
     assert any("unused_threshold" in m for m in messages(report, "note", "parameters"))

@@ -39,7 +39,8 @@ def toy_ruleset(rules: list[Rule], interventions: tuple[str, ...] = ("treat", "o
         patient_model=ToyPatient,
         to_facts=toy_facts,
         patient_id=lambda p: p.id,
-        red_flags=lambda p: [],
+        flags=lambda p: [], categories={"first_line": "First line"},
+        fact_sources={"subject": {"score": "score", "*": "score"}, "blocker": {"*": "blocked"}, "tag": {"*": "tags"}},
     )
 
 

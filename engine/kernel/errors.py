@@ -73,3 +73,10 @@ class InferenceError(EngineError):
         )
 
 
+
+
+class SiteError(EngineError):
+    """A site configuration file was rejected: it names the parameter (or key) and what is allowed.
+
+    The CLI maps it to exit code 2, like bad patient input.
+    """

@@ -50,7 +50,7 @@ import durable_rules_engine as _dre
 import orjson
 
 from engine.kernel.errors import FactError, InferenceError, RuleSetError
-from engine.kernel.rulebase import Context, Pattern, Rule, RuleSet, Test
+from engine.kernel.rulebase import _RUNNING, Context, Pattern, Rule, RuleSet, Test
 
 #: 253 properties (nested leaves counted) segfault durable-rules; keep far below.
 MAX_FACT_PROPERTIES = 64
@@ -226,10 +226,12 @@ class CompiledRules:
 
 
 def compile_rules(ruleset: RuleSet) -> CompiledRules:
+    """The durable-rules definition of `ruleset`, with its parameter values (a site's, if any).
+
+    Rule ids are unique here: `RuleSet.check()` (run by `Engine` before compiling) says so.
+    """
     ids = [r.id for r in ruleset.rules]
-    if len(set(ids)) != len(ids):
-        dupes = sorted({i for i in ids if ids.count(i) > 1})
-        raise RuleSetError("rule ids used twice: " + ", ".join(dupes))
+    resolved = ruleset.resolved
     for r in ruleset.rules:
         if _GATE_ALIAS in r.when or _GATE_ALIAS in r.unless:
             raise RuleSetError(f"rule {r.id}: alias {_GATE_ALIAS!r} is reserved")
@@ -245,9 +247,10 @@ def compile_rules(ruleset: RuleSet) -> CompiledRules:
     for pri, rid in enumerate(order, start=1):
         r = by_id[rid]
         patterns = [{_GATE_ALIAS: {"$and": [{"type": _GATE_TYPE}, {"stratum": strata[rid]}]}}]
-        patterns += [{alias: _compile_pattern(p)} for alias, p in sorted(r.when.items())]
+        when, unless = resolved[rid]
+        patterns += [{alias: _compile_pattern(p)} for alias, p in sorted(when.items())]
         # Negations last: durable-rules never evaluates a $not before the positive patterns.
-        patterns += [{f"{alias}$not": _compile_pattern(p)} for alias, p in sorted(r.unless.items())]
+        patterns += [{f"{alias}$not": _compile_pattern(p)} for alias, p in sorted(unless.items())]
         definition[rid] = {"all": patterns, "pri": pri}
     text = json.dumps(definition, ensure_ascii=False, allow_nan=False)  # fails here, not in the C core
     return CompiledRules(definition, text, strata, order, max(strata.values(), default=0) + 1)
@@ -265,6 +268,7 @@ class Collected:
     recommendations: dict[str, dict[str, Any]] = field(default_factory=dict)
     withheld: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
     unknowns: dict[str, dict[str, Any]] = field(default_factory=dict)
+    notices: dict[str, dict[str, Any]] = field(default_factory=dict)
     trace: list[dict[str, Any]] = field(default_factory=list)
     fired: list[str] = field(default_factory=list)
 
@@ -301,8 +305,9 @@ class _Run(Context):
 
     def param(self, name: str) -> Any:
         if name not in self._rule.parameters:
-            raise RuleSetError(f"rule {self._rule.id} uses parameter {name!r} without declaring it")
-        return self._s.ruleset.parameters[name].value
+            raise RuleSetError(f"rule {self._rule.id} uses parameter {name!r}, which the rule set did not find in "
+                               "its code: write param(\"name\") with the name as a literal")
+        return self._s.values[name]
 
     def conclude(self, type_: str, key: str | None = None, **fields: Any) -> None:
         if type_ not in self._rule.concludes:
@@ -322,7 +327,7 @@ class _Run(Context):
         if intervention not in self._rule.emits:
             raise RuleSetError(f"rule {self._rule.id} emits {intervention!r} without declaring it")
 
-    def recommend(self, intervention, rationale, details=None, evidence=None) -> None:
+    def recommend(self, intervention, rationale, details=None, evidence=None, review=None) -> None:
         self._check_emit(intervention)
         spec = self._s.ruleset.interventions[intervention]
         ev = spec.evidence if evidence is None else spec.evidence_variants[evidence]
@@ -344,6 +349,9 @@ class _Run(Context):
                 "rationale": list(rationale),
                 "rule": self._rule.id,
             }
+            if review is not None:
+                weeks, text = review
+                col.recommendations[intervention]["review"] = {"weeks": weeks, "text": text}
         self.concluded.append(f"recommend:{intervention}")
 
     def withhold(self, intervention: str, kind: str, reason: str) -> None:
@@ -361,6 +369,10 @@ class _Run(Context):
         self._s.out.unknowns[fact_name] = {"fact": fact_name, "reason": reason, "blocks": sorted(blocks),
                                            "rule": self._rule.id}
         self.concluded.append(f"unknown:{fact_name}")
+
+    def notice(self, code: str, text: str, affects: list[str]) -> None:
+        self._s.out.notices[code] = {"code": code, "text": text, "affects": sorted(affects), "rule": self._rule.id}
+        self.concluded.append(f"notice:{code}")
 
     def because(self, text: str) -> None:
         self.because_lines.append(text)
@@ -382,14 +394,15 @@ class _Plan:
 
 
 def _plans(ruleset: RuleSet) -> dict[str, _Plan]:
-    return {
-        r.id: _Plan(
+    plans = {}
+    for r in ruleset.rules:
+        when, unless = ruleset.resolved[r.id]
+        plans[r.id] = _Plan(
             rule=r,
-            when=tuple((alias, _described_tests(p)) for alias, p in sorted(r.when.items())),
-            absent=tuple("absent:" + p.describe() for _, p in sorted(r.unless.items())),
+            when=tuple((alias, _described_tests(p)) for alias, p in sorted(when.items())),
+            absent=tuple("absent:" + p.describe() for _, p in sorted(unless.items())),
         )
-        for r in ruleset.rules
-    }
+    return plans
 
 
 _instance_counter = iter(range(1, 1 << 62))
@@ -401,6 +414,7 @@ class _Session:
 
     def __init__(self, engine: "Engine"):
         self.ruleset = engine.ruleset
+        self.values = engine.ruleset.parameter_values
         self._plans = engine.plans
         self._compiled = engine.compiled
         self._gates = engine.gates
@@ -437,7 +451,11 @@ class _Session:
                 because.append(f"{label}.{name} {proxy.get(name)} {text}")
         used.extend(plan.absent)
         run = _Run(self, plan.rule, matched, used, because)
-        plan.rule.action(run)
+        token = _RUNNING.set(run)
+        try:
+            plan.rule.action(run)
+        finally:
+            _RUNNING.reset(token)
         self.out.fired.append(rule_id)
         self.out.trace.append({"rule": rule_id, "used": used, "concluded": run.concluded, "because": because})
         if run.new_facts:
@@ -547,9 +565,9 @@ class Engine:
     """
 
     def __init__(self, ruleset: RuleSet):
-        problems = ruleset.check()
-        if problems:
-            raise RuleSetError("rule set is inconsistent:\n  " + "\n  ".join(problems))
+        errors = ruleset.errors()
+        if errors:
+            raise RuleSetError("rule set is inconsistent:\n  " + "\n  ".join(f.message for f in errors))
         self.ruleset = ruleset
         self.compiled = compile_rules(ruleset)
         self.plans = _plans(ruleset)

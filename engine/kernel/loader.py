@@ -12,7 +12,7 @@ from engine.kernel.rulebase import RuleSet
 
 #: The rule-set package the engine loads unless told otherwise (`CDS_RULESET` overrides it).
 DEFAULT_RULESET_MODULE = "rules"
-_DIGESTED_SUFFIXES = (".py", ".toml")
+_DIGESTED_SUFFIXES = (".py", ".toml", ".json")
 
 
 def digest_of(package_dir: str | os.PathLike[str]) -> str:

@@ -1,8 +1,9 @@
 """Pydantic models of the engine: the strict base for input models, and the result.
 
-The result is the public output of CONTRACT.md. Nothing here names a clinical term: categories
-and kinds are generic decision-support notions; interventions and codes are plain strings that
-the rule set defines.
+The result is the public output of CONTRACT.md. Nothing here names a clinical term: the kinds of
+withheld entry are generic decision-support notions; categories, interventions and codes are
+plain strings that the rule set defines (and `engine.kernel.triage` checks against it). The one
+word of the contract's own, `red_flags`, is the name of the result's list of flags.
 """
 
 from __future__ import annotations
@@ -11,27 +12,16 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Category = Literal["urgent_referral", "first_line", "adjunct", "interventional", "surgical_referral"]
-#: Display and output order of categories: what must be acted on first comes first.
-CATEGORY_ORDER: tuple[str, ...] = (
-    "urgent_referral",
-    "first_line",
-    "adjunct",
-    "interventional",
-    "surgical_referral",
-)
-#: How categories are titled for people (terminal, markdown, cards).
-CATEGORY_TITLE: dict[str, str] = {
-    "urgent_referral": "Urgent referral",
-    "first_line": "First-line care",
-    "adjunct": "Adjuncts",
-    "interventional": "Interventional",
-    "surgical_referral": "Surgical referral",
-}
 WithheldKind = Literal["contraindicated", "not_indicated", "deferred", "suppressed"]
 KIND_ORDER: tuple[str, ...] = ("contraindicated", "suppressed", "not_indicated", "deferred")
 Sort = Literal["A", "B", "C"]
-Certainty = Literal["high", "moderate", "low", "very_low"]
+#: GRADE certainty; `not_graded` for a good practice statement (advice whose benefit is plain, such as an
+#: urgent referral on a red flag, which no body of evidence grades).
+Certainty = Literal["high", "moderate", "low", "very_low", "not_graded"]
+
+
+def _none(v: Any) -> bool:
+    return v is None
 
 
 class StrictModel(BaseModel):
@@ -61,11 +51,18 @@ class Evidence(OutputModel):
     citations: list[str] = Field(description="ids into the result's citation library")
 
 
+class Review(OutputModel):
+    """When a recommendation should be reviewed."""
+
+    weeks: float = Field(description="weeks from now")
+    text: str = Field(description="what to judge then")
+
+
 class Recommendation(OutputModel):
     """One intervention the rule set recommends for this patient."""
 
     intervention: str = Field(description="intervention code")
-    category: Category = Field(description="where it sits in the pathway")
+    category: str = Field(description="where it sits in the pathway (a category of the rule set)")
     strength: str = Field(description="wording of the recommendation, e.g. 'may be considered'")
     evidence: Evidence | None = Field(
         default=None, description="evidence grade; absent only for urgent referral"
@@ -73,6 +70,15 @@ class Recommendation(OutputModel):
     details: dict[str, Any] = Field(default_factory=dict, description="dosing, cautions, monitoring")
     rationale: list[str] = Field(description="the facts that led here")
     rule: str = Field(description="id of the rule that made it")
+    review: Review | None = Field(default=None, exclude_if=_none,
+                                  description="when to review it (absent where the rule set sets no review)")
+
+
+class Change(OutputModel):
+    """One set of changes to the patient's facts that would make a withheld option an option."""
+
+    text: str = Field(description="the change in words, e.g. 'pain reaches 12 weeks (in 9 weeks)'")
+    edits: list[dict[str, Any]] = Field(description="the changed facts: [{field, to, ...}]")
 
 
 class NotRecommended(OutputModel):
@@ -82,6 +88,9 @@ class NotRecommended(OutputModel):
     kind: WithheldKind
     reason: str
     rule: str
+    what_would_change: list[Change] | None = Field(
+        default=None, exclude_if=_none,
+        description="the nearest changes of the patient's facts that would make it an option (when asked for)")
 
 
 class TraceEntry(OutputModel):
@@ -102,10 +111,33 @@ class Unknown(OutputModel):
     rule: str
 
 
+class Notice(OutputModel):
+    """Something the rule set does not cover for this patient, named next to what it affects."""
+
+    code: str
+    text: str
+    affects: list[str]
+    rule: str
+
+
+class SiteValue(OutputModel):
+    value: Any
+    default: Any
+    reason: str
+    set_by: str
+
+
+class SiteInfo(OutputModel):
+    name: str
+    parameters: dict[str, SiteValue]
+
+
 class RulesetInfo(OutputModel):
     name: str
     version: str
-    digest: str = Field(description="sha256 over the rule set's files")
+    digest: str = Field(description="sha256 over the rule set's files (and the site's parameter values, if any)")
+    site: SiteInfo | None = Field(default=None, exclude_if=_none,
+                                  description="the site's parameter values, when a site configuration is applied")
 
 
 class Result(OutputModel):
@@ -117,6 +149,7 @@ class Result(OutputModel):
     recommendations: list[Recommendation]
     not_recommended: list[NotRecommended]
     unknowns: list[Unknown] = Field(default_factory=list)
+    notices: list[Notice] = Field(default_factory=list)
     trace: list[TraceEntry]
     citations: dict[str, dict[str, Any]]
 

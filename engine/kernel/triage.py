@@ -14,8 +14,9 @@ from engine.kernel.errors import InferenceError, InputError
 from engine.kernel.inference import Collected, Engine
 from engine.kernel.inputs import parse_json, validate
 from engine.kernel.loader import load_ruleset
-from engine.kernel.models import CATEGORY_ORDER, KIND_ORDER, Result, RulesetInfo
-from engine.kernel.rulebase import RuleSet
+from engine.kernel.models import KIND_ORDER, Result, RulesetInfo, SiteInfo, SiteValue
+from engine.kernel.rulebase import RuleSet, Site
+from engine.kernel.site import apply_site
 
 
 @dataclass(frozen=True)
@@ -30,10 +31,15 @@ class _Order:
 
     @classmethod
     def of(cls, ruleset: RuleSet) -> "_Order":
+        site = None
+        if ruleset.site is not None:
+            site = SiteInfo(name=ruleset.site.name, parameters={
+                name: SiteValue(value=p.value, default=p.default, reason=p.override.reason, set_by=p.override.set_by)
+                for name, p in sorted(ruleset.parameters.items()) if p.override is not None})
         return cls(
-            info=RulesetInfo(name=ruleset.name, version=ruleset.version, digest=ruleset.digest),
+            info=RulesetInfo(name=ruleset.name, version=ruleset.version, digest=ruleset.digest, site=site),
             rank={code: i for i, code in enumerate(ruleset.interventions)},
-            category_rank={c: i for i, c in enumerate(CATEGORY_ORDER)},
+            category_rank={c: i for i, c in enumerate(ruleset.categories)},
             kind_rank={k: i for i, k in enumerate(KIND_ORDER)},
             rule_citations={r.id: tuple(r.citations) for r in ruleset.rules},
         )
@@ -51,6 +57,9 @@ def build_result(ruleset: RuleSet, patient: BaseModel, out: Collected, order: _O
     for n in out.withheld.values():
         if n["kind"] not in kind_rank:
             raise InferenceError(n["rule"], f"not-recommended kind {n['kind']!r} is not one of {', '.join(KIND_ORDER)}")
+    for r in out.recommendations.values():
+        if r["category"] not in o.category_rank:
+            raise InferenceError(r["rule"], f"category {r['category']!r} is not a category of the rule set")
     recs = sorted(out.recommendations.values(), key=lambda r: (o.category_rank[r["category"]], rank[r["intervention"]]))
     withheld = sorted(out.withheld.values(), key=lambda n: (rank[n["intervention"]], kind_rank[n["kind"]], n["rule"]))
     both = set(out.recommendations) & {n["intervention"] for n in withheld}
@@ -66,10 +75,11 @@ def build_result(ruleset: RuleSet, patient: BaseModel, out: Collected, order: _O
     return Result.model_validate({
         "patient_id": ruleset.patient_id(patient),
         "ruleset": o.info,
-        "red_flags": sorted(ruleset.red_flags(patient)),
+        "red_flags": sorted(ruleset.flags(patient)),
         "recommendations": recs,
         "not_recommended": withheld,
         "unknowns": [u for _, u in sorted(out.unknowns.items())],
+        "notices": [n for _, n in sorted(out.notices.items())],
         "trace": out.trace,
         "citations": {cid: dict(ruleset.citations[cid]) for cid in sorted(cited)},
     })
@@ -81,8 +91,9 @@ class Triager:
     Load it once in a long-running script: `t = Triager(); t.triage(patient_dict)`.
     """
 
-    def __init__(self, ruleset: RuleSet | None = None):
-        self.ruleset = ruleset if ruleset is not None else load_ruleset()
+    def __init__(self, ruleset: RuleSet | None = None, site: Site | str | os.PathLike[str] | None = None):
+        """`site`: a site configuration (a `Site` or a TOML path); None reads `$CDS_SITE` if it is set."""
+        self.ruleset = apply_site(ruleset if ruleset is not None else load_ruleset(), site)
         self.engine = Engine(self.ruleset)
         self._order = _Order.of(self.ruleset)
 

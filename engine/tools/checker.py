@@ -6,16 +6,19 @@ a `RuleSet`, a snapshot of rule ids, and the Gherkin feature files that specify 
 
 Checks:
 
+The first five come from `RuleSet.check()`, the one consistency check (the engine runs it when
+it loads a rule set); this module adds only what needs the repository (the last four).
+
 * ``ids``: rule ids are unique; versus the committed snapshot, a removed id is an error (ids are
   cited in traces and audits, so removing one must be deliberate: update the snapshot), an added
   id a warning (add it to the snapshot).
 * ``citations``: every citation id of a rule or an intervention grade resolves in the library;
   a library entry nothing cites is a note.
 * ``grades``: every intervention a rule may recommend has a grade (SORT, certainty, directness and
-  at least one citation); urgent referral is exempt (it rests on a red flag, stated as its reason).
+  at least one citation), except in the rule set's ungraded categories.
 * ``interventions``: every intervention a rule emits exists.
-* ``parameters``: every parameter a rule uses is defined, and every parameter has a source and a
-  note; a parameter no rule declares is a note.
+* ``parameters``: every parameter a rule uses is defined, and every parameter has a source, a
+  note and a reviewed date no older than a year (a warning); a parameter no rule uses is a note.
 * ``scenarios``: every rule is exercised by at least one Gherkin step ``rule <ID> fires``
   (Scenario Outline rows expanded); a rule without one is a warning.
 * ``digest``: the digest the rule set reports is the digest of its files now.
@@ -28,30 +31,15 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from datetime import date
+from typing import Any
 
 from engine.kernel.loader import digest_of
-from engine.kernel.models import Evidence
-from engine.kernel.rulebase import RuleSet
+from engine.kernel.rulebase import Finding, Level, RuleSet
 
-Level = Literal["error", "warning", "note"]
-#: Categories whose recommendations need no evidence grade.
-UNGRADED_CATEGORIES = ("urgent_referral",)
 FIRES_STEP = re.compile(r"^rule\s+(\S+)\s+fires\s*$")
 _STEP_KEYWORDS = ("Given ", "When ", "Then ", "And ", "But ", "* ")
 _PLACEHOLDER = re.compile(r"<([^<>]+)>")
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One result of a check: its level, which check, and what to do about it."""
-
-    level: Level
-    check: str
-    message: str
-
-    def as_dict(self) -> dict[str, str]:
-        return {"level": self.level, "check": self.check, "message": self.message}
 
 
 @dataclass
@@ -95,10 +83,6 @@ class Report:
 # ------------------------------------------------------------------ snapshot of rule ids
 
 
-
-def _grades(spec: Any) -> list[tuple[str, Any]]:
-    """An intervention's grade and its variants, each with how to name it in a message."""
-    return [("grade", spec.evidence)] + [(f"grade variant {k!r}", v) for k, v in spec.evidence_variants.items()]
 
 def read_snapshot(path: str | Path) -> list[str]:
     """Rule ids from a snapshot file: one per line; blank lines and '#' comments ignored."""
@@ -185,21 +169,6 @@ def fired_rules_in_features(features_dir: str | Path) -> set[str]:
 # ------------------------------------------------------------------ the checks
 
 
-def _grade_problems(ev: Evidence | None) -> list[str]:
-    if ev is None:
-        return ["no evidence grade"]
-    out = []
-    if not ev.sort:
-        out.append("no SORT grade")
-    if not ev.certainty:
-        out.append("no certainty")
-    if not ev.directness.strip():
-        out.append("no directness")
-    if not ev.citations:
-        out.append("no citation")
-    return out
-
-
 def check_ruleset(
     ruleset: RuleSet,
     *,
@@ -207,19 +176,21 @@ def check_ruleset(
     scenario_rules: set[str] | None = None,
     package_dir: str | Path | None = None,
     compile_rules: bool = True,
+    today: date | None = None,
 ) -> Report:
-    """Run every check on `ruleset`.
+    """`RuleSet.check()` (the one consistency check: ids, citations, grades, interventions,
+    parameters and their review dates), plus what needs the repository: the snapshot of rule ids,
+    the Gherkin coverage, the digest of the files, and compilation for the inference engine.
 
     `snapshot`: the committed rule ids (None: not compared, a warning). `scenario_rules`: rule ids
     that some scenario says fire (None: not checked, a warning). `package_dir`: the rule set's
     directory, to recompute its digest (None: not checked, a note).
     """
     report = Report(rules=len(ruleset.rules))
+    report.findings.extend(ruleset.check(today))
     ids = [r.id for r in ruleset.rules]
 
-    # ids: unique, and stable against the snapshot
-    for rid in sorted({i for i in ids if ids.count(i) > 1}):
-        report.add("error", "ids", f"rule id {rid} is used by {ids.count(rid)} rules; each id must be unique")
+    # ids: stable against the snapshot
     if snapshot is None:
         report.add("warning", "ids", "no snapshot of rule ids to compare with: write one with --update-snapshot")
     else:
@@ -229,60 +200,6 @@ def check_ruleset(
                        "traces and audits; if the removal is deliberate, update the snapshot with --update-snapshot")
         for rid in sorted(set(ids) - known):
             report.add("warning", "ids", f"rule id {rid} is new (not in the snapshot): add it with --update-snapshot")
-
-    # citations resolve
-    cited: set[str] = set()
-    for r in ruleset.rules:
-        for cid in r.citations:
-            cited.add(cid)
-            if cid not in ruleset.citations:
-                report.add("error", "citations", f"rule {r.id} cites {cid!r}, which is not in the citation library")
-    for code, spec in ruleset.interventions.items():
-        grades = _grades(spec)
-        for what, ev in grades:
-            for cid in (ev.citations if ev is not None else []):
-                cited.add(cid)
-                if cid not in ruleset.citations:
-                    report.add("error", "citations",
-                               f"intervention {code}: its {what} cites {cid!r}, which is not in the citation library")
-    for cid in sorted(set(ruleset.citations) - cited):
-        report.add("note", "citations", f"citation {cid} is in the library but cited by no rule or grade")
-
-    # emitted interventions exist and, where they can be recommended, are graded
-    emitted: dict[str, list[str]] = {}
-    for r in ruleset.rules:
-        for code in r.emits:
-            emitted.setdefault(code, []).append(r.id)
-    for code, rule_ids in sorted(emitted.items()):
-        spec = ruleset.interventions.get(code)
-        if spec is None:
-            report.add("error", "interventions",
-                       f"rules {', '.join(rule_ids)} emit {code!r}, which is not a defined intervention")
-            continue
-        if spec.category in UNGRADED_CATEGORIES:
-            continue
-        grades = _grades(spec)
-        for what, ev in grades:
-            for problem in _grade_problems(ev):
-                report.add("error", "grades", f"intervention {code} (emitted by {', '.join(rule_ids)}): its {what} "
-                           f"has {problem}; every recommendation needs SORT, certainty, directness and a citation")
-
-    # parameters defined and documented
-    used_params: set[str] = set()
-    for r in ruleset.rules:
-        for name in r.parameters:
-            used_params.add(name)
-            if name not in ruleset.parameters:
-                report.add("error", "parameters", f"rule {r.id} uses parameter {name!r}, which is not defined")
-    for name, p in sorted(ruleset.parameters.items()):
-        missing = [what for what, text in (("source", p.source), ("note", p.note)) if not str(text or "").strip()]
-        if missing:
-            report.add("error", "parameters", f"parameter {name} has no {' and no '.join(missing)}: say where the "
-                       "value comes from ('project parameter, not evidence' is an honest source) and what it means")
-        if not str(p.unit or "").strip():
-            report.add("warning", "parameters", f"parameter {name} has no unit")
-    for name in sorted(set(ruleset.parameters) - used_params):
-        report.add("note", "parameters", f"parameter {name} is declared by no rule")
 
     # scenarios
     if scenario_rules is None:
@@ -300,9 +217,10 @@ def check_ruleset(
         report.add("note", "digest", "the rule set is not a package directory: its digest was not recomputed")
     else:
         now = digest_of(package_dir)
-        if ruleset.digest != now:
-            report.add("error", "digest", f"the rule set reports digest {ruleset.digest[:12]}... but its files give "
-                       f"{now[:12]}...: the digest must be computed from the files (engine.api.digest_of)")
+        reported = ruleset.digest if ruleset.site is None else ruleset.base_digest
+        if reported != now:
+            report.add("error", "digest", f"the rule set reports digest {reported[:12]}... but its files "
+                       f"give {now[:12]}...: the digest must be computed from the files (engine.api.digest_of)")
 
     # compiles
     if compile_rules:

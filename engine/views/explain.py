@@ -109,34 +109,9 @@ def fact_text(f: Mapping[str, Any]) -> str:
     return ", ".join(parts)
 
 
-def test_passes(test: Test, value: Any) -> bool:
-    """Whether a field value passes a pattern test (the same comparison durable-rules makes)."""
-    if value is None:
-        return False
-    try:
-        if test.op == "==":
-            return value == test.value
-        if test.op == "!=":
-            return value != test.value
-        if test.op == "in":
-            return value in test.value
-        if test.op == "has":
-            return isinstance(value, (list, tuple)) and test.value in value
-        if test.op == "<":
-            return value < test.value
-        if test.op == "<=":
-            return value <= test.value
-        if test.op == ">":
-            return value > test.value
-        if test.op == ">=":
-            return value >= test.value
-    except TypeError:
-        return False
-    return False
-
-
 def pattern_matches(p: Pattern, f: Mapping[str, Any]) -> bool:
-    return f.get("type") == p.type and all(test_passes(t, f.get(name)) for name, t in p.tests)
+    """Whether fact `f` matches a resolved pattern: `Pattern.matches`, the one evaluator of tests."""
+    return p.matches(f)
 
 
 # ====================================================================== knowledge lookups
@@ -270,7 +245,8 @@ class _Walker:
     def node(self, label: str, at: int, rule: Rule | None, path: frozenset[str]) -> dict[str, Any]:
         if label.startswith("absent:"):
             described = label[len("absent:"):]
-            pattern = next((p for p in (rule.unless.values() if rule else ()) if p.describe() == described), None)
+            unless = self.ruleset.resolved[rule.id][1] if rule else {}
+            pattern = next((p for p in unless.values() if p.describe() == described), None)
             return self.absent(described, pattern, path, ABSENT_DEPTH)
         first = self.first.get(label)
         if first is not None and first < at and label not in path:
@@ -312,14 +288,15 @@ class _Walker:
     def rule_check(self, rule: Rule, path: frozenset[str], depth: int) -> dict[str, Any]:
         """What `rule` needs, and which of it is present for this patient."""
         needs = []
-        for _, p in sorted(rule.when.items()):
+        when, unless_patterns = self.ruleset.resolved[rule.id]
+        for _, p in sorted(when.items()):
             state, found = self.present(p)
             absent = None
             if state == "none" and producers(self.ruleset, p) and depth > 0 and p.type not in path:
                 absent = self.absent(p.describe(), p, path, depth)
             needs.append({"pattern": p.describe(), "state": state, "found": found, "absent": absent})
         unless = []
-        for _, p in sorted(rule.unless.items()):
+        for _, p in sorted(unless_patterns.items()):
             state, found = self.present(p)
             unless.append({"pattern": p.describe(), "state": state, "found": found, "absent": None})
         return {"rule": rule.id, "purpose": rule.purpose,
@@ -351,7 +328,7 @@ def producers(ruleset: RuleSet, p: Pattern) -> list[Rule]:
             continue
         if wanted:
             named: set[Any] = set(r.emits)
-            for q in r.when.values():
+            for q in ruleset.resolved[r.id][0].values():
                 for _, t in q.tests:
                     if t.op == "==":
                         named.add(t.value)
@@ -685,8 +662,8 @@ def rule_detail(ruleset: RuleSet, rule: Rule) -> dict[str, Any]:
                     set(rule.concludes) & (set(r.reads) | set(r.negates) | set(r.reads_all))})
     row = rule_row(ruleset, rule)
     row.update({
-        "when": {alias: p.describe() for alias, p in sorted(rule.when.items())},
-        "unless": {alias: p.describe() for alias, p in sorted(rule.unless.items())},
+        "when": {alias: p.describe() for alias, p in sorted(ruleset.resolved[rule.id][0].items())},
+        "unless": {alias: p.describe() for alias, p in sorted(ruleset.resolved[rule.id][1].items())},
         "reads_all": list(rule.reads_all),
         "parameters": [parameter_entry(ruleset.parameters[p]) if p in ruleset.parameters else
                        {"name": p, "value": "undefined", "unit": "", "source": "", "note": ""} for p in rule.parameters],

@@ -11,7 +11,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from engine.kernel.models import CATEGORY_ORDER, CATEGORY_TITLE, Result
+from engine.kernel.models import Result
+from engine.views.common import category_order, category_title
 from engine.kernel.rulebase import RuleSet, code_label, intervention_label
 
 _SPECIAL = re.compile(r"([\\`*\[\]<>|#])")
@@ -52,15 +53,18 @@ def result_markdown(result: Result, ruleset: RuleSet | None = None) -> str:
     out: list[str] = [f"## Triage: {esc(result.patient_id)}", ""]
     if result.red_flags:
         flags = [code_label(ruleset, f) for f in result.red_flags]
-        out += [f"**Red flag: {esc(', '.join(flags))}.** Urgent assessment first; routine escalation is stopped.", ""]
+        title = ruleset.word("flag", "flag") if ruleset else "flag"
+        stop = ruleset.word("flags_stop") if ruleset else ""
+        out += [f"**{esc(title[:1].upper() + title[1:])}: {esc(', '.join(flags))}.**"
+                + (f" {esc(stop[:1].upper() + stop[1:])}." if stop else ""), ""]
     out += ["### Recommended", ""]
     if not result.recommendations:
         out.append("- nothing")
-    for cat in CATEGORY_ORDER:
+    for cat in category_order(ruleset, result):
         recs = [r for r in result.recommendations if r.category == cat]
         for r in recs:
             grade = evidence_grade(r.evidence.model_dump() if r.evidence else None)
-            head = f"- **{esc(intervention_label(ruleset, r.intervention))}** ({CATEGORY_TITLE[cat].lower()}; {esc(r.strength)}"
+            head = f"- **{esc(intervention_label(ruleset, r.intervention))}** ({category_title(ruleset, cat).lower()}; {esc(r.strength)}"
             head += f"; {grade})" if grade else ")"
             if r.evidence is not None:
                 head += " [" + ", ".join(f"`{c}`" for c in r.evidence.citations) + "]"

@@ -9,7 +9,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from engine.kernel.models import CATEGORY_ORDER, CATEGORY_TITLE, Result
+from engine.kernel.models import Result
+from engine.views.common import category_order, category_title
 from engine.kernel.rulebase import RuleSet, code_label, intervention_label
 
 KIND_TITLE = {
@@ -59,17 +60,19 @@ def text_view(result: Result, ruleset: RuleSet | None = None, details: bool = Fa
                                (f"rule set {result.ruleset.name} {result.ruleset.version}", "dim")))
     if result.red_flags:
         flags = ", ".join(code_label(ruleset, f) for f in result.red_flags)
-        parts.append(Panel(Text(f"RED FLAG: {flags}\nUrgent assessment first; routine escalation is stopped.",
+        title = ruleset.word("flag", "flag").upper() if ruleset else "FLAG"
+        stop = ruleset.word("flags_stop") if ruleset else ""
+        parts.append(Panel(Text(f"{title}: {flags}" + (f"\n{stop[:1].upper()}{stop[1:]}." if stop else ""),
                                 style="bold red"), border_style="red"))
     table = Table(show_header=True, header_style="bold", expand=True, box=None, padding=(0, 1), show_edge=False)
     table.add_column("Recommended", ratio=2)
     table.add_column("grade", style="magenta", no_wrap=True, min_width=17)
     table.add_column("why", ratio=4)
-    for cat in CATEGORY_ORDER:
+    for cat in category_order(ruleset, result):
         recs = [r for r in result.recommendations if r.category == cat]
         if not recs:
             continue
-        table.add_row(Text(CATEGORY_TITLE[cat], style="bold underline"), "", "")
+        table.add_row(Text(category_title(ruleset, cat), style="bold underline"), "", "")
         for r in recs:
             why = Text("; ".join(r.rationale))
             for line in _summary_details(ruleset, r, details):
