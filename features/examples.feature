@@ -67,7 +67,8 @@ Feature: The shared example patients
     And rule LDN-CI-OPIOID fires
     And rule LDN-OFFER does not fire
     And pulsed_radiofrequency is recommended as interventional
-    And insoles is recommended as first_line
+    And insoles is not recommended as not_indicated because "no rheumatoid arthritis recorded"
+    And the first-line plan has footwear_modification, activity_modification
 
   Scenario: The 67-year-old with suspected Charcot neuroarthropathy is referred urgently and every escalation is suppressed
     Given the example patient "red-flag-charcot"

@@ -73,9 +73,12 @@ Feature: Derived findings
   Scenario: A 50-year-old with no DN4 items listed and the DN4 not assessed has the DN4 listed as unknown, not silently 0/10
     Given a 50-year-old female with 8 weeks of forefoot pain
     When the patient is triaged
-    Then rule DN4-SCORE fires
-    And the trace explains "DN4 0/10"
+    Then rule DN4-UNKNOWN fires
+    And rule DN4-SCORE does not fire
     And dn4 is listed as unknown
+    And the unknown dn4 affects low_dose_naltrexone
+    And the finding dn4_unknown is concluded
+    And the finding dn4 is not concluded
     And rule DN4-PHENOTYPE does not fire
 
   Scenario: A 50-year-old whose DN4 was assessed and found 0/10 has a known DN4 score
@@ -83,6 +86,8 @@ Feature: Derived findings
     And the DN4 was assessed
     When the patient is triaged
     Then rule DN4-SCORE fires
+    And rule DN4-UNKNOWN does not fire
+    And the trace explains "DN4 0/10"
     And dn4 is not listed as unknown
     And the finding neuropathic_phenotype is not concluded
 
@@ -231,7 +236,7 @@ Feature: Derived findings
     When the patient is triaged
     Then rule OPIOID-MEDICATION fires
     And the finding opioid_exposure is concluded
-    And the trace explains "medication 'Tramadol 50 mg' contains tramadol: an opioid agonist"
+    And the trace explains "medication 'Tramadol 50 mg' contains tramadol: an opioid"
 
   Scenario: A 60-year-old with opioid use disorder has opioid exposure even with no opioid on the medication list
     Given a 60-year-old male with 16 weeks of forefoot pain

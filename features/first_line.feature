@@ -109,13 +109,30 @@ Feature: First-line conservative care
 
     Examples:
       | modality              | offer       | continue             | tried             |
-      | footwear_modification | FL-FOOTWEAR | FL-FOOTWEAR-CONTINUE | FL-FOOTWEAR-TRIED |
       | metatarsal_pad        | FL-PAD      | FL-PAD-CONTINUE      | FL-PAD-TRIED      |
       | insoles               | FL-INSOLES  | FL-INSOLES-CONTINUE  | FL-INSOLES-TRIED  |
       | calf_stretching       | FL-STRETCH  | FL-STRETCH-CONTINUE  | FL-STRETCH-TRIED  |
-      | activity_modification | FL-ACTIVITY | FL-ACTIVITY-CONTINUE | FL-ACTIVITY-TRIED |
       | weight_management     | FL-WEIGHT   | FL-WEIGHT-CONTINUE   | FL-WEIGHT-TRIED   |
       | callus_debridement    | FL-CALLUS   | FL-CALLUS-CONTINUE   | FL-CALLUS-TRIED   |
+
+  Scenario Outline: A 50-year-old who tried <modality> for 8 weeks without benefit is told to continue and optimise it: it is the baseline of every plan, and it counts as failed conservative care
+    Given a 50-year-old female with 10 weeks of forefoot pain
+    And <modality> tried for 8 weeks with response <response>
+    When the patient is triaged
+    Then <modality> is recommended as first_line
+    And the rationale of <modality> mentions "<advice>"
+    And the rationale of <modality> mentions "baseline of every plan"
+    And rule <tried> fires
+    And rule <offer> does not fire
+    And rule <offer>-CONTINUE does not fire
+    And <modality> is not withheld as not_indicated
+
+    Examples:
+      | modality              | response      | advice                                | offer       | tried             |
+      | footwear_modification | none          | continue and optimise                 | FL-FOOTWEAR | FL-FOOTWEAR-TRIED |
+      | footwear_modification | worsened      | change the approach                   | FL-FOOTWEAR | FL-FOOTWEAR-TRIED |
+      | activity_modification | none          | continue and optimise                 | FL-ACTIVITY | FL-ACTIVITY-TRIED |
+      | activity_modification | not_tolerated | change the approach                   | FL-ACTIVITY | FL-ACTIVITY-TRIED |
 
   Scenario Outline: A 50-year-old with a partial response to 8 weeks of <modality> is told to continue and optimise it
     Given a 50-year-old female with 10 weeks of forefoot pain
@@ -135,12 +152,31 @@ Feature: First-line conservative care
     Examples:
       | modality              | offer       | continue             | tried             |
       | footwear_modification | FL-FOOTWEAR | FL-FOOTWEAR-CONTINUE | FL-FOOTWEAR-TRIED |
+      | activity_modification | FL-ACTIVITY | FL-ACTIVITY-CONTINUE | FL-ACTIVITY-TRIED |
       | metatarsal_pad        | FL-PAD      | FL-PAD-CONTINUE      | FL-PAD-TRIED      |
       | insoles               | FL-INSOLES  | FL-INSOLES-CONTINUE  | FL-INSOLES-TRIED  |
       | calf_stretching       | FL-STRETCH  | FL-STRETCH-CONTINUE  | FL-STRETCH-TRIED  |
-      | activity_modification | FL-ACTIVITY | FL-ACTIVITY-CONTINUE | FL-ACTIVITY-TRIED |
       | weight_management     | FL-WEIGHT   | FL-WEIGHT-CONTINUE   | FL-WEIGHT-TRIED   |
       | callus_debridement    | FL-CALLUS   | FL-CALLUS-CONTINUE   | FL-CALLUS-TRIED   |
+
+  Scenario Outline: A 50-year-old who tried <modality> for 8 weeks without benefit is told to continue and optimise it: it is the baseline of every plan, and it counts as failed conservative care
+    Given a 50-year-old female with 10 weeks of forefoot pain
+    And <modality> tried for 8 weeks with response <response>
+    When the patient is triaged
+    Then <modality> is recommended as first_line
+    And the rationale of <modality> mentions "<advice>"
+    And the rationale of <modality> mentions "baseline of every plan"
+    And rule <tried> fires
+    And rule <offer> does not fire
+    And rule <offer>-CONTINUE does not fire
+    And <modality> is not withheld as not_indicated
+
+    Examples:
+      | modality              | response      | advice                                | offer       | tried             |
+      | footwear_modification | none          | continue and optimise                 | FL-FOOTWEAR | FL-FOOTWEAR-TRIED |
+      | footwear_modification | worsened      | change the approach                   | FL-FOOTWEAR | FL-FOOTWEAR-TRIED |
+      | activity_modification | none          | continue and optimise                 | FL-ACTIVITY | FL-ACTIVITY-TRIED |
+      | activity_modification | not_tolerated | change the approach                   | FL-ACTIVITY | FL-ACTIVITY-TRIED |
 
   Scenario Outline: A 50-year-old whose <modality> gave no benefit in 8 weeks is told <hint>
     Given a 50-year-old female with 10 weeks of forefoot pain
@@ -150,11 +186,9 @@ Feature: First-line conservative care
 
     Examples:
       | modality              | hint                                  | reason                                                                        |
-      | footwear_modification | to check fit or placement             | so not simply repeated (check fit or placement); counts toward failed         |
       | metatarsal_pad        | to check fit or placement             | so not simply repeated (check fit or placement); counts toward failed         |
       | insoles               | to check fit or placement             | so not simply repeated (check fit or placement); counts toward failed         |
       | calf_stretching       | it is not simply repeated (no device) | so not simply repeated; counts toward failed                                  |
-      | activity_modification | it is not simply repeated (no device) | so not simply repeated; counts toward failed                                  |
       | weight_management     | it is not simply repeated (no device) | so not simply repeated; counts toward failed                                  |
       | callus_debridement    | it is not simply repeated (no device) | so not simply repeated; counts toward failed                                  |
 

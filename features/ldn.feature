@@ -21,7 +21,9 @@ Feature: Low-dose naltrexone as an adjunct
     And rule LDN-TRIED does not fire
     And rule LDN-TRIED-NO-BENEFIT does not fire
     And the rationale of low_dose_naltrexone mentions "persistent pain: 16 weeks despite an adequate conservative trial"
-    And the rationale of low_dose_naltrexone mentions "DN4 4/10 ≥ 4: neuropathic phenotype (screen)"
+    And the rationale of low_dose_naltrexone mentions "DN4 4/10 ≥ 4: neuropathic phenotype (a screen, not a diagnosis)"
+    And the rationale of low_dose_naltrexone mentions "no opioid exposure recorded, and every medication was classified"
+    And the review of low_dose_naltrexone is at 4 weeks
     And the rationale of low_dose_naltrexone mentions "no study of LDN in metatarsalgia"
 
   Scenario: LDN offered to the 54-year-old carries SORT C, very low certainty, indirect evidence citing the fibromyalgia trials
@@ -149,13 +151,14 @@ Feature: Low-dose naltrexone as an adjunct
     When the patient is triaged
     Then low_dose_naltrexone <verdict>
     And rule LDN-TRIED-NO-BENEFIT <judged>
-    And rule LDN-OFFER <offer>
+    And rule LDN-CONTINUE <continue>
+    And rule LDN-OFFER does not fire
 
     Examples:
-      | ldn | decision                       | verdict                                                                                          | judged        | offer         |
-      | 11  | offered it to a fair trial     | is recommended as adjunct                                                                        | does not fire | fires         |
-      | 12  | not offered it again           | is not recommended as not_indicated because "already tried 12 weeks, response none: not repeated" | fires         | does not fire |
-      | 13  | not offered it again           | is not recommended as not_indicated because "already tried 13 weeks, response none: not repeated" | fires         | does not fire |
+      | ldn | decision                                   | verdict                                                                                          | judged        | continue      |
+      | 11  | told to continue it to the 12-week review  | is recommended as adjunct                                                                        | does not fire | fires         |
+      | 12  | not offered it again                       | is not recommended as not_indicated because "already tried 12 weeks, response none: not repeated" | fires         | does not fire |
+      | 13  | not offered it again                       | is not recommended as not_indicated because "already tried 13 weeks, response none: not repeated" | fires         | does not fire |
 
   Scenario Outline: A 54-year-old whose LDN <what> after <ldn> weeks is not offered it again
     Given a 54-year-old female with 30 weeks of forefoot pain

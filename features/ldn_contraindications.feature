@@ -30,15 +30,15 @@ Feature: LDN contraindications and cautions
       | Oxycodone                        | oxycodone      |
       | oxycodone/acetaminophen          | oxycodone      |
       | Oxycodone/APAP 5-325 mg          | oxycodone      |
-      | Percocet                         | percocet       |
-      | OxyContin                        | oxycontin      |
-      | OxyContin 20 mg ER               | oxycontin      |
+      | Percocet                         | Percocet       |
+      | OxyContin                        | Oxycontin      |
+      | OxyContin 20 mg ER               | Oxycontin      |
       | morphine ER 30 mg                | morphine       |
-      | MS Contin 15 mg                  | ms contin      |
+      | MS Contin 15 mg                  | MS Contin      |
       | hydrocodone-acetaminophen        | hydrocodone    |
       | tapentadol ER                    | tapentadol     |
       | codeine phosphate 30 mg          | codeine        |
-      | Co-codamol 30/500                | co codamol     |
+      | Co-codamol 30/500                | co-codamol     |
       | Fentanyl patch 25 mcg/h          | fentanyl       |
       | hydromorphone                    | hydromorphone  |
       | oxymorphone                      | oxymorphone    |
@@ -47,8 +47,8 @@ Feature: LDN contraindications and cautions
       | methadone                        | methadone      |
       | Methadone 80 mg daily            | methadone      |
       | buprenorphine/naloxone           | buprenorphine  |
-      | Suboxone                         | suboxone       |
-      | Butrans 10 mcg/h patch           | butrans        |
+      | Suboxone                         | Suboxone       |
+      | Butrans 10 mcg/h patch           | BuTrans        |
 
   Scenario: A 54-year-old eligible for LDN with opioid use disorder and no opioid listed is told LDN is contraindicated
     Given a 54-year-old female with 16 weeks of forefoot pain
@@ -56,7 +56,7 @@ Feature: LDN contraindications and cautions
     And metatarsal_pad tried for 8 weeks with response none
     And comorbidity opioid_use_disorder
     When the patient is triaged
-    Then low_dose_naltrexone is not recommended as contraindicated because "opioid use disorder (opioid dependence, including methadone or buprenorphine maintenance): naltrexone can precipitate withdrawal"
+    Then low_dose_naltrexone is not recommended as contraindicated because "opioid exposure: opioid use disorder (opioid dependence, including methadone or buprenorphine maintenance); naltrexone blocks opioid analgesia and can precipitate withdrawal"
     And rule OPIOID-USE-DISORDER fires
     And rule LDN-CI-OPIOID fires
     And rule LDN-OFFER does not fire
@@ -159,16 +159,19 @@ Feature: LDN contraindications and cautions
 
   # ---------------------------------------------------------------- medication names that are not opioids
 
-  Scenario: A 54-year-old eligible for LDN taking "Flurbex 20 mg", an unrecognised name, is offered LDN with the name to verify and an unknown listed
+  Scenario: A 54-year-old eligible for LDN taking "Flurbex 20 mg", an unrecognised name, is not offered LDN until Flurbex is confirmed not to be an opioid
     Given a 54-year-old female with 16 weeks of forefoot pain
     And neuropathic features burning, tingling, numbness, electric_shocks
     And metatarsal_pad tried for 8 weeks with response none
     And medication "Flurbex 20 mg"
     When the patient is triaged
     Then medication:flurbex 20 mg is listed as unknown
-    And the details of low_dose_naltrexone mention "Flurbex 20 mg"
+    And low_dose_naltrexone is not recommended as deferred because "confirm that 'Flurbex 20 mg' is not an opioid"
     And rule MEDICATION-UNRECOGNISED fires
+    And rule LDN-DEFERRED-UNRECOGNISED fires
+    And rule LDN-OFFER does not fire
     And rule LDN-CI-OPIOID does not fire
+    And no result says "no opioid exposure"
 
   Scenario Outline: A 54-year-old eligible for LDN taking "<name>", <why>, is offered LDN
     Given a 54-year-old female with 16 weeks of forefoot pain
@@ -185,5 +188,4 @@ Feature: LDN contraindications and cautions
       | name                     | why                                  |
       | Sertraline 50 mg         | a non-opioid antidepressant          |
       | acetaminophen 500 mg     | paracetamol without an opioid        |
-      | naloxone nasal spray     | an opioid antagonist, not an opioid  |
       | Pregabalin 75 mg         | a gabapentinoid                      |

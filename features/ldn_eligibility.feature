@@ -49,8 +49,10 @@ Feature: Who may be offered low-dose naltrexone: age, possible pregnancy, a tria
     Given low_dose_naltrexone tried for 4 weeks with response partial
     When the patient is triaged
     Then low_dose_naltrexone is recommended as adjunct
-    And the details of low_dose_naltrexone mention "already taking LDN for 4 weeks (response partial): continue"
+    And the rationale of low_dose_naltrexone mentions "LDN taken 4 weeks (response so far partial): continue the titration; judge benefit at about 12 weeks"
     And rule LDN-IN-PROGRESS fires
+    And rule LDN-CONTINUE fires
+    And the review of low_dose_naltrexone is at 8 weeks
 
   Scenario: A patient who stopped LDN after it made the pain worse has no LDN trial in progress
     Given low_dose_naltrexone tried for 3 weeks with response worsened

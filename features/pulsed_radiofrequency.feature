@@ -59,19 +59,21 @@ Feature: Ultrasound-guided pulsed radiofrequency
   # ---------------------------------------------------------------- PRF already tried
 
   @boundary
-  Scenario Outline: A 58-year-old with recalcitrant pain who had PRF <prf> weeks ago without benefit is <decision> (judged at 6 weeks)
+  Scenario Outline: A 58-year-old with recalcitrant pain who had PRF <prf> weeks ago without benefit is <decision> (judged at 12 weeks)
     Given footwear_modification tried for 18 weeks with response none
     And pulsed_radiofrequency tried for <prf> weeks with response none
     When the patient is triaged
     Then pulsed_radiofrequency <verdict>
     And rule PRF-TRIED-NO-BENEFIT <judged>
-    And rule PRF-OFFER <offer>
+    And rule PRF-DONE-RECENT <recent>
+    And rule PRF-OFFER does not fire
 
     Examples:
-      | prf | decision              | verdict                                                                                            | judged        | offer         |
-      | 5   | offered PRF           | is recommended as interventional                                                                   | does not fire | fires         |
-      | 6   | not offered it again  | is not recommended as not_indicated because "already tried 6 weeks, response none: not repeated"   | fires         | does not fire |
-      | 7   | not offered it again  | is not recommended as not_indicated because "already tried 7 weeks, response none: not repeated"   | fires         | does not fire |
+      | prf  | decision                           | verdict                                                                                             | judged        | recent        |
+      | 2    | told to judge its effect first     | is not recommended as deferred because "done 2 weeks ago (response so far none): judge the effect at 12 weeks (3 months)" | does not fire | fires |
+      | 11.9 | told to judge its effect first     | is not recommended as deferred because "judge the effect at 12 weeks"                               | does not fire | fires         |
+      | 12   | not offered it again               | is not recommended as not_indicated because "done 12 weeks ago without benefit (response none): not repeated" | fires | does not fire |
+      | 13   | not offered it again               | is not recommended as not_indicated because "not repeated"                                          | fires         | does not fire |
 
   Scenario Outline: A 58-year-old with recalcitrant pain whose PRF <what> is not offered it again
     Given footwear_modification tried for 18 weeks with response none
@@ -80,16 +82,39 @@ Feature: Ultrasound-guided pulsed radiofrequency
     Then pulsed_radiofrequency is not recommended as not_indicated because "response <response>: not repeated"
     And rule PRF-TRIED fires
     And rule PRF-OFFER does not fire
+    And rule PRF-DONE-RECENT does not fire
 
     Examples:
       | what                | response      |
       | made the pain worse | worsened      |
       | was not tolerated   | not_tolerated |
 
-  Scenario: A 58-year-old with recalcitrant pain and a partial response to PRF 8 weeks ago may be offered it again
+  @boundary
+  Scenario Outline: A 58-year-old with recalcitrant pain whose PRF <prf> weeks ago helped (<response>) is <decision>
     Given footwear_modification tried for 18 weeks with response none
-    And pulsed_radiofrequency tried for 8 weeks with response partial
+    And pulsed_radiofrequency tried for <prf> weeks with response <response>
     When the patient is triaged
-    Then pulsed_radiofrequency is recommended as interventional
+    Then pulsed_radiofrequency <verdict>
+    And rule PRF-REPEAT <repeat>
+    And rule PRF-OFFER does not fire
     And rule PRF-TRIED does not fire
-    And rule PRF-TRIED-NO-BENEFIT does not fire
+
+    Examples:
+      | prf  | response | decision                                   | verdict                                      | repeat        |
+      | 8    | partial  | told to judge its effect at 3 months first | is not recommended as deferred               | does not fire |
+      | 12   | partial  | told it may be considered again            | is recommended as interventional             | fires         |
+      | 20   | resolved | told it may be considered again            | is recommended as interventional             | fires         |
+
+  Scenario: A 58-year-old whose PRF 20 weeks ago helped and whose pain is back is told why it may be considered again, with the 3-month review
+    Given footwear_modification tried for 18 weeks with response none
+    And pulsed_radiofrequency tried for 20 weeks with response resolved
+    When the patient is triaged
+    Then the rationale of pulsed_radiofrequency mentions "the benefit has faded: it may be considered again"
+    And the review of pulsed_radiofrequency is at 12 weeks
+
+  Scenario: A 58-year-old with 30 weeks of pain after 12 weeks over 2 failed modalities and PRF done 20 weeks ago with benefit is not offered it again: the pain is not recalcitrant
+    Given footwear_modification tried for 6 weeks with response none
+    And pulsed_radiofrequency tried for 20 weeks with response partial
+    When the patient is triaged
+    Then pulsed_radiofrequency is not recommended as deferred because "pain is not recalcitrant"
+    And rule PRF-REPEAT does not fire

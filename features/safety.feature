@@ -13,25 +13,30 @@ Feature: Red-flag safety screen
     And the examination finds gastrocnemius_tightness
     And the examination finds plantar_callus
 
-  Scenario Outline: A 67-year-old with 5 weeks of forefoot pain and <text> is referred urgently, with the reason
+  Scenario Outline: A 67-year-old with 5 weeks of forefoot pain and <text> is referred urgently, told what to do, who to and how fast, from its source
     Given red flag <flag>
     When the patient is triaged
     Then urgent_referral is recommended as urgent_referral
     And the rationale of urgent_referral mentions "red flag: <text>"
-    And the details of urgent_referral mention "same-day or urgent assessment"
+    And the details of urgent_referral mention "<action>"
+    And the details of urgent_referral mention "<when>"
+    And the details of urgent_referral mention "<basis>"
+    And the evidence for urgent_referral is SORT C with not_graded certainty
+    And the evidence for urgent_referral cites <citation>
     And the red flags are <flag>
     And rule RF-URGENT fires
     And rule RF-SUPPRESS-ESCALATION fires
     And no escalation is recommended
 
     Examples:
-      | flag                      | text                                |
-      | suspected_stress_fracture | suspected stress fracture           |
-      | suspected_infection       | suspected infection                 |
-      | suspected_charcot         | suspected Charcot neuroarthropathy  |
-      | critical_ischemia         | critical limb ischaemia             |
-      | suspected_tumor           | suspected tumour                    |
-      | acute_trauma              | acute trauma                        |
+      | flag                      | text                               | action                                | when                                  | basis                  | citation                 |
+      | suspected_stress_fracture | suspected stress fracture          | X-ray first                           | expert consensus                      | ACR Appropriateness    | acr-stress-fracture-2024 |
+      | suspected_infection       | suspected infection                | start treatment without delay         | immediately if limb- or life-threatening | NICE NG19           | nice-ng19                |
+      | suspected_charcot         | suspected Charcot neuroarthropathy | no weight at all on the foot          | within 1 working day                  | NICE NG19              | nice-ng19                |
+      | critical_ischemia         | critical limb ischaemia            | vascular multidisciplinary team       | urgently                              | NICE CG147             | nice-cg147               |
+      | suspected_tumor           | suspected tumour                   | X-ray the foot                        | within 48 hours                       | Scottish referral      | scottish-cancer-2019     |
+      | acute_trauma              | acute trauma                       | Ottawa foot rule                      | the same day                          | Stiell 1992            | stiell-1992              |
+      | foot_ulcer                | foot ulceration                    | offload the ulcer                     | within 1 working day                  | NICE NG19              | nice-ng19                |
 
   Scenario: A 67-year-old with 5 weeks of forefoot pain and no red flag gets no urgent referral
     When the patient is triaged

@@ -7,12 +7,12 @@ recommendation can change for some patient.
 from engine.api import RuleSet, digest_of
 
 from .facts import FACT_SOURCES, to_facts
-from .knowledge import CITATIONS, HERE, INTERVENTIONS, PARAMETERS
-from .pathway import RED_FLAG_TEXT, RULES
+from .knowledge import CITATIONS, HERE, INTERVENTIONS, PARAMETERS, RED_FLAGS
+from .pathway import RULES
 from .patient import Patient
 
 NAME = "forefoot-pain-pathway"
-VERSION = "1.1.0"
+VERSION = "1.2.0"
 
 RULESET = RuleSet(
     name=NAME,
@@ -35,7 +35,8 @@ RULESET = RuleSet(
     },
     ungraded_categories=("urgent_referral",),
     fact_sources=FACT_SOURCES,
-    labels=dict(RED_FLAG_TEXT),
+    table_citations={"red_flags.toml": tuple(sorted({c for f in RED_FLAGS.values() for c in f["citations"]}))},
+    labels={code: str(v["label"]) for code, v in RED_FLAGS.items()},
     wording={
         "flags_title": "Red flags",
         "flag": "red flag",

@@ -1,55 +1,23 @@
 """From a validated patient to the flat facts the rules match on.
 
 Lists are put in a canonical order first, so the facts (and so the trace and the result) do not
-depend on the order the caller listed things in. Medication names are classified here from
-drugs.toml; deciding what a class means (opioid exposure) is the rules' job.
+depend on the order the caller listed things in. Medications are classified here (by RxNorm code
+and by name, `rules/medications.py`); deciding what a class means (opioid exposure, possible
+opioid use) is the rules' job. Nothing here derives a finding: the facts are the input, with
+the lookups the rules need (a treatment's line of care, whether a trial's weeks run past the
+pain's duration, a medication's class).
 """
 
 from __future__ import annotations
 
-import re
-import tomllib
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
-from .patient import Patient
-from .vocabulary import ADJUNCT, FIRST_LINE, INTERVENTIONAL, SURGICAL
+from .medications import classify, normalise_medication
+from .patient import Medication, Patient
+from .vocabulary import ADJUNCT, FIRST_LINE, INTERVENTIONAL, PROCEDURES, SURGICAL
 
-_HERE = Path(__file__).parent
 _LINE = {**{c: "first_line" for c in FIRST_LINE}, **{c: "adjunct" for c in ADJUNCT},
          **{c: "interventional" for c in INTERVENTIONAL}, **{c: "surgical" for c in SURGICAL}}
-#: When a name matches several classes, the most dangerous for naltrexone wins.
-CLASS_PRIORITY = ("opioid_agonist", "opioid_partial_agonist", "opioid_antagonist", "non_opioid")
-OPIOID_CLASSES = ("opioid_agonist", "opioid_partial_agonist")
-
-
-@lru_cache(maxsize=1)
-def _drug_patterns() -> dict[str, re.Pattern[str]]:
-    data = tomllib.loads((_HERE / "drugs.toml").read_text(encoding="utf-8"))
-    out = {}
-    for cls in CLASS_PRIORITY:
-        names = sorted({normalise_medication(n) for n in data[cls]["names"]}, key=len, reverse=True)
-        out[cls] = re.compile(r"\b(" + "|".join(re.escape(n) for n in names) + r")\b")
-    return out
-
-
-def normalise_medication(name: str) -> str:
-    """Lower case, every run of other characters one space, letters and digits kept apart:
-    'Oxycodone/APAP 5-325mg' -> 'oxycodone apap 5 325 mg'; 'Tylenol #3' -> 'tylenol 3'."""
-    text = re.sub(r"(?<=[a-z])(?=[0-9])|(?<=[0-9])(?=[a-z])", " ", name.casefold())
-    return " ".join(re.sub(r"[^a-z0-9]+", " ", text).split())
-
-
-def classify_medication(name: str) -> tuple[str, list[str]]:
-    """(drug class, matched names) for a free-text medication name; 'unrecognised' when none match."""
-    text = normalise_medication(name)
-    for cls, pattern in _drug_patterns().items():
-        found = sorted(set(pattern.findall(text)))
-        if found:
-            return cls, found
-    return "unrecognised", []
-
 
 #: Which patient attribute each field of each input fact comes from ("*": the fact as a whole).
 #: The rule set derives from this which patient attributes each rule reads.
@@ -58,13 +26,14 @@ FACT_SOURCES: dict[str, dict[str, str]] = {
                 "body_measures": "weight_kg"},
     "pain": {"site": "pain.site", "side": "pain.side", "duration_weeks": "pain.duration_weeks",
              "severity": "pain.severity", "dn4_items": "pain.neuropathic_features",
-             "dn4_assessed": "pain.dn4_assessed", "*": "pain.site"},
+             "dn4_recorded": "pain.dn4_assessed", "dn4_examined": "pain.dn4_examined", "*": "pain.site"},
     "body": {"weight_kg": "weight_kg", "height_cm": "height_cm", "*": "weight_kg"},
     "treatment": {"*": "prior_treatments"},
     "exam": {"*": "exam_findings"},
     "comorbidity": {"*": "comorbidities"},
     "medication": {"*": "medications"},
     "red_flag": {"*": "red_flags"},
+    "record_gap": {"*": "not_retrieved"},
 }
 
 
@@ -72,8 +41,24 @@ def _tri(value: bool | None) -> str:
     return "unknown" if value is None else ("yes" if value else "no")
 
 
+def _medication_fact(m: Medication) -> dict[str, Any]:
+    c = classify(m.name, m.rxnorm)
+    name = (m.name or "").strip() or f"RxNorm {m.rxnorm}"
+    f: dict[str, Any] = {
+        "type": "medication", "name": name[:200] + ("…" if len(name) > 200 else ""),
+        "drug_class": c.drug_class, "matched": list(c.matched), "source": c.source[:240],
+        "status": m.status, "stopped_days": -1 if m.stopped_days_ago is None else m.stopped_days_ago,
+    }
+    if m.rxnorm:
+        f["rxnorm"] = m.rxnorm
+    if c.dose_mg is not None:
+        f["dose_mg"] = c.dose_mg
+    return f
+
+
 def to_facts(p: Patient) -> list[dict[str, Any]]:
     """The patient as flat facts, in canonical order."""
+    pain = p.pain
     facts: list[dict[str, Any]] = [
         {
             "type": "patient",
@@ -85,32 +70,44 @@ def to_facts(p: Patient) -> list[dict[str, Any]]:
         },
         {
             "type": "pain",
-            "site": p.pain.site,
-            "side": p.pain.side or "unknown",
-            "duration_weeks": p.pain.duration_weeks,
-            "severity": -1 if p.pain.severity is None else p.pain.severity,
-            "dn4_items": sorted(p.pain.neuropathic_features),
-            "dn4_assessed": _tri(p.pain.dn4_assessed),
+            "site": pain.site,
+            "side": pain.side or "unknown",
+            "duration_weeks": pain.duration_weeks,
+            "severity": -1 if pain.severity is None else pain.severity,
+            "dn4_items": sorted(pain.neuropathic_features),
+            # the DN4 is on record when items are listed or it was assessed (then no items means 0)
+            "dn4_recorded": "yes" if pain.neuropathic_features or pain.dn4_assessed else "no",
+            "dn4_examined": _tri(pain.dn4_examined),
         },
     ]
     if p.weight_kg is not None and p.height_cm is not None:
         facts.append({"type": "body", "weight_kg": p.weight_kg, "height_cm": p.height_cm})
     for t in sorted(p.prior_treatments, key=lambda t: t.treatment):
+        procedure = t.treatment in PROCEDURES
         facts.append({"type": "treatment", "key": t.treatment, "treatment": t.treatment, "weeks": t.weeks,
-                      "response": t.response, "line": _LINE[t.treatment]})
+                      "response": t.response, "line": _LINE[t.treatment],
+                      "kind": "procedure" if procedure else "trial",
+                      "exceeds_pain": "yes" if not procedure and t.weeks > pain.duration_weeks else "no"})
     for code in sorted(p.exam_findings):
         facts.append({"type": "exam", "key": code, "code": code})
     for code in sorted(p.comorbidities):
         facts.append({"type": "comorbidity", "key": code, "code": code})
     meds: dict[str, dict[str, Any]] = {}
-    for m in sorted(p.medications, key=lambda m: (normalise_medication(m.name or ""), m.name or "", m.rxnorm or "")):
-        name = (m.name or f"RxNorm {m.rxnorm}").strip()
-        key = normalise_medication(name) or name.casefold()
+    order = sorted(p.medications, key=lambda m: (normalise_medication(m.name or ""), m.name or "", m.rxnorm or "",
+                                                  m.status, m.stopped_days_ago or 0))
+    for m in order:
+        key = normalise_medication(m.name or "") or f"rxnorm {m.rxnorm}"
+        if m.rxnorm and m.name:
+            key = f"{key} rxnorm {m.rxnorm}"
+        if m.status == "stopped":
+            key = f"{key} stopped"
+        key = key[:200]
         if key in meds:
-            continue  # the same drug typed twice ('Tramadol', 'tramadol'): one fact
-        cls, matched = classify_medication(name)
-        meds[key] = {"type": "medication", "key": key, "name": name, "drug_class": cls, "matched": matched}
+            continue  # the same drug written twice ('Tramadol', 'tramadol'): one fact
+        meds[key] = {"key": key, **_medication_fact(m)}
     facts.extend(meds.values())
     for code in sorted(p.red_flags):
         facts.append({"type": "red_flag", "key": code, "code": code})
+    for section in sorted(p.not_retrieved):
+        facts.append({"type": "record_gap", "key": section, "section": section})
     return facts

@@ -6,7 +6,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from engine.api import Evidence, InterventionSpec, Parameter
+from engine.api import Evidence, InterventionSpec, Parameter, RuleSetError
 
 HERE = Path(__file__).parent
 
@@ -25,6 +25,12 @@ def _parameter(name: str, v: dict[str, Any]) -> Parameter:
 PARAMETERS: dict[str, Parameter] = {name: _parameter(name, v) for name, v in _load("parameters.toml").items()}
 
 CITATIONS: dict[str, dict[str, Any]] = {cid: dict(v) for cid, v in _load("citations.toml").items()}
+
+#: Each red flag: label, action, who to, how fast, the basis and its citations (red_flags.toml).
+RED_FLAGS: dict[str, dict[str, Any]] = {code: dict(v) for code, v in _load("red_flags.toml").items()}
+for _code, _flag in RED_FLAGS.items():
+    if set(_flag) < {"label", "action", "who", "when", "basis", "citations"}:
+        raise RuleSetError(f"red_flags.toml: {_code} needs label, action, who, when, basis and citations")
 
 
 def _spec(code: str, v: dict[str, Any]) -> InterventionSpec:

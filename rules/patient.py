@@ -71,6 +71,17 @@ class Pain(StrictModel):
     def _dn4_unique(cls, v: list) -> list:
         return _unique(v, "neuropathic_features")
 
+    @model_validator(mode="after")
+    def _interview_only(self) -> "Pain":
+        exam = {"hypoesthesia_to_touch", "hypoesthesia_to_pinprick", "brush_allodynia"}
+        if self.dn4_examined is False and exam & set(self.neuropathic_features):
+            raise PydanticCustomError(
+                "dn4_examined_conflict",
+                "pain.dn4_examined is false (interview only) but examination items are listed; "
+                "set dn4_examined to true or remove the examination items",
+            )
+        return self
+
 
 class PriorTreatment(StrictModel):
     """One intervention already tried, how long, and how it went."""

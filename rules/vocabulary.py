@@ -99,3 +99,6 @@ RecordSection = Literal[
     "exam_findings",
     "pain.neuropathic_features",
 ]
+
+#: One-off procedures: for these, a prior treatment's `weeks` is the time since it was done.
+PROCEDURES = INTERVENTIONAL + SURGICAL

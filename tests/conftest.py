@@ -258,3 +258,81 @@ def never_both(result: Result) -> None:
 @pytest.fixture
 def triager():
     return default_triager()
+
+
+# ------------------------------------------------------------------ rule set 1.2 steps
+
+
+@given(parsers.parse('medication "{name}" stopped {days:g} days ago'))
+def medication_stopped(patient: dict, name: str, days: float) -> None:
+    """A medication recorded as stopped, with the days since (the structured form of CONTRACT.md)."""
+    patient["medications"].append({"name": name, "status": "stopped", "stopped_days_ago": days})
+
+
+@given(parsers.parse("medication coded RxNorm {code:w} with no name"))
+def medication_code_only(patient: dict, code: str) -> None:
+    """A medication sent as an RxNorm code only, as e-prescribing sends it."""
+    patient["medications"].append({"rxnorm": code})
+
+
+@given(parsers.parse('medication "{name}" coded RxNorm {code:w}'))
+def medication_coded(patient: dict, name: str, code: str) -> None:
+    patient["medications"].append({"name": name, "rxnorm": code})
+
+
+@given(parsers.parse("the record could not retrieve {section}"))
+def not_retrieved(patient: dict, section: str) -> None:
+    """A part of the record a source failed to fetch (CONTRACT.md `not_retrieved`)."""
+    patient.setdefault("not_retrieved", []).append(section)
+
+
+@given("the DN4 was done by interview only")
+def dn4_interview_only(patient: dict) -> None:
+    patient["pain"]["dn4_examined"] = False
+    patient["pain"]["dn4_assessed"] = True
+
+
+@then(parsers.parse('no result says "{text}"'))
+def no_result_says(result: Result, text: str) -> None:
+    """Nothing the clinician reads (rationale, details, reasons, unknowns, notices) says `text`."""
+    data = result.model_dump(mode="json")
+    readable = json.dumps([data["recommendations"], data["not_recommended"], data["unknowns"], data["notices"]],
+                          ensure_ascii=False)
+    assert text not in readable
+
+
+@then(parsers.parse("the review of {intervention:w} is at {weeks:g} weeks"))
+def review_at(result: Result, intervention: str, weeks: float) -> None:
+    rec = result.recommended(intervention)
+    assert rec is not None and rec.review is not None, rec
+    assert rec.review.weeks == weeks, rec.review
+
+
+@then(parsers.parse('a notice "{code}" names {intervention:w} and says "{text}"'))
+def notice_names(result: Result, code: str, intervention: str, text: str) -> None:
+    notices = [n for n in result.notices if n.code == code]
+    assert notices, [n.code for n in result.notices]
+    assert intervention in notices[0].affects and text in notices[0].text, notices[0]
+
+
+@then("no notice is given")
+def no_notice(result: Result) -> None:
+    assert result.notices == []
+
+
+@then(parsers.parse("the unknown {fact} affects {intervention:w}"))
+def unknown_affects(result: Result, fact: str, intervention: str) -> None:
+    found = [u for u in result.unknowns if u.fact == fact]
+    assert found and intervention in found[0].blocks, [(u.fact, u.blocks) for u in result.unknowns]
+
+
+@then(parsers.parse("the first-line plan has {codes}"))
+def first_line_plan_has(result: Result, codes: str) -> None:
+    have = {r.intervention for r in result.recommendations if r.category == "first_line"}
+    assert set(csv(codes)) <= have, sorted(have)
+
+
+@given("no neuropathic features are listed")
+def no_neuropathic(patient: dict) -> None:
+    patient["pain"]["neuropathic_features"] = []
+    patient["pain"].pop("dn4_assessed", None)

@@ -3,7 +3,8 @@
 Every code of every list is reachable; numbers are drawn from the pathway's boundaries (trial 6,
 persistent 12, recalcitrant 24 weeks and the values just below them, DN4 3/4/5, BMI around 25) as
 well as from ordinary ranges; lists run from empty to full. Medications are drawn from the
-drug vocabulary (rules/drugs.toml) in random letter case, alone and in combination products.
+test oracle (tests/data/drugs_oracle.toml, kept apart from the engine's vocabulary) in random letter
+case, alone and in combination products; structured medications (stopped N days ago) as well.
 
 Profiles: `ci` (the default: a fixed seed, a small budget) and `long` (many more examples, a fresh
 seed each run), selected with the environment variable HYPOTHESIS_PROFILE:
@@ -50,7 +51,7 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 # ------------------------------------------------------------------ vocabulary
 
 ROOT = Path(__file__).resolve().parents[1]
-DRUGS = tomllib.loads((ROOT / "rules" / "drugs.toml").read_text(encoding="utf-8"))
+DRUGS = tomllib.loads((ROOT / "tests" / "data" / "drugs_oracle.toml").read_text(encoding="utf-8"))
 
 SEXES = get_args(V.Sex)
 SIDES = get_args(V.Side)
@@ -69,7 +70,9 @@ UNLISTED = ("zz-herbal-tea", "Vitamin Q", "fictitol 10 mg", "compound X cream", 
 
 #: The pathway's week boundaries and the values just below them.
 WEEK_BOUNDARIES = (0, 5.9, 6, 11.9, 12, 23.9, 24)
-OPIOID_CONDITIONS = ("opioid_use_disorder",)
+OPIOID_CONDITIONS = ("opioid_use_disorder", "long_term_opioid_use")
+#: naltrexone needs this many opioid-free days (rules/parameters.toml opioid_free_days)
+OPIOID_FREE_DAYS = 10
 LIVER_STOPS = ("acute_hepatitis", "liver_failure")
 
 
@@ -87,16 +90,38 @@ _OPIOID_PATTERNS = tuple(_opioid_pattern(n) for n in OPIOIDS)
 
 
 def names_opioid(medication: str) -> bool:
-    """True when the free-text medication contains a name from the opioid lists of drugs.toml."""
+    """True when the free-text medication contains a name from the opioid lists of the oracle."""
     text = medication.lower()
     return any(p.search(text) for p in _OPIOID_PATTERNS)
 
 
+def _current(m: str | dict[str, Any]) -> str | None:
+    """The name of a medication that counts now: a string, or one stopped under the opioid-free days."""
+    if isinstance(m, str):
+        return m
+    if m.get("status") == "stopped" and m.get("stopped_days_ago", 0) >= OPIOID_FREE_DAYS:
+        return None
+    return m.get("name")
+
+
 def opioid_exposed(patient: dict[str, Any]) -> bool:
-    """The test's own view of opioid exposure: an opioid medication or opioid use disorder."""
-    return any(names_opioid(m) for m in patient.get("medications", [])) or bool(
-        set(OPIOID_CONDITIONS) & set(patient.get("comorbidities", []))
-    )
+    """The test's own view of opioid exposure: an opioid medication (taken now or stopped under the
+    opioid-free days), opioid use disorder or long-term opioid use."""
+    names = [n for n in map(_current, patient.get("medications", [])) if n]
+    return any(names_opioid(n) for n in names) or bool(set(OPIOID_CONDITIONS) & set(patient.get("comorbidities", [])))
+
+
+_HOLD_PATTERNS = tuple(_opioid_pattern(n) for n in (*ANTAGONISTS, *UNLISTED))
+
+
+def holds_ldn(medication: str | dict[str, Any]) -> bool:
+    """A medication that holds LDN back without being an opioid: an antagonist or a drug for
+    opioid-induced constipation (possible opioid use), naltrexone, or a name no list knows."""
+    name = _current(medication)
+    if not name:
+        return False
+    text = name.lower()
+    return name in UNLISTED or any(p.search(text) for p in _HOLD_PATTERNS)
 
 
 def liver_stop(patient: dict[str, Any]) -> bool:
@@ -135,7 +160,17 @@ non_opioid_medication = st.one_of(
     other_names.flatmap(random_case).flatmap(lambda n: st.sampled_from(STRENGTHS).map(lambda s: n + s)),
     st.sampled_from(UNLISTED),
 )
-medication = st.one_of(opioid_medication(), non_opioid_medication)
+
+
+@st.composite
+def stopped_medication(draw) -> dict[str, Any]:
+    """A medication recorded as stopped, with the days since (around the 10 opioid-free days)."""
+    name = draw(st.one_of(opioid_medication(), non_opioid_medication))
+    days = draw(st.one_of(st.sampled_from((0, 2, 9, 9.9, 10, 11, 30)), st.integers(0, 400)))
+    return {"name": name, "status": "stopped", "stopped_days_ago": days}
+
+
+medication = st.one_of(opioid_medication(), non_opioid_medication, stopped_medication())
 
 
 def weeks(upper: float = 520) -> st.SearchStrategy[float]:
@@ -196,7 +231,7 @@ patient_ids = st.text(
 def patients(
     draw,
     *,
-    medications: st.SearchStrategy[list[str]] | None = None,
+    medications: st.SearchStrategy[list[Any]] | None = None,
     red_flags: st.SearchStrategy[list[str]] | None = None,
     comorbidities: st.SearchStrategy[list[str]] | None = None,
 ) -> dict[str, Any]:

@@ -99,7 +99,8 @@ def test_ldn_explanation_shows_opioid_exposure_and_liver_contraindication_checke
     assert set(checks) == {"LDN-CI-OPIOID", "LDN-CI-LIVER"}
     opioid = checks["LDN-CI-OPIOID"]["needs"][0]
     assert (opioid["pattern"], opioid["state"]) == ("opioid_exposure", "none")
-    assert {c["rule"] for c in opioid["absent"]["checked"]} == {"OPIOID-MEDICATION", "OPIOID-USE-DISORDER"}
+    assert {c["rule"] for c in opioid["absent"]["checked"]} == {"OPIOID-MEDICATION", "OPIOID-RECENTLY-STOPPED",
+                                                                 "OPIOID-USE-DISORDER", "OPIOID-LONG-TERM-USE"}
     liver = checks["LDN-CI-LIVER"]["needs"][0]
     assert liver["state"] == "none" and "liver_failure" in liver["pattern"]
 
@@ -225,23 +226,25 @@ def test_an_intervention_with_no_entry_rests_only_on_rules_that_emit_it():
 
 
 def test_an_assumed_dn4_of_zero_is_an_unknown_attached_to_ldn():
-    """new-onset lists no neuropathic features: the DN4 0 assumption is shown on LDN and on the DN4-SCORE step."""
+    """new-onset lists no neuropathic features and no DN4 assessment: the DN4 is unknown (never an assumed
+    0/10), shown on LDN."""
     _, expl = explained("new-onset", LDN)
     entry = only_entry(expl)
     assert [u["fact"] for u in entry["unknowns"]] == ["dn4"]
     assert [u["fact"] for u in expl["unknowns"]] == ["dn4"]
-    assert "assumption" in entry["unknowns"][0]["reason"]
+    assert "the DN4 is not recorded" in entry["unknowns"][0]["reason"]
 
 
 def test_the_dn4_score_step_carries_the_unknown_it_raised():
-    """The DN4-SCORE firing that concluded 'unknown:dn4' carries that unknown wherever it appears."""
+    """The DN4-UNKNOWN firing that concluded 'unknown:dn4' carries that unknown wherever it appears; with
+    persistent pain LDN waits for the DN4 (LDN-DEFERRED-DN4), never 'not indicated' on an assumed 0/10."""
     _, expl = explained(bare_patient(pain={"site": "forefoot", "side": "left", "duration_weeks": 20,
                                            "neuropathic_features": []},
                                      prior_treatments=[{"treatment": "metatarsal_pad", "weeks": 8, "response": "none"}]),
                         LDN)
     entry = only_entry(expl)
-    assert entry["rule"] == "LDN-NOT-INDICATED"
-    step = step_of(entry, "DN4-SCORE")
+    assert entry["rule"] == "LDN-DEFERRED-DN4"
+    step = step_of(entry, "DN4-UNKNOWN")
     assert [u["fact"] for u in step["unknowns"]] == ["dn4"]
 
 

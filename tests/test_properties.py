@@ -23,6 +23,7 @@ from tests.strategies import (
     empty_patient,
     flagged_patient,
     full_patient,
+    holds_ldn,
     ldn_candidates,
     liver_stop,
     medication,
@@ -76,7 +77,8 @@ def test_ldn_is_never_recommended_in_acute_hepatitis_or_liver_failure(p):
 def test_an_opioid_is_what_withholds_ldn_from_an_otherwise_eligible_patient(p, opioids):
     """On the LDN path (persistent, DN4 ≥ 4, no red flag), LDN is offered without opioids and
     withheld as soon as any opioid is added: the invariant above is not vacuous."""
-    clean = dict(p, medications=[m for m in p["medications"] if not opioid_exposed({"medications": [m]})])
+    clean = dict(p, medications=[m for m in p["medications"]
+                                 if not opioid_exposed({"medications": [m]}) and not holds_ldn(m)])
     assert triage(clean).recommended(LDN) is not None
     exposed = dict(clean, medications=clean["medications"] + opioids)
     assert triage(exposed).recommended(LDN) is None
@@ -84,7 +86,7 @@ def test_an_opioid_is_what_withholds_ldn_from_an_otherwise_eligible_patient(p, o
 
 @pytest.mark.parametrize("name", sorted(OPIOIDS))
 def test_every_opioid_name_in_the_drug_vocabulary_withholds_ldn(name):
-    """Each opioid name of drugs.toml, as a clinic might type it (title case), withholds LDN from an
+    """Each opioid name of the test oracle, as a clinic might type it (title case), withholds LDN from an
     LDN candidate as contraindicated."""
     p = load_example("neuropathic-persistent")
     p["medications"] = [name.title()]

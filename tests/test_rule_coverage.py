@@ -142,9 +142,10 @@ def test_unconditional_rules_fire_for_a_patient_with_only_the_required_fields() 
 
 
 def test_unconditional_rules_are_few_and_known() -> None:
-    """Only the DN4 score and the failed-conservative-care tally run for every patient; a new
+    """Only the failed-conservative-care tally runs for every patient (the DN4 score needs a DN4 on
+    record, rule set 1.2); a new
     unconditional rule must be a deliberate choice, added here with its reason."""
-    assert UNCONDITIONAL == {"DN4-SCORE", "CONSERVATIVE-FAILED"}
+    assert UNCONDITIONAL == {"CONSERVATIVE-FAILED"}
 
 
 def test_every_feature_file_is_run_by_a_test_module() -> None:

@@ -327,10 +327,17 @@ class _Run(Context):
         if intervention not in self._rule.emits:
             raise RuleSetError(f"rule {self._rule.id} emits {intervention!r} without declaring it")
 
-    def recommend(self, intervention, rationale, details=None, evidence=None, review=None) -> None:
+    def recommend(self, intervention, rationale, details=None, evidence=None, review=None, citations=None) -> None:
         self._check_emit(intervention)
         spec = self._s.ruleset.interventions[intervention]
         ev = spec.evidence if evidence is None else spec.evidence_variants[evidence]
+        if citations:
+            library = self._s.ruleset.citations
+            missing = [c for c in citations if c not in library]
+            if missing or ev is None:
+                raise RuleSetError(f"rule {self._rule.id} cites {missing or citations} for {intervention}, which "
+                                   "is not in the citation library (or the intervention has no grade)")
+            ev = ev.model_copy(update={"citations": [*ev.citations, *(c for c in citations if c not in ev.citations)]})
         col = self._s.out
         prior = col.recommendations.get(intervention)
         if prior is not None:
@@ -366,8 +373,15 @@ class _Run(Context):
         self.concluded.append(f"not_recommended:{intervention}:{kind}")
 
     def unknown(self, fact_name: str, reason: str, blocks: list[str]) -> None:
-        self._s.out.unknowns[fact_name] = {"fact": fact_name, "reason": reason, "blocks": sorted(blocks),
-                                           "rule": self._rule.id}
+        """An unknown the pathway needs; named again by another rule, its blocks and reasons merge."""
+        prior = self._s.out.unknowns.get(fact_name)
+        if prior is None:
+            self._s.out.unknowns[fact_name] = {"fact": fact_name, "reason": reason, "blocks": sorted(set(blocks)),
+                                               "rule": self._rule.id}
+        else:
+            prior["blocks"] = sorted(set(prior["blocks"]) | set(blocks))
+            if reason not in prior["reason"].split("; "):
+                prior["reason"] += "; " + reason
         self.concluded.append(f"unknown:{fact_name}")
 
     def notice(self, code: str, text: str, affects: list[str]) -> None:

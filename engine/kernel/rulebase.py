@@ -272,7 +272,10 @@ class Context:
         raise NotImplementedError
 
     def recommend(self, intervention: str, rationale: list[str], details: Mapping[str, Any] | None = None,
-                  evidence: str | None = None) -> None:  # pragma: no cover
+                  evidence: str | None = None, review: tuple[float, str] | None = None,
+                  citations: list[str] | None = None) -> None:  # pragma: no cover
+        """Recommend `intervention`. `evidence` picks a variant grade; `citations` adds sources to its
+        grade; `review` is (weeks, what to judge then)."""
         raise NotImplementedError
 
     def withhold(self, intervention: str, kind: str, reason: str) -> None:  # pragma: no cover
@@ -566,6 +569,9 @@ class RuleSet:
     labels: Mapping[str, str] = field(default_factory=dict)
     #: phrases for the views: e.g. {"flags_title": "Red flags", "flags_stop": "..."}
     wording: Mapping[str, str] = field(default_factory=dict)
+    #: citations the rule set's data tables use outside rules and grades ({table: citation ids}),
+    #: e.g. the sources a rule adds to a grade at run time: checked to resolve, counted as cited
+    table_citations: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     site: Site | None = None
     #: the digest of the rule files alone (equal to `digest` without a site)
     base_digest: str = ""
@@ -709,6 +715,11 @@ class RuleSet:
                     if cid not in self.citations:
                         add("error", "citations",
                             f"intervention {code}: its {what} cites {cid!r}, which is not in the citation library")
+        for table, ids_ in sorted(self.table_citations.items()):
+            for cid in ids_:
+                cited.add(cid)
+                if cid not in self.citations:
+                    add("error", "citations", f"{table} cites {cid!r}, which is not in the citation library")
         for cid in sorted(set(self.citations) - cited):
             add("note", "citations", f"citation {cid} is in the library but cited by no rule or grade")
         emitted: dict[str, list[str]] = {}
