@@ -114,13 +114,14 @@ def triage(
     details: Annotated[bool, typer.Option("--details", help="text: every detail (dosing, sources) of each entry")] = False,
     input: Annotated[InputKind, typer.Option("--input", help="auto: a FHIR R4 Bundle is recognised by its resourceType; json: CONTRACT.md patient; fhir: FHIR R4 Bundle")] = InputKind.auto,
     as_of: Annotated[str | None, typer.Option("--as-of", metavar="YYYY-MM-DD", help="FHIR: reference date for ages and durations (default: Bundle.timestamp, else meta.lastUpdated)")] = None,
+    strict_fhir: Annotated[bool, typer.Option("--strict-fhir", help="FHIR: validate the whole Bundle against the FHIR R4 models first (milliseconds; by default only the elements the mapping reads are type-checked)")] = False,
 ) -> None:
     """Triage one patient (CONTRACT.md JSON or a FHIR R4 Bundle): recommendations with evidence grades, and what was not recommended and why."""
     try:
         from engine import default_triager
 
         triager = default_triager()
-        result = _triage_input(triager, file, input, as_of)
+        result = _triage_input(triager, file, input, as_of, strict_fhir)
     except InputError as exc:
         _fail_input(exc)
     except (EngineError, Exception) as exc:  # noqa: BLE001 - exit 1 with a message, never a traceback
@@ -404,21 +405,22 @@ def rules_check(
 # rules/fhir_map.toml, the cards in engine/views/cds_hooks.py, the service in engine/channels/service.py.
 
 
-def _triage_input(triager, file: str, kind: InputKind, as_of: str | None) -> Result:
+def _triage_input(triager, file: str, kind: InputKind, as_of: str | None, strict_fhir: bool = False) -> Result:
     """Triage FILE as a CONTRACT.md patient or a FHIR R4 Bundle (auto: by its resourceType)."""
     from datetime import date
 
     from engine.kernel.inputs import FHIR_MAX_BYTES, MAX_INPUT_BYTES, is_fhir, parse_json
 
+    fhir_only = [(flag, used) for flag, used in (("--as-of", as_of is not None), ("--strict-fhir", strict_fhir)) if used]
     if kind is InputKind.json:
-        if as_of is not None:
-            raise InputError([FieldProblem("--as-of", "applies to FHIR input only", "--input fhir or auto")])
+        if fhir_only:
+            raise InputError([FieldProblem(fhir_only[0][0], "applies to FHIR input only", "--input fhir or auto")])
         return triager.triage_json(_read_input(file))
     data = _read_input(file, FHIR_MAX_BYTES)
     document = parse_json(data, max_bytes=FHIR_MAX_BYTES)
     if kind is InputKind.auto and not is_fhir(document):
-        if as_of is not None:
-            raise InputError([FieldProblem("--as-of", "applies to FHIR input only", "a FHIR R4 Bundle")])
+        if fhir_only:
+            raise InputError([FieldProblem(fhir_only[0][0], "applies to FHIR input only", "a FHIR R4 Bundle")])
         if len(data) > MAX_INPUT_BYTES:  # a patient file keeps its own, smaller limit
             parse_json(data)  # raises the size error
         return triager.triage(document)  # parsed once; FHIR code never imported for a patient file
@@ -430,7 +432,7 @@ def _triage_input(triager, file: str, kind: InputKind, as_of: str | None) -> Res
             reference = date.fromisoformat(as_of)
         except ValueError:
             raise InputError([FieldProblem("--as-of", "not a date", "YYYY-MM-DD")]) from None
-    return triage_bundle(triager, document, as_of=reference)
+    return triage_bundle(triager, document, as_of=reference, strict=strict_fhir)
 
 
 @app.command()

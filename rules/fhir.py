@@ -1,17 +1,78 @@
 """The FHIR R4 mapping table of this rule set (fhir_map.toml), for engine/channels/fhir.py.
 
 The engine finds it by convention: the rule-set package's `fhir` module exposes `FHIR_MAPPING`.
-The table is data, reviewed like parameters.toml; nothing here interprets it.
+The table is data, reviewed like parameters.toml; nothing here interprets it, except that the
+table's [[code_lists]] are expanded here into Condition rows: a code list is a JSON file of
+{system, code, display} (for now rules/data/opioid_use_disorder_codes.json, built from the CDC
+value set by `python -m rules.tools.build_oud_codes`), read by `code_list`, the one reader, so
+that another source of the same shape (an opioid vocabulary, say) can replace the file.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import tomllib
+from pathlib import Path
 from typing import Any
+
+from engine.api import RuleSetError
 
 from .knowledge import HERE
 
-#: The parsed mapping table (engine/channels/fhir.py validates its shape when it loads it).
-FHIR_MAPPING: dict[str, Any] = tomllib.loads((HERE / "fhir_map.toml").read_text(encoding="utf-8"))
 
-__all__ = ["FHIR_MAPPING"]
+def code_list(path: Path) -> list[dict[str, str]]:
+    """The codes of a JSON code list: a list of {system, code, display} (display may be empty).
+
+    The one place such a list is read. `RuleSetError` when the file is not of that shape.
+    """
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise RuleSetError(f"code list {path.name} cannot be read: {exc}") from None
+    if not isinstance(data, list) or not data:
+        raise RuleSetError(f"code list {path.name} must be a non-empty JSON list of {{system, code, display}}")
+    out = []
+    for i, item in enumerate(data):
+        if not (isinstance(item, dict) and isinstance(item.get("system"), str) and isinstance(item.get("code"), str)
+                and item["code"].strip() and isinstance(item.get("display", ""), str)):
+            raise RuleSetError(f"code list {path.name}[{i}] is not an object with string system, code and display")
+        out.append({"system": item["system"], "code": item["code"].strip(), "display": item.get("display", "")})
+    return out
+
+
+def _rows_from(entry: dict[str, Any], systems: dict[str, str]) -> list[dict[str, Any]]:
+    """The [[conditions]] rows of one [[code_lists]] entry (ICD-10-CM by prefix, the table's convention)."""
+    path = HERE / entry["file"]
+    digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "(missing file)"
+    if digest != entry.get("sha256"):
+        raise RuleSetError(f"code list {entry['file']} does not match the sha256 pinned in fhir_map.toml "
+                           f"[[code_lists]]: rebuild it with its tool, which records the new sha256")
+    alias_of = {url: alias for alias, url in systems.items()}
+    names = {"icd10cm": "ICD-10-CM", "snomed": "SNOMED CT"}
+    rows = []
+    for c in code_list(path):
+        alias = alias_of.get(c["system"])
+        if alias is None:
+            raise RuleSetError(f"code list {entry['file']}: code system {c['system']} has no alias in [systems]")
+        row = {"system": alias, "code": c["code"], "to": dict(entry["to"]),
+               "source": f"{names.get(alias, alias)} {c['code']} {c['display']}; from {entry['source']}".replace("  ", " ")}
+        if alias == "icd10cm":
+            row["match"] = "prefix"
+        if entry.get("note"):
+            row["note"] = entry["note"]
+        rows.append(row)
+    return rows
+
+
+def _mapping(table: dict[str, Any]) -> dict[str, Any]:
+    lists = table.pop("code_lists", [])
+    for entry in lists:
+        table.setdefault("conditions", []).extend(_rows_from(entry, table["systems"]))
+    return table
+
+
+#: The parsed mapping table, code lists expanded (engine/channels/fhir.py validates its shape when it loads it).
+FHIR_MAPPING: dict[str, Any] = _mapping(tomllib.loads((HERE / "fhir_map.toml").read_text(encoding="utf-8")))
+
+__all__ = ["FHIR_MAPPING", "code_list"]

@@ -406,38 +406,62 @@ def test_clinical_drug_code_falls_back_to_its_text() -> None:
     assert any(n.kind == "contraindicated" for n in result.withheld("low_dose_naltrexone"))
 
 
-def test_ingredient_code_wins_over_text() -> None:
-    """An RxNorm ingredient code in the table is used as the generic name, whatever the text says."""
+def test_medication_keeps_its_text_and_rxnorm_code() -> None:
+    """The mapper classifies no drug: an RxNorm-coded oxycodone written "pain pill" is passed on as
+    {name: "pain pill", rxnorm: "7804"}, for the rule set to classify by code and name.
+
+    (Changed by the issue "FHIR as EHRs code it": before, the table's ingredient name replaced the text.)
+    """
     b = add(bundle(), statement({"coding": [{"system": RXNORM, "code": "7804"}], "text": "pain pill"}))
-    assert mapped(b).patient["medications"] == ["oxycodone"]
+    assert mapped(b).patient["medications"] == [{"name": "pain pill", "rxnorm": "7804", "status": "active"}]
 
 
 def test_medication_reference_is_resolved_in_the_bundle() -> None:
-    """medicationReference to a Medication entry of the Bundle is mapped through its code."""
+    """medicationReference to a Medication entry of the Bundle is mapped through its code (name from the
+    table's ingredient when the code has no text or display)."""
     b = bundle()
     b["entry"].append({"fullUrl": "Medication/med-1", "resource": {
         "resourceType": "Medication", "id": "med-1", "code": {"coding": [{"system": RXNORM, "code": "6813"}]}}})
     add(b, statement(medicationReference={"reference": "Medication/med-1"}))
-    assert mapped(b).patient["medications"] == ["methadone"]
+    assert mapped(b).patient["medications"] == [{"name": "methadone", "rxnorm": "6813", "status": "active"}]
+
+
+def test_rxnorm_code_alone_still_makes_a_medication() -> None:
+    """A medication coded only with an RxNorm code outside the table (no text, no display) is passed on
+    as {rxnorm}: the rule set, not the mapper, decides whether it is an opioid.
+
+    (Changed by the issue: before, it was dropped and reported as unknown.)
+    """
+    b = add(bundle(), statement({"coding": [{"system": RXNORM, "code": "999999999"}]}))
+    m = mapped(b)
+    assert m.patient["medications"] == [{"rxnorm": "999999999", "status": "active"}]
+    assert not [u for u in m.unknowns if u["fact"] == "fhir:medications"]
 
 
 def test_medication_without_code_or_name_is_unknown() -> None:
-    """A medication with no mapped code, no text and no display was not checked for opioids: an unknown blocking LDN."""
-    b = add(bundle(), statement({"coding": [{"system": RXNORM, "code": "999999999"}]}))
+    """A medication with no name and no RxNorm code was not checked for opioids: an unknown blocking LDN."""
+    b = add(bundle(), statement({"coding": [{"system": "http://example.org/drugs", "code": "X1"}]}))
     m = mapped(b)
     assert "medications" not in m.patient
-    assert m.unknowns[0]["fact"] == "fhir:medications" and "low_dose_naltrexone" in m.unknowns[0]["blocks"]
+    u = [u for u in m.unknowns if u["fact"] == "fhir:medications"]
+    assert u and "low_dose_naltrexone" in u[0]["blocks"] and "opioid" in u[0]["reason"]
 
 
-def test_stopped_medication_is_ignored() -> None:
-    """A stopped opioid is not a current medication."""
+def test_stopped_medication_without_a_date_counts_as_recent() -> None:
+    """A stopped opioid with no end date is stopped 0 days ago (it still counts), and that reading is named.
+
+    (Changed by the issue: before, a stopped medication was dropped, so a tramadol stopped yesterday was "no opioid".)
+    """
     b = add(bundle(), statement({"coding": [{"system": RXNORM, "code": "10689"}]}, status="stopped"))
-    assert "medications" not in mapped(b).patient
+    m = mapped(b)
+    assert m.patient["medications"] == [{"name": "tramadol", "rxnorm": "10689", "status": "stopped",
+                                         "stopped_days_ago": 0}]
+    assert any("no end date" in u["reason"] for u in m.unknowns if u["fact"] == "fhir:medications")
 
 
 def test_unknown_medications_reach_the_result() -> None:
     """The mapping's unknowns appear in the triage result, with the mapping's rule id."""
-    b = add(bundle(), statement({"coding": [{"system": RXNORM, "code": "999999999"}]}))
+    b = add(bundle(), statement(medicationReference={"reference": "Medication/not-here"}))
     result = triage_bundle(default_triager(), b)
     mine = [u for u in result.unknowns if u.fact == "fhir:medications"]
     assert mine and mine[0].rule == default_mapper().mapping.table.rule
@@ -525,10 +549,13 @@ def test_mapping_table_maps_only_to_codes_the_patient_accepts() -> None:
     m = load_mapping()
     allowed = {"comorbidities": set(get_args(v.Comorbidity)), "red_flags": set(get_args(v.RedFlag)),
                "exam_findings": set(get_args(v.ExamFinding)), "pain.neuropathic_features": set(get_args(v.DN4Item)),
-               "pain.side": set(get_args(v.Side)), "pain.site": set(get_args(v.Site))}
+               "pain.side": set(get_args(v.Side)), "pain.site": set(get_args(v.Site)), "pregnant": {True}}
     for row in m.conditions:
         for fld, value in row.to.items():
             assert value in allowed[fld], (row.code, fld, value)
+    sections = set(get_args(v.RecordSection))
+    for rtype, spec in m.failed_searches.types.items():
+        assert set(spec.sections) <= sections, rtype
     for row in m.observations:
         if row.kind == "presence":
             assert row.value in allowed[row.field], row.code
