@@ -5,9 +5,7 @@ Feature: FHIR input as EHRs code it
   dates, and searches that sometimes fail. Every code is read from the reviewed mapping table
   (rules/fhir_map.toml); an unknown is never read as a negative: a failed search is not "none",
   a stopped opioid still counts while it is recent, and a drug the table cannot name is still
-  passed on for the rule set to classify. Scenarios tagged @needs_rules_1_2 need the facts of
-  rule set 1.2 (stopped medications, RxNorm codes, not_retrieved, long-term opioid use) and are
-  skipped until the rules engineer wires them in (tests/test_fhir_input_bdd.py).
+  passed on for the rule set to classify.
 
   Background:
     Given the FHIR example patient "neuropathic-persistent"
@@ -26,31 +24,26 @@ Feature: FHIR input as EHRs code it
     When the Bundle is triaged
     Then low_dose_naltrexone is not recommended as contraindicated because "opioid use disorder"
 
-  @needs_rules_1_2
   Scenario: Z79.891 long-term opiate use is opioid exposure, whatever the medication list says
     Given the chart has a condition coded Z79.891 in ICD-10-CM
     When the Bundle is triaged
     Then low_dose_naltrexone is not recommended as contraindicated because "long-term"
 
-  @needs_rules_1_2
   Scenario: A tramadol prescription stopped two days ago still contraindicates LDN
     Given a MedicationStatement for "tramadol hydrochloride 50 MG Oral Tablet" (RxNorm 835603) stopped 2 days ago
     When the Bundle is triaged
     Then low_dose_naltrexone is not recommended as contraindicated because "tramadol"
 
-  @needs_rules_1_2
   Scenario: A tramadol prescription stopped thirty days ago no longer contraindicates LDN
     Given a MedicationStatement for "tramadol hydrochloride 50 MG Oral Tablet" (RxNorm 835603) stopped 30 days ago
     When the Bundle is triaged
     Then low_dose_naltrexone is not withheld as contraindicated
 
-  @needs_rules_1_2
   Scenario: An opioid coded only by its RxNorm code is still an opioid
     Given a MedicationStatement coded only RxNorm 7804
     When the Bundle is triaged
     Then low_dose_naltrexone is not recommended as contraindicated because "7804"
 
-  @needs_rules_1_2
   Scenario: A failed medication search is not read as no medications
     Given the medication search failed
     When the Bundle is triaged

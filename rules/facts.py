@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .medications import classify, normalise_medication
+from .medications import CLASS_PRIORITY, classify, normalise_medication
 from .patient import Medication, Patient
 from .vocabulary import ADJUNCT, FIRST_LINE, INTERVENTIONAL, PROCEDURES, SURGICAL
 
@@ -35,6 +35,9 @@ FACT_SOURCES: dict[str, dict[str, str]] = {
     "red_flag": {"*": "red_flags"},
     "record_gap": {"*": "not_retrieved"},
 }
+
+
+_RANK = {cls: i for i, cls in enumerate(CLASS_PRIORITY)}
 
 
 def _tri(value: bool | None) -> str:
@@ -97,15 +100,16 @@ def to_facts(p: Patient) -> list[dict[str, Any]]:
                                                   m.status, m.stopped_days_ago or 0))
     for m in order:
         key = normalise_medication(m.name or "") or f"rxnorm {m.rxnorm}"
-        if m.rxnorm and m.name:
-            key = f"{key} rxnorm {m.rxnorm}"
         if m.status == "stopped":
             key = f"{key} stopped"
         key = key[:200]
-        if key in meds:
-            continue  # the same drug written twice ('Tramadol', 'tramadol'): one fact
-        meds[key] = {"key": key, **_medication_fact(m)}
-    facts.extend(meds.values())
+        f = {"key": key, **_medication_fact(m)}
+        prior = meds.get(key)
+        # the same drug written twice ('Tramadol', 'tramadol' with its RxNorm code): one fact, the
+        # reading most dangerous for naltrexone (an opioid over an unrecognised name)
+        if prior is None or _RANK[f["drug_class"]] < _RANK[prior["drug_class"]]:
+            meds[key] = f
+    facts.extend(meds[k] for k in sorted(meds))
     for code in sorted(p.red_flags):
         facts.append({"type": "red_flag", "key": code, "code": code})
     for section in sorted(p.not_retrieved):

@@ -2,15 +2,15 @@
 
 The engine finds it by convention: the rule-set package's `fhir` module exposes `FHIR_MAPPING`.
 The table is data, reviewed like parameters.toml; nothing here interprets it, except that the
-table's [[code_lists]] are expanded here into Condition rows: a code list is a JSON file of
-{system, code, display} (for now rules/data/opioid_use_disorder_codes.json, built from the CDC
-value set by `python -m rules.tools.build_oud_codes`), read by `code_list`, the one reader, so
-that another source of the same shape (an opioid vocabulary, say) can replace the file.
+table's [[code_lists]] are expanded here into Condition rows: a code list is a list of
+{system, code, display} inside a JSON file of the rule set (the opioid misuse and dependence codes
+come from the generated opioid vocabulary, rules/data/opioid_vocabulary.json, key "disorders",
+rebuilt from the CDC value sets by `python -m rules.tools.build_opioid_vocabulary`), read by
+`code_list`, the one reader. JSON files are part of the rule-set digest, so a new list changes it.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import tomllib
 from pathlib import Path
@@ -21,8 +21,9 @@ from engine.api import RuleSetError
 from .knowledge import HERE
 
 
-def code_list(path: Path) -> list[dict[str, str]]:
-    """The codes of a JSON code list: a list of {system, code, display} (display may be empty).
+def code_list(path: Path, key: str | None = None) -> list[dict[str, str]]:
+    """The codes of a JSON code list: a list of {system, code, display} (display may be empty), the
+    whole file or the list under `key`.
 
     The one place such a list is read. `RuleSetError` when the file is not of that shape.
     """
@@ -30,6 +31,10 @@ def code_list(path: Path) -> list[dict[str, str]]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise RuleSetError(f"code list {path.name} cannot be read: {exc}") from None
+    if key is not None:
+        if not isinstance(data, dict) or key not in data:
+            raise RuleSetError(f"code list {path.name} has no key {key!r}")
+        data = data[key]
     if not isinstance(data, list) or not data:
         raise RuleSetError(f"code list {path.name} must be a non-empty JSON list of {{system, code, display}}")
     out = []
@@ -44,14 +49,10 @@ def code_list(path: Path) -> list[dict[str, str]]:
 def _rows_from(entry: dict[str, Any], systems: dict[str, str]) -> list[dict[str, Any]]:
     """The [[conditions]] rows of one [[code_lists]] entry (ICD-10-CM by prefix, the table's convention)."""
     path = HERE / entry["file"]
-    digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "(missing file)"
-    if digest != entry.get("sha256"):
-        raise RuleSetError(f"code list {entry['file']} does not match the sha256 pinned in fhir_map.toml "
-                           f"[[code_lists]]: rebuild it with its tool, which records the new sha256")
     alias_of = {url: alias for alias, url in systems.items()}
     names = {"icd10cm": "ICD-10-CM", "snomed": "SNOMED CT"}
     rows = []
-    for c in code_list(path):
+    for c in code_list(path, entry.get("key")):
         alias = alias_of.get(c["system"])
         if alias is None:
             raise RuleSetError(f"code list {entry['file']}: code system {c['system']} has no alias in [systems]")

@@ -33,7 +33,6 @@ CPT = "http://www.ama-assn.org/go/cpt"
 HCPCS = "http://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets"
 UCUM = "http://unitsofmeasure.org"
 RULES = Path(__file__).resolve().parents[1] / "rules"
-OUD_FILE = RULES / "data" / "opioid_use_disorder_codes.json"
 SHARED_OUD = Path(__file__).resolve().parents[2] / "shared" / "data" / "opioid-value-sets" / "opioid-misuse-disorders.json"
 runner = CliRunner()
 
@@ -239,7 +238,7 @@ def test_hammer_toe_records_no_flexibility_and_asks_for_the_examination() -> Non
 
 def test_every_opioid_misuse_code_maps_to_opioid_use_disorder() -> None:
     """Each SNOMED CT and ICD-10-CM code of opioid-misuse-disorders.json (via rules/data) gives opioid_use_disorder."""
-    codes = code_list(OUD_FILE)
+    codes = code_list(RULES / "data" / "opioid_vocabulary.json", "disorders")
     assert len(codes) == 212 and {c["system"] for c in codes} == {ICD, SNOMED}
     base = bundle()
     for c in codes:
@@ -251,15 +250,14 @@ def test_long_term_opiate_use_is_its_own_comorbidity() -> None:
     assert comorbidities("Z79.891") == ["long_term_opioid_use"]
 
 
-def test_code_list_file_is_what_the_tool_builds_from_the_shared_value_set() -> None:
-    """rules/data/opioid_use_disorder_codes.json is the shared CDC value set's expansion, and the table pins its sha256."""
-    from rules.tools.build_oud_codes import codes_of, render
-
+def test_every_code_of_the_shared_misuse_value_set_is_in_the_table() -> None:
+    """The opioid misuse and dependence rows come from the generated opioid vocabulary: every code of the
+    shared CDC value set is there, none more."""
     if not SHARED_OUD.exists():
         pytest.skip("shared/data is not beside the clone")
-    text = render(codes_of(json.loads(SHARED_OUD.read_text(encoding="utf-8"))))
-    assert OUD_FILE.read_text(encoding="utf-8") == text
-    assert f'sha256 = "{hashlib.sha256(text.encode()).hexdigest()}"' in (RULES / "fhir_map.toml").read_text(encoding="utf-8")
+    shared = {(c["system"], c["code"]) for c in json.loads(SHARED_OUD.read_text(encoding="utf-8"))["expansion"]["contains"]}
+    listed = {(c["system"], c["code"]) for c in code_list(RULES / "data" / "opioid_vocabulary.json", "disorders")}
+    assert listed == shared
 
 
 def test_code_list_reader_refuses_other_shapes(tmp_path: Path) -> None:
@@ -273,14 +271,12 @@ def test_code_list_reader_refuses_other_shapes(tmp_path: Path) -> None:
         code_list(bad)
 
 
-def test_code_list_rows_are_pinned_by_sha256() -> None:
-    """A code list that differs from the sha256 pinned in fhir_map.toml is refused when the table loads."""
-    from rules import fhir as rules_fhir
-
-    entry = {"file": "data/opioid_use_disorder_codes.json", "sha256": "0" * 64,
-             "to": {"comorbidities": "opioid_use_disorder"}, "source": "test"}
-    with pytest.raises(RuleSetError, match="sha256"):
-        rules_fhir._rows_from(entry, FHIR_MAPPING["systems"])
+def test_a_code_list_key_that_is_missing_is_refused(tmp_path: Path) -> None:
+    """A [[code_lists]] entry naming a key the JSON file does not have is refused when the table loads."""
+    f = tmp_path / "vocab.json"
+    f.write_text(json.dumps({"other": []}), encoding="utf-8")
+    with pytest.raises(RuleSetError, match="no key"):
+        code_list(f, "disorders")
 
 
 # ------------------------------------------------------------------ procedures

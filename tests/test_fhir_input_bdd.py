@@ -2,9 +2,7 @@
 
 The steps here build on the FHIR twins of the shared examples (tests/fhir/*.json) and triage the
 Bundle through `triage_bundle`, exactly as the CLI does; the Then steps are the shared ones of
-tests/conftest.py. Scenarios tagged @needs_rules_1_2 need the facts of rule set 1.2 (stopped
-medications, RxNorm codes, not_retrieved, long-term opioid use): the fixture below skips them
-until the rules are wired in (delete it then).
+tests/conftest.py.
 """
 
 from __future__ import annotations
@@ -24,13 +22,6 @@ scenarios("fhir_input.feature")
 SYSTEMS = {"ICD-10-CM": "http://hl7.org/fhir/sid/icd-10-cm", "SNOMED CT": "http://snomed.info/sct"}
 #: The reference date of the example Bundles (their timestamp).
 REFERENCE = (2025, 1, 15)
-
-
-@pytest.fixture(autouse=True)
-def _skip_until_rules_1_2(request: pytest.FixtureRequest) -> None:
-    """Skip the scenarios tagged @needs_rules_1_2 until rule set 1.2 reads the new facts (remove then)."""
-    if request.node.get_closest_marker("needs_rules_1_2"):
-        pytest.skip("needs rule set 1.2 (stopped medications, RxNorm codes, not_retrieved, long-term opioid use)")
 
 
 @given(parsers.parse('the FHIR example patient "{name}"'), target_fixture="fhir_bundle")

@@ -77,10 +77,16 @@ def _named(m: Any) -> str:
     return str(m["source"]).split(":", 1)[0] or ", ".join(m["matched"])
 
 
+def _agent(m: Any) -> str:
+    """The medication as the reason names it: its name, with its RxNorm code when one was sent."""
+    code = m.get("rxnorm")
+    return f"{m['name']} (RxNorm {code})" if code and code not in m["name"] else str(m["name"])
+
+
 def _opioid_med(ctx: Context) -> None:
     m = ctx.fact("med")
     ctx.because(f"medication '{m['name']}' contains {_named(m)}: {_kind(m['drug_class'])} ({m['source']})")
-    ctx.conclude("opioid_exposure", key=m["key"], agent=m["name"], source="medication", drug_class=m["drug_class"],
+    ctx.conclude("opioid_exposure", key=m["key"], agent=_agent(m), source="medication", drug_class=m["drug_class"],
                  stopped_days=-1)
 
 
@@ -89,7 +95,7 @@ def _opioid_recent(ctx: Context) -> None:
     free = param("opioid_free_days")
     ctx.because(f"medication '{m['name']}' contains {_named(m)}: {_kind(m['drug_class'])}, stopped "
                 f"{days(m['stopped_days'])} ago < {free} opioid-free days")
-    ctx.conclude("opioid_exposure", key=m["key"], agent=m["name"], source="stopped", drug_class=m["drug_class"],
+    ctx.conclude("opioid_exposure", key=m["key"], agent=_agent(m), source="stopped", drug_class=m["drug_class"],
                  stopped_days=m["stopped_days"])
 
 
