@@ -160,12 +160,12 @@ def _what_would_change(triager, patient, result: Result) -> Result:
     triager, patient, result)` fills `NotRecommended.what_would_change` and returns the result. Until that
     module exists the result is returned as it is. `patient` is called for the patient dict (CONTRACT.md
     JSON; for FHIR input, the patient the Bundle maps to), so that it is built only when it is searched."""
-    import importlib.util
-
-    if importlib.util.find_spec("engine.kernel.changes") is None:
+    try:
+        from engine.kernel.changes import what_would_change
+    except ModuleNotFoundError as exc:
+        if exc.name != "engine.kernel.changes":  # the module exists but something it imports does not
+            raise
         return result
-    from engine.kernel.changes import what_would_change
-
     return what_would_change(triager, patient(), result)
 
 

@@ -61,6 +61,9 @@ dd{margin:0}
 .none{color:var(--muted)}
 .pathway{overflow-x:auto;border:1px solid var(--line);border-radius:6px;padding:6px;background:#fbfdff}
 .pathway svg{display:block}
+.fit{margin:0 6px 8px 0;vertical-align:middle}
+.fit-label{font-size:13px;color:var(--muted)}
+.fit:checked~.pathway svg{width:100%;height:auto}
 .legend{display:flex;flex-wrap:wrap;gap:6px 18px;font-size:13px;margin:6px 0 10px;color:var(--muted)}
 .legend span::before{content:"";display:inline-block;width:18px;height:12px;margin-right:5px;vertical-align:-1px;border:2px solid #9aa5b1;border-radius:3px;background:#fff}
 .legend .l-fired::before{background:var(--blue);border-color:#0b4fb3}
@@ -79,6 +82,7 @@ a{color:var(--blue)}
   main{max-width:none;padding:0}
   .pathway{overflow:visible;border:none;padding:0}
   .pathway svg{width:100%;height:auto}
+  .fit,.fit-label{display:none}
   tr,li,.banner{break-inside:avoid}
   h2{break-after:avoid}
   a{color:inherit;text-decoration:none}
@@ -190,6 +194,12 @@ def _legend(lit: bool) -> str:
     return '<div class="legend">' + "".join(items) + "</div>"
 
 
+#: A toggle between the page width (the whole route at a glance: the default) and the picture's own size
+#: (larger text, scrolled), without a script.
+_FIT = ('<input type="checkbox" id="fit" class="fit" checked><label for="fit" class="fit-label">fit the picture to the '
+        "page width</label>")
+
+
 def _references(citations: Mapping[str, Mapping[str, Any]]) -> list[str]:
     if not citations:
         return []
@@ -268,6 +278,7 @@ def report_html(result: Result, ruleset: RuleSet, facts: Iterable[Mapping[str, A
     body.append(f'<p class="meta">{len(rt.fired)} of {len(ruleset.rules)} rules fired for this patient. Hover a box '
                 "for the rule's purpose.</p>")
     body.append(_legend(True))
+    body.append(_FIT)
     body.append('<div class="pathway">' + graph.svg(p, rt, f"Route of {result.patient_id} through {p.name}") + "</div>")
     body.append("</section>")
     if result.citations:
@@ -284,7 +295,7 @@ def pathway_html(ruleset: RuleSet) -> str:
     body = [f"<header><h1>The pathway: {_e(ruleset.name)} {_e(ruleset.version)}</h1>"
             f'<div class="meta">{len(ruleset.rules)} rules · digest {_e(ruleset.digest[:12])}. '
             f"Generated from the rule set. {_e(DISCLAIMER)}</div></header>",
-            '<section id="pathway"><h2>Facts, rules and options</h2>', _legend(False),
+            '<section id="pathway"><h2>Facts, rules and options</h2>', _legend(False), _FIT,
             '<div class="pathway">' + graph.svg(p) + "</div></section>",
             '<section id="rules"><h2>The rules</h2><table><thead><tr><th>Rule</th><th>Purpose</th>'
             "<th>Concludes or decides</th></tr></thead><tbody>"]

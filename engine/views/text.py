@@ -2,15 +2,16 @@
 
 The default view is written for an 80x24 terminal and keeps what a clinician acts on in sight:
 
-    example-opioid-user · forefoot-pain-pathway 1.1.0
-    Recommended                                          grade              review
-     ✓ Simple insoles                                    SORT B · low
-     ✓ Ultrasound-guided pulsed radiofrequency · may be  SORT C · very low
+    Patient example-opioid-user · forefoot-pain-pathway 1.1.0
+    Recommended                                                    grade
+     ✓ Simple insoles                                              SORT B · low
+     ✓ Ultrasound-guided pulsed radiofrequency · may be            SORT C · very low
        considered
     Not recommended
-     ✗ Low-dose naltrexone (LDN) contraindicated: opioid exposure: tramadol is a…
-       → an option if: the opioid has been stopped for 7 days
-    Decision support, not a substitute for clinical judgement. --details: all.
+     ✗ Low-dose naltrexone (LDN) — contraindicated: opioid exposure: tramadol is an
+       opioid; naltrexone blocks opioid analgesia and can precipitate withdrawal…
+       → an option if: <the nearest change, where the result carries it>
+    Decision support, not a substitute for clinical judgement. More: --details
 
 the flag first (if any), then one line per recommendation with its grade and next review, one
 line per withheld intervention with all its reasons merged, and the unknowns and notes that
@@ -155,11 +156,10 @@ def _change_text(item: WithheldItem, full: bool) -> list[Text]:
         return [Text("→ no change of the recorded facts found that would make it an option", "dim")] if full else []
     if full:
         return [Text("→ an option if: ", "bold blue") + Text(c.text, "blue") for c in item.changes]
-    t = Text("→ an option if: ", "bold blue")
+    more = len(item.changes) - 1
+    t = Text("→ an option if" + (f" (or {more} other way{'s' if more > 1 else ''})" if more else "") + ": ",
+             "bold blue")
     t.append(item.changes[0].text, "blue")
-    if len(item.changes) > 1:
-        more = len(item.changes) - 1
-        t.append(f" (or {more} other way{'s' if more > 1 else ''})", "dim")
     return [t]
 
 
@@ -218,7 +218,8 @@ def compact_lines(result: Result, ruleset: RuleSet | None = None, width: int = S
             for n in item.notes:
                 rows.append(_Row(_note_lines(n, width, 1), _note_lines(n, width, 2), rank=2))
             for t in _change_text(item, full=False):
-                row = _Row([_fit_line(t, width, "   ")], rank=4)
+                row = _Row(_wrap(t, width, "   ", "     ", max_lines=1), _wrap(t, width, "   ", "     ", max_lines=2),
+                           rank=4)
                 rows.append(row)
                 changes.append(row)
     loose: list[_Row] = []
@@ -249,7 +250,7 @@ def compact_lines(result: Result, ruleset: RuleSet | None = None, width: int = S
             shown_loose[0].more = loose_title + shown_loose[0].more
     if omitted:
         budget -= 1
-    for rank in (1, 5, 2, 3):
+    for rank in (1, 5, 2, 4, 3):
         for r in rows:
             if r.shown and r.rank == rank and r.more is not None and len(r.more) - len(r.lines) <= budget:
                 budget -= len(r.more) - len(r.lines)
