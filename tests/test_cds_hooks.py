@@ -266,3 +266,17 @@ def test_every_card_of_a_seeded_cohort_is_one_decision_with_a_whole_summary(pati
         assert c["source"]["url"] == "http://127.0.0.1:8000/pathway"
         if c["indicator"] == "critical":
             assert c["suggestions"][0]["actions"][0]["resource"]["resourceType"] == "ServiceRequest"
+
+
+def test_what_would_change_is_in_the_cards_that_hold_the_withheld_option() -> None:
+    """Where the result carries what_would_change, the plan (and a contraindication card) list every change."""
+    from engine.kernel.models import Change
+
+    result = triaged("opioid-user")
+    entries = [n.model_copy(update={"what_would_change": [Change(text=f"change for {n.intervention}", edits=[])]})
+               for n in result.not_recommended]
+    got = cards(result.model_copy(update={"not_recommended": entries}), default_triager().ruleset)["cards"]
+    warning = next(c for c in got if entry(c)["type"] == "contraindication")
+    plan = next(c for c in got if entry(c)["type"] == "plan")
+    assert "change for low\\_dose\\_naltrexone" in warning["detail"]
+    assert "would be an option if: change for metatarsal\\_pad" in plan["detail"]
