@@ -57,6 +57,7 @@ class Format(str, Enum):
     json = "json"
     markdown = "markdown"
     cds_hooks = "cds-hooks"  # triage only: a CDS Hooks 2.0 {"cards": [...]} response
+    html = "html"  # triage only: one self-contained page (plan, evidence, what was withheld, the route)
 
 
 class InputKind(str, Enum):
@@ -110,18 +111,23 @@ def result_json(result: Result) -> str:
 @app.command()
 def triage(
     file: Annotated[str, typer.Argument(help="patient JSON file, or - to read stdin")],
-    format: Annotated[Format, typer.Option("--format", "-f", help="text for a clinician, json for scripts, markdown for a clinical note")] = Format.text,
-    details: Annotated[bool, typer.Option("--details", help="text: every detail (dosing, sources) of each entry")] = False,
+    format: Annotated[Format, typer.Option("--format", "-f", help="text for a clinician (one screen), json for scripts, markdown for a clinical note, html for one self-contained page with the pathway, cds-hooks for cards")] = Format.text,
+    details: Annotated[bool, typer.Option("--details", help="text: everything (every detail and reason in full, what would change each withheld option, every unknown, the sources) instead of one screen")] = False,
     input: Annotated[InputKind, typer.Option("--input", help="auto: a FHIR R4 Bundle is recognised by its resourceType; json: CONTRACT.md patient; fhir: FHIR R4 Bundle")] = InputKind.auto,
     as_of: Annotated[str | None, typer.Option("--as-of", metavar="YYYY-MM-DD", help="FHIR: reference date for ages and durations (default: Bundle.timestamp, else meta.lastUpdated)")] = None,
     strict_fhir: Annotated[bool, typer.Option("--strict-fhir", help="FHIR: validate the whole Bundle against the FHIR R4 models first (milliseconds; by default only the elements the mapping reads are type-checked)")] = False,
+    changes: Annotated[bool, typer.Option("--changes/--no-changes", help="search what would change each withheld option (where the engine provides the search)")] = True,
+    base_url: Annotated[str | None, typer.Option("--base-url", help="cds-hooks: the service's public base URL; each card's source is then its pathway page")] = None,
 ) -> None:
     """Triage one patient (CONTRACT.md JSON or a FHIR R4 Bundle): recommendations with evidence grades, and what was not recommended and why."""
     try:
         from engine import default_triager
 
         triager = default_triager()
-        result = _triage_input(triager, file, input, as_of, strict_fhir)
+        triaged = _triage_input(triager, file, input, as_of, strict_fhir)
+        result = triaged.result
+        if changes:
+            result = _what_would_change(triager, triaged.patient, result)
     except InputError as exc:
         _fail_input(exc)
     except (EngineError, Exception) as exc:  # noqa: BLE001 - exit 1 with a message, never a traceback
@@ -131,15 +137,37 @@ def triage(
     elif format is Format.cds_hooks:
         from engine.views.cds_hooks import cards
 
-        sys.stdout.write(json.dumps(cards(result, triager.ruleset), ensure_ascii=False, indent=2) + "\n")
+        sys.stdout.write(json.dumps(cards(result, triager.ruleset, base_url), ensure_ascii=False, indent=2) + "\n")
     elif format is Format.markdown:
         from engine.views.markdown import result_markdown
 
         sys.stdout.write(result_markdown(result, triager.ruleset))
+    elif format is Format.html:
+        from engine.views.html import facts_of, report_html
+
+        try:
+            facts = facts_of(triager, triaged.patient())
+        except (EngineError, Exception) as exc:  # noqa: BLE001 - exit 1 with a message, never a traceback
+            _fail_internal(exc)
+        sys.stdout.write(report_html(result, triager.ruleset, facts))
     else:
         from engine.views.text import print_text
 
         print_text(result, Console(highlight=False), triager.ruleset, details)
+
+
+def _what_would_change(triager, patient, result: Result) -> Result:
+    """The hook for the "what would change this decision" search: `engine.kernel.changes.what_would_change(
+    triager, patient, result)` fills `NotRecommended.what_would_change` and returns the result. Until that
+    module exists the result is returned as it is. `patient` is called for the patient dict (CONTRACT.md
+    JSON; for FHIR input, the patient the Bundle maps to), so that it is built only when it is searched."""
+    try:
+        from engine.kernel.changes import what_would_change
+    except ModuleNotFoundError as exc:
+        if exc.name != "engine.kernel.changes":  # the module exists but something it imports does not
+            raise
+        return result
+    return what_would_change(triager, patient(), result)
 
 
 # ---- further commands are registered below this line -------------------------------------
@@ -169,20 +197,30 @@ def _ruleset():
 
 @app.command()
 def explain(
-    file: Annotated[str, typer.Argument(help="patient JSON file, or - to read stdin")],
+    file: Annotated[str, typer.Argument(help="patient JSON file or FHIR R4 Bundle, or - to read stdin")],
     intervention: Annotated[str | None, typer.Option("--intervention", "-i", help="only this intervention code, e.g. low_dose_naltrexone")] = None,
     format: Annotated[Format, typer.Option("--format", "-f", help="text (a tree), json (the same tree as nested objects), markdown")] = Format.text,
+    input: Annotated[InputKind, typer.Option("--input", help="auto: a FHIR R4 Bundle is recognised by its resourceType; json: CONTRACT.md patient; fhir: FHIR R4 Bundle")] = InputKind.auto,
+    as_of: Annotated[str | None, typer.Option("--as-of", metavar="YYYY-MM-DD", help="FHIR: reference date for ages and durations (default: Bundle.timestamp, else meta.lastUpdated)")] = None,
 ) -> None:
     """Explain a triage: how each recommendation and not-recommended entry was derived from the patient's facts.
 
-    Every step names its rule, what it compared, its parameters and its graded sources; unknowns are listed with what they block.
+    Every step names its rule, what it compared, its parameters and its graded sources; unknowns are listed with what they block (for a FHIR Bundle, the mapping's unknowns too).
     """
+    if format in (Format.cds_hooks, Format.html):
+        _fail_input(InputError([FieldProblem("--format", f"{format.value} is a format of triage, not of explain",
+                                             "text, json or markdown")]))
     try:
         from engine import default_triager
         from engine.views.explain import explain_patient
-        from engine.kernel.inputs import parse_json
 
-        _, expl = explain_patient(default_triager(), parse_json(_read_input(file)), intervention)
+        triager = default_triager()
+        if intervention is not None:
+            from engine.views.explain import check_intervention
+
+            check_intervention(triager.ruleset, intervention)
+        triaged = _triage_input(triager, file, input, as_of)
+        _, expl = explain_patient(triager, triaged.patient(), intervention, unknowns=triaged.extra_unknowns)
     except InputError as exc:
         _fail_input(exc)
     except (EngineError, Exception) as exc:  # noqa: BLE001 - exit 1 with a message, never a traceback
@@ -245,6 +283,34 @@ def rules_show(
         _print_json(detail)
     else:
         Console(highlight=False).print(rule_detail_view(detail))
+
+
+class GraphFormat(str, Enum):
+    html = "html"
+    svg = "svg"
+
+
+@rules_app.command("graph")
+def rules_graph(
+    format: Annotated[GraphFormat, typer.Option("--format", "-f", help="html: a self-contained page with a legend and the list of rules; svg: the picture alone")] = GraphFormat.html,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="write to this file instead of stdout")] = None,
+) -> None:
+    """Draw the whole pathway: patient facts, the rules that read them, the findings they conclude and the options they decide, generated from the rule set."""
+    from engine.views.html import pathway_html, pathway_svg
+
+    ruleset = _ruleset()
+    try:
+        page = pathway_html(ruleset) if format is GraphFormat.html else pathway_svg(ruleset)
+    except (EngineError, Exception) as exc:  # noqa: BLE001 - exit 1 with a message, never a traceback
+        _fail_internal(exc)
+    if out is None:
+        sys.stdout.write(page)
+        return
+    try:
+        out.write_text(page, encoding="utf-8")
+    except OSError as exc:
+        _fail_input(InputError([FieldProblem("--out", f"cannot write {out}: {exc.strerror}", "a writable file path")]))
+    err.print(f"pathway written: {out}", markup=False, soft_wrap=True)
 
 
 @rules_app.command("attributes")
@@ -405,7 +471,30 @@ def rules_check(
 # rules/fhir_map.toml, the cards in engine/views/cds_hooks.py, the service in engine/channels/service.py.
 
 
-def _triage_input(triager, file: str, kind: InputKind, as_of: str | None, strict_fhir: bool = False) -> Result:
+class _Triaged:
+    """A triaged input: the result, and the patient it was made from (built on first use)."""
+
+    def __init__(self, result: Result, patient=None, mapping=None):
+        self.result = result
+        self._patient = patient
+        self._mapping = mapping  # FHIR: builds (patient, the mapping's unknowns) on first use
+        self._unknowns: list = []
+
+    def patient(self):
+        """The patient as CONTRACT.md JSON (a dict): the file itself, or what a FHIR Bundle maps to."""
+        if self._mapping is not None:
+            self._patient, self._unknowns = self._mapping()
+            self._mapping = None
+        return self._patient
+
+    @property
+    def extra_unknowns(self) -> list:
+        """The FHIR mapping's unknowns (they are in `result` too), for an explanation of the same patient."""
+        self.patient()
+        return self._unknowns
+
+
+def _triage_input(triager, file: str, kind: InputKind, as_of: str | None, strict_fhir: bool = False) -> _Triaged:
     """Triage FILE as a CONTRACT.md patient or a FHIR R4 Bundle (auto: by its resourceType)."""
     from datetime import date
 
@@ -415,7 +504,8 @@ def _triage_input(triager, file: str, kind: InputKind, as_of: str | None, strict
     if kind is InputKind.json:
         if fhir_only:
             raise InputError([FieldProblem(fhir_only[0][0], "applies to FHIR input only", "--input fhir or auto")])
-        return triager.triage_json(_read_input(file))
+        document = parse_json(_read_input(file))
+        return _Triaged(triager.triage(document), document)
     data = _read_input(file, FHIR_MAX_BYTES)
     document = parse_json(data, max_bytes=FHIR_MAX_BYTES)
     if kind is InputKind.auto and not is_fhir(document):
@@ -423,8 +513,8 @@ def _triage_input(triager, file: str, kind: InputKind, as_of: str | None, strict
             raise InputError([FieldProblem(fhir_only[0][0], "applies to FHIR input only", "a FHIR R4 Bundle")])
         if len(data) > MAX_INPUT_BYTES:  # a patient file keeps its own, smaller limit
             parse_json(data)  # raises the size error
-        return triager.triage(document)  # parsed once; FHIR code never imported for a patient file
-    from engine.channels.fhir import triage_bundle
+        return _Triaged(triager.triage(document), document)  # parsed once; FHIR code never imported for a patient file
+    from engine.channels.fhir import default_mapper, triage_bundle
 
     reference = None
     if as_of is not None:
@@ -432,7 +522,14 @@ def _triage_input(triager, file: str, kind: InputKind, as_of: str | None, strict
             reference = date.fromisoformat(as_of)
         except ValueError:
             raise InputError([FieldProblem("--as-of", "not a date", "YYYY-MM-DD")]) from None
-    return triage_bundle(triager, document, as_of=reference, strict=strict_fhir)
+    mapper = default_mapper()
+    result = triage_bundle(triager, document, as_of=reference, mapper=mapper, strict=strict_fhir)
+
+    def mapping():
+        mapped = mapper.map(document, as_of=reference)
+        return mapped.patient, list(mapped.unknowns)
+
+    return _Triaged(result, mapping=mapping)
 
 
 @app.command()

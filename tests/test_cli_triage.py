@@ -46,10 +46,36 @@ def test_every_shared_example_triages_in_json_with_graded_resolving_evidence(nam
 
 
 @pytest.mark.parametrize("name", EXAMPLES)
-def test_every_shared_example_triages_in_text(name):
+def test_every_shared_example_triages_in_text_on_one_screen(name):
+    """The default text view: the patient first, what is recommended and what is not, in 80x24."""
     res = run(["triage", str(example_path(name))])
     assert res.exit_code == 0, res.output
-    assert "Patient" in res.stdout and "Not recommended" in res.stdout
+    lines = res.stdout.rstrip("\n").splitlines()
+    assert lines[0].startswith(f"Patient {load_example(name)['id']}")
+    assert "Recommended" in res.stdout and "Not recommended" in res.stdout
+    assert len(lines) <= 24 and max(len(line) for line in lines) <= 80
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_every_shared_example_triages_in_html(name):
+    """`--format html` prints one self-contained page: no script, nothing loaded from elsewhere."""
+    res = run(["triage", str(example_path(name)), "--format", "html"])
+    assert res.exit_code == 0, res.output
+    page = res.stdout
+    assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
+    assert "<script" not in page and " src=" not in page and "<link" not in page
+    assert load_example(name)["id"] in page
+
+
+def test_markdown_and_html_read_fhir_input_too():
+    """A FHIR Bundle gives the same report as the patient file it maps to."""
+    from tests.conftest import ROOT
+
+    bundle = ROOT / "tests" / "fhir" / "opioid-user.json"
+    for fmt in ("markdown", "html", "text"):
+        res = run(["triage", str(bundle), "--format", fmt])
+        assert res.exit_code == 0, res.output
+        assert "example-opioid-user" in res.stdout or "opioid-user" in res.stdout
 
 
 def test_the_json_matches_the_embedding_api():

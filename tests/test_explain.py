@@ -366,13 +366,18 @@ def test_a_free_text_medication_name_cannot_inject_markup_into_the_report():
 
 
 def test_triage_markdown_has_the_recommendations_withheld_unknowns_and_references():
-    """The clinical-note report: each recommendation with its grade, each withheld entry, unknowns, references."""
-    result = default_triager().triage(load_example("new-onset"))
+    """The clinical-note report: each recommendation with its grade, each withheld entry, unknowns
+    (beside the entry they affect, else in their own section), references."""
+    patient = load_example("new-onset")
+    del patient["weight_kg"]
+    result = default_triager().triage(patient)
     text = result_markdown(result, default_triager().ruleset)
     for heading in ("### Recommended", "### Not recommended", "### Not known", "### References"):
         assert heading in text
+    ldn = text.split("- **Low-dose naltrexone (LDN)**", 1)[1].split("\n- **", 1)[0]
+    assert "**not known**: " in ldn
     assert "**Metatarsal pad** (first-line care; recommended; SORT B · low)" in text
-    assert "**Low-dose naltrexone (LDN)**: deferred;" in text
+    assert "**Low-dose naltrexone (LDN)**: deferred: " in text
     assert all(f"`{cid}`:" in text for cid in result.citations)
 
 
@@ -461,3 +466,35 @@ def test_triage_command_markdown():
     assert res.exit_code == 0, res.output
     assert res.stdout.startswith("## Triage: example-neuropathic-persistent")
     assert "**Low-dose naltrexone (LDN)** (adjuncts; may be considered; SORT C · very low)" in res.stdout
+
+
+def test_explain_command_reads_a_fhir_bundle():
+    """`explain` accepts a FHIR R4 Bundle as `triage` does: the same derivation as the patient file."""
+    from tests.conftest import ROOT
+
+    bundle = ROOT / "tests" / "fhir" / "opioid-user.json"
+    res = run("explain", str(bundle), "-i", LDN, "-f", "json")
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    assert data["entries"][0]["kind"] == "contraindicated"
+    assert "tramadol" in entry_text(data["entries"][0])
+
+
+def test_explain_of_a_fhir_bundle_lists_the_mappings_unknowns():
+    """What the FHIR mapping could not settle is listed among the explanation's unknowns."""
+    from tests.conftest import ROOT
+
+    bundle = json.loads((ROOT / "tests" / "fhir" / "neuropathic-persistent.json").read_text())
+    bundle["entry"].append({"fullUrl": "urn:uuid:0b7a5c3e-1111-4a4a-9c9c-000000000001", "resource": {
+        "resourceType": "MedicationStatement", "status": "active",
+        "medicationCodeableConcept": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm",
+                                                  "code": "999999999"}]},
+        "subject": {"reference": bundle["entry"][0]["fullUrl"]}}})
+    res = run("explain", "-", "-f", "json", input=json.dumps(bundle))
+    assert res.exit_code == 0, res.output
+    assert "fhir:medications" in {u["fact"] for u in json.loads(res.stdout)["unknowns"]}
+
+
+def test_explain_rejects_a_triage_only_format():
+    res = run("explain", str(example_path("opioid-user")), "-f", "html")
+    assert res.exit_code == 2 and "--format" in res.stderr

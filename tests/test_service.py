@@ -157,13 +157,15 @@ def test_discovery_lists_the_patient_view_service(server: Server) -> None:
 
 @pytest.mark.parametrize("name", EXAMPLES)
 def test_hook_call_gives_the_examples_recommendations_as_cards(server: Server, name: str) -> None:
-    """patient-view with the example's prefetch answers cards for exactly the JSON triage's recommendations."""
+    """patient-view with the example's prefetch answers cards (red flags, contraindications, the plan) for exactly the JSON triage's recommendations."""
     resp = server.call(hook_request(name))
     assert resp.status_code == 200, resp.text
     expected = default_triager().triage(load_example(name))
     got = resp.json()["cards"]
-    assert [entry(c)["intervention"] for c in got if entry(c)["type"] == "recommendation"] == \
-        [r.intervention for r in expected.recommendations]
+    recommended = [code for c in got for code in
+                   (entry(c)["interventions"] if entry(c)["type"] == "plan" else
+                    [entry(c)["intervention"]] if entry(c)["type"] == "red_flag" else [])]
+    assert sorted(dict.fromkeys(recommended)) == sorted(r.intervention for r in expected.recommendations)
     assert [entry(c)["intervention"] for c in got if entry(c)["type"] == "contraindication"] == \
         [n.intervention for n in expected.not_recommended if n.kind == "contraindicated"]
 

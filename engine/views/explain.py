@@ -39,7 +39,7 @@ from rich.text import Text
 from rich.tree import Tree
 
 from engine.kernel.errors import FieldProblem, InputError
-from engine.kernel.models import Result
+from engine.kernel.models import Result, Unknown
 from engine.kernel.rulebase import Parameter, Pattern, Rule, RuleSet, Test, intervention_label
 from engine.kernel.triage import build_result
 
@@ -392,19 +392,32 @@ def explain(result: Result, ruleset: RuleSet, facts: Iterable[Mapping[str, Any]]
     }
 
 
-def explain_patient(triager: Any, patient: Any, intervention: str | None = None) -> tuple[Result, dict[str, Any]]:
+def check_intervention(ruleset: RuleSet, intervention: str) -> None:
+    """`ExplainError` (an input error naming the option) for a code the rule set does not know."""
+    if intervention not in ruleset.interventions:
+        close = difflib.get_close_matches(intervention, list(ruleset.interventions), n=3, cutoff=0.5)
+        raise ExplainError(intervention, close, list(ruleset.interventions))
+
+
+def explain_patient(triager: Any, patient: Any, intervention: str | None = None,
+                    unknowns: Iterable[Mapping[str, Any]] = ()) -> tuple[Result, dict[str, Any]]:
     """Triage `patient` (dict or model) with `triager` and explain the result, with the values of
-    every input and derived fact. The result is the one `triager.triage(patient)` returns.
+    every input and derived fact. The result is the one `triager.triage(patient)` returns, with
+    `unknowns` added (those of a source the patient was mapped from, e.g. a FHIR Bundle: each
+    `{fact, reason, blocks, rule}`), ordered as the mapping orders them: by fact, then reason.
 
     Raises `InputError` for an invalid patient and `ExplainError` for an intervention code the
     rule set does not know."""
     ruleset = triager.ruleset
-    if intervention is not None and intervention not in ruleset.interventions:
-        close = difflib.get_close_matches(intervention, list(ruleset.interventions), n=3, cutoff=0.5)
-        raise ExplainError(intervention, close, list(ruleset.interventions))
+    if intervention is not None:
+        check_intervention(ruleset, intervention)
     p = triager.validate(patient)
     out = triager.engine.run(ruleset.to_facts(p))
     result = build_result(ruleset, p, out)
+    extra = [Unknown(**dict(u)) for u in unknowns]
+    if extra:
+        merged = sorted([*result.unknowns, *extra], key=lambda u: (u.fact, u.reason))
+        result = result.model_copy(update={"unknowns": merged})
     return result, explain(result, ruleset, out.facts, intervention)
 
 

@@ -1,7 +1,9 @@
 """Markdown reports to paste into a clinical note: a triage result, and an explanation.
 
-Concise on purpose: recommendations with their grades, what was not recommended and why, what
-is not known, and the references. Text that came from rules or input is escaped so it cannot
+In the order and with the merging of the terminal view (engine.views.common.digest):
+recommendations with their grades, reviews and every detail (doses, cautions, the checks before
+starting), what was not recommended (one entry per intervention, its reasons merged, and what
+would change it), what is not known written next to what it affects, and the references. Text that came from rules or input is escaped so it cannot
 turn into markup (emphasis, links, HTML, table cells).
 """
 
@@ -12,8 +14,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from engine.kernel.models import Result
-from engine.views.common import category_order, category_title
-from engine.kernel.rulebase import RuleSet, code_label, intervention_label
+from engine.kernel.rulebase import RuleSet
+from engine.views.common import detail_value, digest, is_empty, sentence, weeks_text
 
 _SPECIAL = re.compile(r"([\\`*\[\]<>|#])")
 DISCLAIMER = "Decision support only: it supports, and does not replace, clinical judgement."
@@ -48,40 +50,72 @@ def _ruleset_line(info: Mapping[str, Any]) -> str:
     return f"Rule set {esc(info['name'])} {esc(info['version'])} (digest `{str(info['digest'])[:12]}`)."
 
 
+def _changes_lines(changes: Any, pad: str) -> list[str]:
+    if changes is None:
+        return []
+    if not changes:
+        return [f"{pad}- would change: no change of the recorded facts found that would make it an option"]
+    return [f"{pad}- would be an option if: {esc(c.text)}" for c in changes]
+
+
+def _note_line(note: Any, pad: str) -> str:
+    if note.kind == "unknown":
+        return f"{pad}- **not known**: {esc(note.text)}"
+    if note.kind == "notice":
+        return f"{pad}- **note**: {esc(note.text)}"
+    return f"{pad}- {esc(note.title)}: {esc(note.text)}"
+
+
 def result_markdown(result: Result, ruleset: RuleSet | None = None) -> str:
-    """The triage result as a short markdown report."""
+    """The triage result as a short markdown report, in the order and with the merging of the
+    terminal view: the flag; each recommendation with its grade, review, every detail (dose,
+    cautions, checks before starting) and what is not known about it; each withheld intervention
+    once, all its reasons merged, with what would change it; the unknowns that affect no listed
+    entry; the references."""
+    d = digest(result, ruleset)
     out: list[str] = [f"## Triage: {esc(result.patient_id)}", ""]
-    if result.red_flags:
-        flags = [code_label(ruleset, f) for f in result.red_flags]
-        title = ruleset.word("flag", "flag") if ruleset else "flag"
-        stop = ruleset.word("flags_stop") if ruleset else ""
-        out += [f"**{esc(title[:1].upper() + title[1:])}: {esc(', '.join(flags))}.**"
-                + (f" {esc(stop[:1].upper() + stop[1:])}." if stop else ""), ""]
+    if d.banner:
+        flags = ", ".join(label for _, label in d.flags)
+        out += [f"**{esc(sentence(d.flag_word))}: {esc(flags)}.**"
+                + (f" {esc(sentence(d.flags_stop))}." if d.flags_stop else ""), ""]
+    for n in d.notices:
+        out += [f"**Note:** {esc(n)}", ""]
     out += ["### Recommended", ""]
-    if not result.recommendations:
+    if not d.plan:
         out.append("- nothing")
-    for cat in category_order(ruleset, result):
-        recs = [r for r in result.recommendations if r.category == cat]
-        for r in recs:
-            grade = evidence_grade(r.evidence.model_dump() if r.evidence else None)
-            head = f"- **{esc(intervention_label(ruleset, r.intervention))}** ({category_title(ruleset, cat).lower()}; {esc(r.strength)}"
-            head += f"; {grade})" if grade else ")"
-            if r.evidence is not None:
-                head += " [" + ", ".join(f"`{c}`" for c in r.evidence.citations) + "]"
-            out.append(head)
-            out.append(f"  - why: {esc('; '.join(r.rationale))}")
-            if r.evidence is not None:
-                out.append(f"  - evidence: {esc(r.evidence.directness)}")
+    for item in d.plan:
+        r = item.rec
+        head = f"- **{esc(item.label)}** ({esc(item.category.lower())}; {esc(r.strength)}"
+        head += f"; {item.grade})" if item.grade else ")"
+        if r.evidence is not None:
+            head += " [" + ", ".join(f"`{c}`" for c in r.evidence.citations) + "]"
+        out.append(head)
+        if r.review is not None:
+            out.append(f"  - review in {esc(weeks_text(r.review.weeks))}: {esc(r.review.text)}")
+        out.append(f"  - why: {esc('; '.join(r.rationale))}")
+        for key, value in r.details.items():
+            if not is_empty(value):
+                out.append(f"  - {esc(key.replace('_', ' '))}: {esc(detail_value(value))}")
+        for n in item.notes:
+            if n.kind != "detail":
+                out.append(_note_line(n, "  "))
+        if r.evidence is not None:
+            out.append(f"  - evidence: {esc(r.evidence.directness)}")
     out.append("")
-    if result.not_recommended:
+    if d.withheld:
         out += ["### Not recommended", ""]
-        for n in result.not_recommended:
-            out.append(f"- **{esc(intervention_label(ruleset, n.intervention))}**: {n.kind.replace('_', ' ')}; {esc(n.reason)}")
+        for w in d.withheld:
+            out.append(f"- **{esc(w.label)}**: {esc(w.merged)}")
+            for n in w.notes:
+                out.append(_note_line(n, "  "))
+            out += _changes_lines(w.changes, "  ")
         out.append("")
-    if result.unknowns:
+    if d.unknowns or d.quiet_unknowns:
         out += ["### Not known", ""]
-        for u in result.unknowns:
-            out.append(f"- `{esc(u.fact)}` (affects {esc(', '.join(u.blocks))}): {esc(u.reason)}")
+        for u in d.unknowns:
+            out.append(f"- {esc(u.text)} (affects {esc(', '.join(u.affects))})")
+        for text in d.quiet_unknowns:
+            out.append(f"- {esc(text)}")
         out.append("")
     if result.citations:
         out += ["### References", ""]

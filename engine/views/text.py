@@ -1,109 +1,369 @@
-"""Rendering a result for people: a terminal view (rich) built from the result alone."""
+"""The terminal view of a result (rich): one screen by default, everything with `details=True`.
+
+The default view is written for an 80x24 terminal and keeps what a clinician acts on in sight:
+
+    Patient example-opioid-user · forefoot-pain-pathway 1.1.0
+    Recommended                                                    grade
+     ✓ Simple insoles                                              SORT B · low
+     ✓ Ultrasound-guided pulsed radiofrequency · may be            SORT C · very low
+       considered
+    Not recommended
+     ✗ Low-dose naltrexone (LDN) — contraindicated: opioid exposure: tramadol is an
+       opioid; naltrexone blocks opioid analgesia and can precipitate withdrawal…
+       → an option if: <the nearest change, where the result carries it>
+    Decision support, not a substitute for clinical judgement. More: --details
+
+the flag first (if any), then one line per recommendation with its grade and next review, one
+line per withheld intervention with all its reasons merged, and the unknowns and notes that
+change something, written in words next to what they affect. Notes share what is left of the
+24 lines (the plan's first); what does not fit is counted on one line, and `details=True` shows
+everything: every detail, every reason in full, every change, every unknown, the sources.
+Rendering knows no clinical term: categories, labels and wording come from the rule set.
+"""
 
 from __future__ import annotations
 
-from typing import Any
-
+import io
+from rich.cells import cell_len
 from rich.console import Console, Group
-from rich.panel import Panel
-from rich.table import Table
 from rich.text import Text
 
 from engine.kernel.models import Result
-from engine.views.common import category_order, category_title
-from engine.kernel.rulebase import RuleSet, code_label, intervention_label
+from engine.kernel.rulebase import RuleSet, intervention_label
+from engine.views.common import (
+    Digest,
+    Note,
+    PlanItem,
+    WithheldItem,
+    detail_value,
+    digest,
+    grade_text,
+    is_empty,
+    kind_title,
+    weeks_text,
+)
 
-KIND_TITLE = {
-    "contraindicated": "contraindicated",
-    "suppressed": "suppressed",
-    "not_indicated": "not indicated",
-    "deferred": "deferred",
-}
+#: The screen the default view is written for.
+SCREEN_WIDTH = 80
+SCREEN_HEIGHT = 24
+#: Lines of the screen left for the command that was typed and the next prompt.
+RESERVED = 2
 KIND_STYLE = {"contraindicated": "bold red", "suppressed": "red", "not_indicated": "yellow", "deferred": "cyan"}
+NOTE_STYLE = {"unknown": "yellow", "notice": "yellow", "detail": "dim"}
+NOT_GRADED = "not graded"
+FOOTER = "Decision support, not a substitute for clinical judgement."
+
+# kept for callers of engine.views.text
+label = intervention_label
+grade = grade_text
 
 
-def grade(rec: Any) -> str:
-    """'SORT C · very low' for a recommendation, '' when it has no graded evidence."""
-    ev = rec.evidence
-    if ev is None:
-        return ""
-    return f"SORT {ev.sort} · {ev.certainty.replace('_', ' ')}"
+def _measure_console(width: int) -> Console:
+    return Console(file=io.StringIO(), width=max(width, 10), color_system=None, legacy_windows=False,
+                   highlight=False, emoji=False, markup=False)
 
 
-label = intervention_label  # kept under its old name for callers of engine.views.text
+def _wrap(text: Text, width: int, first: str = "", rest: str | None = None, max_lines: int | None = None) -> list[Text]:
+    """`text` wrapped to `width` cells, the first line after `first`, the others after `rest`
+    (spaces as wide as `first` by default); at most `max_lines` lines, the last one cut between
+    words with an ellipsis when there is more."""
+    rest = " " * cell_len(first) if rest is None else rest
+    room = max(width - max(cell_len(first), cell_len(rest)), 8)
+    lines = list(text.wrap(_measure_console(room), room, overflow="fold"))
+    if max_lines is not None and len(lines) > max_lines:
+        kept = lines[:max_lines]
+        last = kept[-1]
+        plain = last.plain
+        cut = plain[: max(room - 1, 1)]
+        space = cut.rfind(" ")
+        if space > 0:
+            cut = cut[:space].rstrip(" ,;:—-(")
+        last = last.divide([len(cut)])[0]
+        last.append("…")
+        kept[-1] = last
+        lines = kept
+    out = []
+    for i, line in enumerate(lines):
+        line.rstrip()
+        out.append(Text(first if i == 0 else rest) + line)
+    return out
 
 
-def _detail_lines(details: dict[str, Any]) -> list[str]:
-    lines = []
-    for key, value in details.items():
-        if value in ([], {}, "", None):
-            continue
-        if isinstance(value, list):
-            value = "; ".join(map(str, value))
-        lines.append(f"{key.replace('_', ' ')}: {value}")
+def _fit_line(text: Text, width: int, indent: str) -> Text:
+    return _wrap(text, width, indent, max_lines=1)[0]
+
+
+# ---------------------------------------------------------------- pieces
+
+
+def _header(d: Digest, ruleset: RuleSet | None, width: int) -> Text:
+    r = d.result
+    t = Text()
+    t.append("Patient ", "bold")
+    t.append(r.patient_id, "bold")
+    t.append(f" · {r.ruleset.name} {r.ruleset.version}", "dim")
+    if r.ruleset.site is not None:
+        t.append(f" · site {r.ruleset.site.name}", "dim")
+    return _fit_line(t, width, "")
+
+
+def _banner(d: Digest, width: int, max_lines: int | None) -> list[Text]:
+    return _wrap(Text(d.banner, "bold white on red"), width, "", max_lines=max_lines) if d.banner else []
+
+
+def _right(item: PlanItem) -> Text:
+    t = Text(item.grade, "magenta") if item.grade else Text(NOT_GRADED, "dim")
+    if item.rec.review is not None:
+        t.append(f"  review {weeks_text(item.rec.review.weeks, short=True)}", "cyan")
+    return t
+
+
+def _plan_line(item: PlanItem, width: int, right_width: int) -> list[Text]:
+    left = Text(item.label, "bold green")
+    if item.rec.strength != "recommended":
+        left.append(f" · {item.rec.strength}", "green")
+    right = _right(item)
+    room = width - 3 - right_width - 2
+    lines = _wrap(left, room + 3, " ✓ ", "   ")
+    first = lines[0]
+    first.append(" " * max(room + 3 - cell_len(first.plain), 0) + "  ")
+    first.append_text(right)
     return lines
 
 
-def _summary_details(ruleset: RuleSet | None, rec: Any, full: bool) -> list[str]:
+def _withheld_line(item: WithheldItem, width: int, max_lines: int | None) -> list[Text]:
+    t = Text(item.label, "bold")
+    t.append(" — ")
+    for i, (kind, reason) in enumerate(item.by_kind()):
+        if i:
+            t.append("; ")
+        t.append(kind_title(kind), KIND_STYLE.get(kind, ""))
+        t.append(": " + reason)
+    return _wrap(t, width, " ✗ ", "   ", max_lines=max_lines)
+
+
+def _note_lines(note: Note, width: int, max_lines: int | None) -> list[Text]:
+    t = Text(f"{note.title}: ", "bold " + NOTE_STYLE[note.kind] if note.kind != "detail" else "dim")
+    t.append(note.text, NOTE_STYLE[note.kind])
+    return _wrap(t, width, "   · ", "     ", max_lines=max_lines)
+
+
+def _change_text(item: WithheldItem, full: bool) -> list[Text]:
+    """'→ an option if: <the nearest change>' (+ how many other ways), or every change in full."""
+    if item.changes is None:
+        return []
+    if not item.changes:
+        return [Text("→ no change of the recorded facts found that would make it an option", "dim")] if full else []
     if full:
-        return _detail_lines(rec.details)
-    show = ruleset.interventions[rec.intervention].show if ruleset and rec.intervention in ruleset.interventions else ()
-    return _detail_lines({k: rec.details[k] for k in show if k in rec.details})
+        return [Text("→ an option if: ", "bold blue") + Text(c.text, "blue") for c in item.changes]
+    more = len(item.changes) - 1
+    t = Text("→ an option if" + (f" (or {more} other way{'s' if more > 1 else ''})" if more else "") + ": ",
+             "bold blue")
+    t.append(item.changes[0].text, "blue")
+    return [t]
 
 
-def text_view(result: Result, ruleset: RuleSet | None = None, details: bool = False) -> Group:
-    """The whole result as rich renderables, compact enough for one screen: red flags, then
-    recommendations by category with their grades, then what was not recommended and why,
-    then what is not known. `details=True` adds every detail (dosing, sources) of each entry."""
-    parts: list[Any] = []
-    parts.append(Text.assemble(("Patient ", "bold"), (result.patient_id, "bold"), "   ",
-                               (f"rule set {result.ruleset.name} {result.ruleset.version}", "dim")))
-    if result.red_flags:
-        flags = ", ".join(code_label(ruleset, f) for f in result.red_flags)
-        title = ruleset.word("flag", "flag").upper() if ruleset else "FLAG"
-        stop = ruleset.word("flags_stop") if ruleset else ""
-        parts.append(Panel(Text(f"{title}: {flags}" + (f"\n{stop[:1].upper()}{stop[1:]}." if stop else ""),
-                                style="bold red"), border_style="red"))
-    table = Table(show_header=True, header_style="bold", expand=True, box=None, padding=(0, 1), show_edge=False)
-    table.add_column("Recommended", ratio=2)
-    table.add_column("grade", style="magenta", no_wrap=True, min_width=17)
-    table.add_column("why", ratio=4)
-    for cat in category_order(ruleset, result):
-        recs = [r for r in result.recommendations if r.category == cat]
-        if not recs:
+# ---------------------------------------------------------------- the one-screen view
+
+
+class _Row:
+    """Lines of the one-screen view: shown always (`core`) or while they fit, in `rank` order;
+    `more` is a longer version used when there is room left."""
+
+    __slots__ = ("lines", "more", "core", "rank", "shown")
+
+    def __init__(self, lines: list[Text], more: list[Text] | None = None, core: bool = False, rank: int = 0):
+        self.lines, self.more, self.core, self.rank = lines, more, core, rank
+        self.shown = core
+
+
+def compact_lines(result: Result, ruleset: RuleSet | None = None, width: int = SCREEN_WIDTH,
+                  height: int = SCREEN_HEIGHT) -> list[Text]:
+    """The default view as lines of at most `width` cells, in at most `height` lines whenever
+    the flag, the plan and the withheld entries fit (they are always shown).
+
+    Always shown: the patient, the flag, one line per recommendation, one line per withheld
+    intervention, the footer. Then, while they fit, in this order: general notices; the notes of
+    each recommendation (unknowns and notices before details); the notes of withheld entries;
+    the unknowns that belong to no listed entry; what would change each withheld entry. Then,
+    with the room left, withheld reasons and notes get a second line. A count of what did not
+    fit stands above the footer."""
+    d = digest(result, ruleset)
+    rows: list[_Row] = [_Row([_header(d, ruleset, width)], core=True)]
+    if d.banner:
+        rows.append(_Row(_banner(d, width, max_lines=2), core=True))
+    for n in d.notices:
+        t = Text("note: ", "bold yellow") + Text(n, "yellow")
+        rows.append(_Row(_wrap(t, width, " ! ", "   ", max_lines=1), _wrap(t, width, " ! ", "   ", max_lines=2), rank=0))
+    right_width = max((cell_len(_right(i).plain) for i in d.plan), default=0)
+    title = Text("Recommended", "bold underline")
+    if d.plan:
+        title.append(" " * max(width - right_width - len("Recommended"), 1))
+        title.append("grade", "dim")
+        if any(i.rec.review is not None for i in d.plan):
+            grade_width = max(cell_len(i.grade or NOT_GRADED) for i in d.plan)
+            title.append(" " * max(grade_width + 2 - len("grade"), 1) + "review", "dim")
+    else:
+        title.append(": nothing", "dim")
+    rows.append(_Row([title], core=True))
+    for item in d.plan:
+        rows.append(_Row(_plan_line(item, width, right_width), core=True))
+        for n in sorted(item.notes, key=lambda n: n.kind == "detail"):
+            rows.append(_Row(_note_lines(n, width, 1), _note_lines(n, width, 2), rank=1))
+    changes: list[_Row] = []
+    if d.withheld:
+        rows.append(_Row([Text("Not recommended", "bold underline")], core=True))
+        for item in d.withheld:
+            rows.append(_Row(_withheld_line(item, width, 1), _withheld_line(item, width, 2), core=True, rank=5))
+            for n in item.notes:
+                rows.append(_Row(_note_lines(n, width, 1), _note_lines(n, width, 2), rank=2))
+            for t in _change_text(item, full=False):
+                row = _Row(_wrap(t, width, "   ", "     ", max_lines=1), _wrap(t, width, "   ", "     ", max_lines=2),
+                           rank=4)
+                rows.append(row)
+                changes.append(row)
+    loose: list[_Row] = []
+    for u in d.unknowns:
+        t = Text(u.text, "yellow")
+        t.append(f" (affects {', '.join(u.affects)})", "dim")
+        loose.append(_Row(_wrap(t, width, " ? ", "   ", max_lines=1), _wrap(t, width, " ? ", "   ", max_lines=2), rank=3))
+    rows += loose
+    footer = _Row([_fit_line(Text(FOOTER + " More: --details", "dim italic"), width, "")], core=True)
+
+    budget = height - RESERVED - sum(len(r.lines) for r in [*rows, footer] if r.core)
+    omitted = 0
+    loose_title = [Text("Not known", "bold underline")]
+    for rank in range(5):
+        for r in rows:
+            if r.core or r.rank != rank:
+                continue
+            title = 1 if r in loose and not any(x.shown for x in loose) else 0
+            if len(r.lines) + title <= budget:
+                r.shown = True
+                budget -= len(r.lines) + title
+            else:
+                omitted += 1
+    shown_loose = [r for r in loose if r.shown]
+    if shown_loose:
+        shown_loose[0].lines = loose_title + shown_loose[0].lines
+        if shown_loose[0].more is not None:
+            shown_loose[0].more = loose_title + shown_loose[0].more
+    if omitted:
+        budget -= 1
+    for rank in (1, 5, 2, 4, 3):
+        for r in rows:
+            if r.shown and r.rank == rank and r.more is not None and len(r.more) - len(r.lines) <= budget:
+                budget -= len(r.more) - len(r.lines)
+                r.lines = r.more
+    out = [line for r in rows if r.shown for line in r.lines]
+    if omitted:
+        out.append(Text(f"… {omitted} more line{'s' if omitted > 1 else ''} of notes: --details", "dim"))
+    return out + footer.lines
+
+
+# ---------------------------------------------------------------- everything (--details)
+
+
+def _details_of(ruleset: RuleSet | None, item: PlanItem) -> list[tuple[str, str]]:
+    out = []
+    for key, value in item.rec.details.items():
+        if is_empty(value):
             continue
-        table.add_row(Text(category_title(ruleset, cat), style="bold underline"), "", "")
-        for r in recs:
-            why = Text("; ".join(r.rationale))
-            for line in _summary_details(ruleset, r, details):
-                why.append(f"\n{line}", style="dim")
-            name = Text(label(ruleset, r.intervention), style="bold green")
-            if r.strength != "recommended":
-                name.append(f"\n{r.strength}", style="green")
-            table.add_row(name, grade(r), why)
-    parts.append(table)
-    if result.not_recommended:
-        table = Table(show_header=True, header_style="bold", expand=True, box=None, padding=(0, 1), show_edge=False)
-        table.add_column("Not recommended", ratio=2)
-        table.add_column("kind", no_wrap=True, min_width=15)
-        table.add_column("why", ratio=4)
-        for n in result.not_recommended:
-            table.add_row(Text(label(ruleset, n.intervention)), Text(KIND_TITLE[n.kind], style=KIND_STYLE[n.kind]),
-                          n.reason)
-        parts.append(table)
-    if result.unknowns:
-        table = Table(show_header=True, header_style="bold", expand=True, box=None, padding=(0, 1), show_edge=False)
-        table.add_column("Not known", ratio=2)
-        table.add_column("affects", ratio=1)
-        table.add_column("why", ratio=4)
-        for u in result.unknowns:
-            table.add_row(u.fact, ", ".join(u.blocks), u.reason)
-        parts.append(table)
-    cited = ", ".join(result.citations)
-    parts.append(Text(f"Sources: {cited}. Decision support only: it does not replace clinical judgement. "
-                      f"Rule set digest {result.ruleset.digest[:12]}.", style="dim italic"))
-    return Group(*parts)
+        out.append((key.replace("_", " "), detail_value(value)))
+    return out
+
+
+def full_lines(result: Result, ruleset: RuleSet | None = None, width: int = SCREEN_WIDTH) -> list[Text]:
+    """Everything the result holds, in the same order: every detail, rationale, reason, change,
+    unknown, notice, and the sources with the rule set's digest."""
+    d = digest(result, ruleset)
+    out: list[Text] = [_header(d, ruleset, width)]
+    out += _banner(d, width, max_lines=None)
+    for n in d.notices:
+        out += _wrap(Text("note: ", "bold yellow") + Text(n, "yellow"), width, " ! ", "   ")
+    out.append(Text("Recommended", "bold underline") if d.plan else Text("Recommended: nothing", "bold underline"))
+    category = None
+    for item in d.plan:
+        if item.category != category:
+            category = item.category
+            out.append(Text(f" {category}", "bold"))
+        head = Text(item.label, "bold green")
+        head.append(f" · {item.rec.strength}", "green")
+        if item.grade:
+            head.append(f" · {item.grade}", "magenta")
+        out += _wrap(head, width, " ✓ ", "   ")
+        if item.rec.evidence is not None:
+            ev = item.rec.evidence
+            out += _wrap(Text(f"evidence: {ev.directness}; sources {', '.join(ev.citations)}", "magenta"), width, "     ")
+        if item.rec.review is not None:
+            rv = item.rec.review
+            out += _wrap(Text(f"review in {weeks_text(rv.weeks)}: {rv.text}", "cyan"), width, "     ")
+        for why in item.rec.rationale:
+            out += _wrap(Text(f"why: {why}"), width, "     ")
+        for key, value in _details_of(ruleset, item):
+            out += _wrap(Text(f"{key}: ", "dim bold") + Text(value, "dim"), width, "     ")
+        for n in item.notes:
+            if n.kind != "detail":
+                out += _note_lines(n, width, None)
+        out += _wrap(Text(f"rule {item.rec.rule}", "dim"), width, "     ")
+    if d.withheld:
+        out.append(Text("Not recommended", "bold underline"))
+        for item in d.withheld:
+            out += _wrap(Text(item.label, "bold"), width, " ✗ ", "   ")
+            for e in item.entries:
+                t = Text(kind_title(e.kind), KIND_STYLE.get(e.kind, ""))
+                t.append(f": {e.reason}")
+                t.append(f" (rule {e.rule})", "dim")
+                out += _wrap(t, width, "   · ", "     ")
+            for n in item.notes:
+                out += _note_lines(n, width, None)
+            for t in _change_text(item, full=True):
+                out += _wrap(t, width, "   ", "     ")
+    if d.unknowns or d.quiet_unknowns:
+        out.append(Text("Not known", "bold underline"))
+        for u in d.unknowns:
+            line = Text(u.text, "yellow")
+            line.append(f" (affects {', '.join(u.affects)}; rule {u.unknown.rule})", "dim")
+            out += _wrap(line, width, " ? ", "   ")
+        for text in d.quiet_unknowns:
+            out += _wrap(Text(text, "dim"), width, " ? ", "   ")
+    if result.citations:
+        out.append(Text("Sources", "bold underline"))
+        for cid, c in result.citations.items():
+            bits = [str(c[k]) for k in ("authors", "title") if c.get(k)]
+            where = c.get("citation") or " ".join(str(x) for x in (c.get("journal"), c.get("year")) if x)
+            if where:
+                bits.append(str(where))
+            if c.get("pmid"):
+                bits.append(f"PMID {c['pmid']}")
+            elif c.get("doi"):
+                bits.append(f"doi:{c['doi']}")
+            out += _wrap(Text(f"{cid}: ", "bold") + Text(". ".join(b.rstrip(".") for b in bits) + ".", "dim"),
+                         width, "   ", "     ")
+    out += _wrap(Text(f"{FOOTER} Rule set {result.ruleset.name} {result.ruleset.version}, digest "
+                      f"{result.ruleset.digest[:12]}.", "dim italic"), width, "")
+    return out
+
+
+# ---------------------------------------------------------------- entry points
+
+
+def text_view(result: Result, ruleset: RuleSet | None = None, details: bool = False,
+              width: int = SCREEN_WIDTH, height: int = SCREEN_HEIGHT) -> Group:
+    """The result as rich renderables: one screen (`width` x `height`), or everything with `details`."""
+    lines = full_lines(result, ruleset, width) if details else compact_lines(result, ruleset, width, height)
+    for line in lines:
+        line.no_wrap = True
+        line.overflow = "ignore"
+    return Group(*lines)
 
 
 def print_text(result: Result, console: Console, ruleset: RuleSet | None = None, details: bool = False) -> None:
-    console.print(text_view(result, ruleset, details))
+    width = min(console.width, 120) if console.width else SCREEN_WIDTH
+    height = max(console.height or SCREEN_HEIGHT, SCREEN_HEIGHT) if console.is_terminal else SCREEN_HEIGHT
+    console.print(text_view(result, ruleset, details, width=width, height=height))
+
+
+def plain(lines: list[Text]) -> str:
+    """The lines as plain text (for tests and logs)."""
+    return "\n".join(line.plain.rstrip() for line in lines)
