@@ -139,12 +139,12 @@ def test_the_plan_card_holds_every_recommendation_the_withheld_options_and_the_u
 
 
 def test_the_plan_keeps_doses_cautions_and_the_opioid_check() -> None:
-    """LDN in the plan card: its dose, its cautions and the medications to check for opioid content."""
-    patient = {**load_example("neuropathic-persistent"), "pregnant": True, "medications": ["zz-herbal-tea"]}
+    """LDN in the plan card: its dose, its cautions and the opioid check (every medication classified)."""
+    patient = {**load_example("neuropathic-persistent"), "pregnant": True, "medications": ["sertraline"]}
     result = default_triager().triage(patient)
     plan = next(c for c in cards(result, default_triager().ruleset)["cards"] if entry(c)["type"] == "plan")
     ldn = plan["detail"].split("**Low-dose naltrexone (LDN)**", 1)[1].split("\n- **", 1)[0]
-    assert "dose:" in ldn and "cautions:" in ldn and "verify not opioid: zz-herbal-tea" in ldn
+    assert "dose:" in ldn and "cautions:" in ldn and "opioid check: no opioid exposure recorded" in ldn
 
 
 def test_other_cards_are_info() -> None:
@@ -207,11 +207,11 @@ def test_detail_carries_grade_rationale_and_citations() -> None:
 
 def test_links_point_to_the_cited_studies() -> None:
     """Links go to PubMed for a study with a PMID and to doi.org for one with only a DOI."""
-    plan = plan_card("new-onset")
+    plan = plan_card("neuropathic-persistent")
     assert {"label": plan["links"][0]["label"], "url": plan["links"][0]["url"], "type": "absolute"} in plan["links"]
     urls = {link["url"] for link in plan["links"]}
-    assert "https://pubmed.ncbi.nlm.nih.gov/17147793/" in urls
-    assert "https://doi.org/10.1016/j.otsr.2016.06.020" in urls
+    assert "https://pubmed.ncbi.nlm.nih.gov/23359310/" in urls  # younger-2013: PMID
+    assert "https://doi.org/10.1016/j.jtos.2020.12.003" in urls  # dieckmann-2021: DOI only
 
 
 def test_clinician_may_decline_recommendations_and_warnings() -> None:
@@ -223,10 +223,12 @@ def test_clinician_may_decline_recommendations_and_warnings() -> None:
 
 
 def test_markdown_in_data_is_escaped() -> None:
-    """Underscores in data (here a seed file name in a citation) are escaped, so they do not turn into emphasis."""
-    c = plan_card("new-onset")
-    assert "000\\_f8b009c20034cc42" in c["detail"]
-    assert "000_f8b009c20034cc42" not in c["detail"]
+    """Underscores in data (here a medication name in a reason) are escaped, so they do not turn into emphasis."""
+    patient = {**load_example("neuropathic-persistent"), "medications": ["sertraline", "my_drug_x 5 mg"]}
+    c = next(c for c in cards(default_triager().triage(patient), default_triager().ruleset)["cards"]
+             if entry(c)["type"] == "plan")
+    assert "my\\_drug\\_x" in c["detail"]
+    assert "my_drug_x" not in c["detail"]
 
 
 def test_cli_prints_a_cds_hooks_response() -> None:

@@ -492,7 +492,7 @@ def test_explain_of_a_fhir_bundle_lists_the_mappings_unknowns():
         "subject": {"reference": bundle["entry"][0]["fullUrl"]}}})
     res = run("explain", "-", "-f", "json", input=json.dumps(bundle))
     assert res.exit_code == 0, res.output
-    assert "fhir:medications" in {u["fact"] for u in json.loads(res.stdout)["unknowns"]}
+    assert "medication:rxnorm 999999999" in {u["fact"] for u in json.loads(res.stdout)["unknowns"]}
 
 
 def test_explain_rejects_a_triage_only_format():

@@ -255,13 +255,13 @@ def test_markdown_keeps_doses_cautions_and_the_opioid_check_for_what_is_recommen
     """The markdown note lists every detail of a recommendation: the LDN dose, its cautions and the
     medications to check for opioid content, and what is not known about it, under the LDN entry."""
     p = load_example("neuropathic-persistent")
-    p["pregnant"] = True
-    p["medications"] = ["zz-herbal-tea"]
+    del p["pregnant"]  # a woman of 54 whose pregnancy status is not recorded: a caution and an unknown on LDN
+    p["medications"] = ["sertraline"]
     result = triaged(p)
     rec = result.recommended("low_dose_naltrexone")
     text = result_markdown(result, default_triager().ruleset)
     section = text.split(f"- **{label('low_dose_naltrexone')}**", 1)[1].split("\n- **", 1)[0]
-    assert "dose:" in section and "cautions:" in section and "verify not opioid: zz-herbal-tea" in section
+    assert "dose:" in section and "cautions:" in section and "opioid check: no opioid exposure recorded" in section
     assert "**not known**" in section
     assert rec.details["dose"] in section
 
