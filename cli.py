@@ -118,12 +118,12 @@ def triage(
     strict_fhir: Annotated[bool, typer.Option("--strict-fhir", help="FHIR: validate the whole Bundle against the FHIR R4 models first (milliseconds; by default only the elements the mapping reads are type-checked)")] = False,
     changes: Annotated[bool, typer.Option("--changes/--no-changes", help="search what would change each withheld option (where the engine provides the search)")] = True,
     base_url: Annotated[str | None, typer.Option("--base-url", help="cds-hooks: the service's public base URL; each card's source is then its pathway page")] = None,
+    site: Annotated[str | None, typer.Option("--site", metavar="FILE", help="site configuration (TOML): the clinic's parameter values within their bounds (default: $CDS_SITE)")] = None,
 ) -> None:
     """Triage one patient (CONTRACT.md JSON or a FHIR R4 Bundle): recommendations with evidence grades, and what was not recommended and why."""
+    _use_site(site)
     try:
-        from engine import default_triager
-
-        triager = default_triager()
+        triager = _triager()
         triaged = _triage_input(triager, file, input, as_of, strict_fhir)
         result = triaged.result
         if changes:
@@ -182,15 +182,49 @@ class ViewFormat(str, Enum):
     json = "json"
 
 
+#: The site file of this command (`--site FILE`), checked when the command starts.
+_site: str | None = None
+
+
+def _use_site(site: str | None) -> None:
+    """Apply `--site FILE` to this command: checked now (exit 2 naming the parameter), then used by its
+    triager and rule-set views (`_triager`, `_ruleset`). Without it, $CDS_SITE applies, as in the API."""
+    global _site
+    _site = None
+    if site is None:
+        return
+    from engine.kernel.errors import SiteError
+    from engine.kernel.loader import load_ruleset
+    from engine.kernel.site import apply_site, load_site
+
+    try:
+        apply_site(load_ruleset(), load_site(site))
+    except SiteError as exc:
+        _fail_input(InputError([FieldProblem("--site", str(exc), "a TOML file: [parameters.NAME] value, reason, "
+                                             "set_by, within each parameter's bounds (see `rules show`)")]))
+    _site = str(Path(site).resolve())
+
+
+def _triager():
+    """The triager of this command: the process-wide default, or one with the command's site."""
+    from engine import Triager, default_triager
+
+    return default_triager() if _site is None else Triager(site=_site)
+
+
 def _print_json(data: object) -> None:
     sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
 
 
 def _ruleset():
+    from engine.kernel.errors import SiteError
     from engine.kernel.loader import load_ruleset
+    from engine.kernel.site import apply_site
 
     try:
-        return load_ruleset()
+        return apply_site(load_ruleset(), _site)
+    except SiteError as exc:
+        _fail_input(InputError([FieldProblem("$CDS_SITE", str(exc), "a valid site file")]))
     except (EngineError, Exception) as exc:  # noqa: BLE001 - exit 1 with a message, never a traceback
         _fail_internal(exc)
 
@@ -202,6 +236,7 @@ def explain(
     format: Annotated[Format, typer.Option("--format", "-f", help="text (a tree), json (the same tree as nested objects), markdown")] = Format.text,
     input: Annotated[InputKind, typer.Option("--input", help="auto: a FHIR R4 Bundle is recognised by its resourceType; json: CONTRACT.md patient; fhir: FHIR R4 Bundle")] = InputKind.auto,
     as_of: Annotated[str | None, typer.Option("--as-of", metavar="YYYY-MM-DD", help="FHIR: reference date for ages and durations (default: Bundle.timestamp, else meta.lastUpdated)")] = None,
+    site: Annotated[str | None, typer.Option("--site", metavar="FILE", help="site configuration (TOML): the clinic's parameter values within their bounds (default: $CDS_SITE)")] = None,
 ) -> None:
     """Explain a triage: how each recommendation and not-recommended entry was derived from the patient's facts.
 
@@ -210,11 +245,11 @@ def explain(
     if format in (Format.cds_hooks, Format.html):
         _fail_input(InputError([FieldProblem("--format", f"{format.value} is a format of triage, not of explain",
                                              "text, json or markdown")]))
+    _use_site(site)
     try:
-        from engine import default_triager
         from engine.views.explain import explain_patient
 
-        triager = default_triager()
+        triager = _triager()
         if intervention is not None:
             from engine.views.explain import check_intervention
 
@@ -241,11 +276,13 @@ def explain(
 def rules_list(
     ctx: typer.Context,
     format: Annotated[ViewFormat, typer.Option("--format", "-f", help="text (a table) or json")] = ViewFormat.text,
+    site: Annotated[str | None, typer.Option("--site", metavar="FILE", help="site configuration (TOML): the clinic's parameter values within their bounds (default: $CDS_SITE)")] = None,
 ) -> None:
     """The knowledge base: every rule with its purpose, conclusions, parameters, citations and grades.
 
     Without a subcommand: one row per rule (id, purpose, what it concludes or emits, parameters used, citations or plainly 'project parameters' or a GAP, grades of what it emits).
     """
+    _use_site(site)
     if ctx.invoked_subcommand is not None:
         return
     from engine.views.explain import basis_gaps, rule_rows, rules_table
@@ -269,10 +306,12 @@ def rules_list(
 def rules_show(
     rule_id: Annotated[str, typer.Argument(metavar="ID", help="rule id, e.g. LDN-OFFER")],
     format: Annotated[ViewFormat, typer.Option("--format", "-f", help="text or json")] = ViewFormat.text,
+    site: Annotated[str | None, typer.Option("--site", metavar="FILE", help="site configuration (TOML): the clinic's parameter values within their bounds (default: $CDS_SITE)")] = None,
 ) -> None:
-    """One rule with its full sources: patterns, parameters, citations, grades and its place in the chain."""
+    """One rule with its full sources: patterns, parameters (with a site's value beside the default), citations, grades and its place in the chain."""
     from engine.views.explain import find_rule, rule_detail, rule_detail_view
 
+    _use_site(site)
     ruleset = _ruleset()
     rule, close = find_rule(ruleset, rule_id)
     if rule is None:
@@ -363,6 +402,7 @@ def batch(
     input: Annotated[str, typer.Argument(metavar="INPUT", help="NDJSON file (one patient per line), a directory of *.json patient files, or - for stdin")],
     out: Annotated[str, typer.Option("--out", "-o", help="output NDJSON file, or - for stdout: one line per input record, in input order")],
     workers: Annotated[int | None, typer.Option("--workers", "-w", min=1, help="worker processes (default: the number of cores); 1 triages in this process")] = None,
+    site: Annotated[str | None, typer.Option("--site", metavar="FILE", help="site configuration (TOML): the clinic's parameter values within their bounds (default: $CDS_SITE)")] = None,
 ) -> None:
     """Triage many patients: one NDJSON line out per input record, in input order.
 
@@ -370,6 +410,7 @@ def batch(
     """
     from engine.channels import batch as b
 
+    _use_site(site)
     show_progress = sys.stderr.isatty()
     try:
         source = b.open_input(input, count=show_progress)
@@ -395,7 +436,7 @@ def batch(
                     progress.start()
                 progress.advance(task, n)
 
-        summary = b.run_batch(source.records, sink, n_workers, on_record)
+        summary = b.run_batch(source.records, sink, n_workers, on_record, site=_site)
     except KeyboardInterrupt:
         err.print("interrupted: the output is incomplete", markup=False)
         raise typer.Exit(EXIT_INTERNAL)

@@ -173,21 +173,24 @@ def open_input(spec: str, count: bool = False) -> Source:
 
 
 _triager: Any = None
+_triager_site: str | None = None
 
 
-def _get_triager():
-    global _triager
-    if _triager is None:
-        from engine.kernel.triage import default_triager
+def _get_triager(site: str | None = None):
+    """This process's triager (the default one, or one with a site file); forked workers inherit it."""
+    global _triager, _triager_site
+    if _triager is None or site != _triager_site:
+        from engine.kernel.triage import Triager, default_triager
 
-        _triager = default_triager()
+        _triager = default_triager() if site is None else Triager(site=site)
+        _triager_site = site
     return _triager
 
 
 def _worker_init() -> None:
     """Worker processes leave Ctrl-C to the parent, which stops the pool."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _get_triager()
+    _get_triager(_triager_site)  # the triager forked from the parent, site and all
 
 
 def _error_line(line: int, source: str, error: dict) -> bytes:
@@ -215,7 +218,7 @@ def triage_record(triager: Any, record: RawRecord) -> tuple[bytes, Outcome]:
 
 
 def _triage_chunk(chunk: list[RawRecord]) -> list[tuple[bytes, Outcome]]:
-    triager = _get_triager()
+    triager = _get_triager(_triager_site)
     return [triage_record(triager, r) for r in chunk]
 
 
@@ -279,11 +282,11 @@ def _pool_context():
 
 
 def run_batch(records: Iterable[RawRecord], out: IO[bytes], workers: int = 1,
-              on_record: Callable[[int], None] | None = None) -> BatchSummary:
+              on_record: Callable[[int], None] | None = None, site: str | None = None) -> BatchSummary:
     """Triage every record and write one line per record to `out`, in input order.
 
     `workers` > 1 triages in that many processes; 1 triages in this process. `on_record(n)` is
-    called as records are written (for a progress bar).
+    called as records are written (for a progress bar). `site`: a site file (else $CDS_SITE applies).
     """
     summary = BatchSummary()
 
@@ -296,12 +299,12 @@ def run_batch(records: Iterable[RawRecord], out: IO[bytes], workers: int = 1,
             on_record(len(results))
 
     if workers <= 1:
-        triager = _get_triager()
+        triager = _get_triager(site)
         for chunk in _chunks(records, CHUNK):
             write([triage_record(triager, r) for r in chunk])
         return summary
 
-    _get_triager()  # loaded once here, shared with the forked workers
+    _get_triager(site)  # loaded once here, shared with the forked workers
     pool = _pool_context().Pool(workers, initializer=_worker_init)
     try:
         pending: deque = deque()

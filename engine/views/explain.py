@@ -140,9 +140,27 @@ def citation_entry(ruleset: RuleSet, cid: str) -> dict[str, Any]:
     return {"id": cid, "short": short, "grade": " · ".join(grade)}
 
 
+def _shown(v: Any) -> str:
+    return ", ".join(map(_scalar, v)) if isinstance(v, (list, tuple)) else _scalar(v)
+
+
 def parameter_entry(p: Parameter) -> dict[str, Any]:
-    value = ", ".join(map(_scalar, p.value)) if isinstance(p.value, (list, tuple)) else _scalar(p.value)
-    return {"name": p.name, "value": value, "unit": p.unit, "source": p.source, "note": p.note}
+    """A parameter as explain and `rules show` print it; a site's value stands beside the default."""
+    entry: dict[str, Any] = {"name": p.name, "value": _shown(p.value), "unit": p.unit, "source": p.source,
+                             "note": p.note}
+    if p.override is not None:
+        entry["site"] = {"value": _shown(p.value), "default": _shown(p.default), "reason": p.override.reason,
+                         "set_by": p.override.set_by}
+    return entry
+
+
+def parameter_text(p: Mapping[str, Any]) -> str:
+    """'12 weeks' or, set by a site, '10 weeks (site; default 12: reason, set by who)'."""
+    site = p.get("site")
+    text = f"{p['value']} {p['unit']}".strip()
+    if site:
+        text += f" (site value; default {site['default']}: {site['reason']}; set by {site['set_by']})"
+    return text
 
 
 def _rule_or_none(ruleset: RuleSet, rule_id: str) -> Rule | None:
@@ -495,7 +513,7 @@ def _step_text(head: str, step: Mapping[str, Any]) -> Text:
     for line in step["because"]:
         t.append(f"\n  • {line}")
     for p in step["parameters"]:
-        t.append(f"\n  parameter {p['name']} = {p['value']} {p['unit']} ({p['source']})", style="dim")
+        t.append(f"\n  parameter {p['name']} = {parameter_text(p)} ({p['source']})", style="dim")
     for c in step["citations"]:
         t.append(f"\n  source {_cite_line(c)}", style="magenta")
     for u in step["unknowns"]:
@@ -779,7 +797,7 @@ def rule_detail_view(d: Mapping[str, Any]) -> Group:
         pt.add_column("source", ratio=2)
         pt.add_column("note", ratio=4)
         for p in d["parameters"]:
-            pt.add_row(p["name"], f"{p['value']} {p['unit']}".strip(), p["source"], p["note"])
+            pt.add_row(p["name"], parameter_text(p), p["source"], p["note"])
         parts.append(pt)
     if d["citations"]:
         parts.append(Text("citations", style="bold"))

@@ -15,6 +15,7 @@ from typing import Any
 
 from engine.kernel.models import Result
 from engine.kernel.rulebase import RuleSet
+from engine.views.explain import parameter_text
 from engine.views.common import detail_value, digest, is_empty, sentence, weeks_text
 
 _SPECIAL = re.compile(r"([\\`*\[\]<>|#])")
@@ -134,7 +135,7 @@ def _step_lines(step: Mapping[str, Any], depth: int, head: str) -> list[str]:
     for b in step["because"]:
         lines.append(f"{pad}  - {esc(b)}")
     for p in step["parameters"]:
-        lines.append(f"{pad}  - parameter `{p['name']}` = {esc(p['value'])} {esc(p['unit'])} ({esc(p['source'])})")
+        lines.append(f"{pad}  - parameter `{p['name']}` = {esc(parameter_text(p))} ({esc(p['source'])})")
     if step["citations"]:
         lines.append(f"{pad}  - sources: " + "; ".join(
             f"`{c['id']}` {esc(c['short'])}" + (f" ({esc(c['grade'])})" if c["grade"] else "") for c in step["citations"]))
