@@ -126,7 +126,7 @@ BAD = [
     ("unknown code", {"id": "x", "age": 50, "pain": {"duration_weeks": 3}, "red_flags": ["gout_flare"]}, "red_flags[0]"),
     ("unknown field", {"id": "x", "age": 50, "pain": {"duration_weeks": 3}, "favourite_colour": "red"}, "favourite_colour"),
     ("negative number", {"id": "x", "age": 50, "pain": {"duration_weeks": -1}}, "pain.duration_weeks"),
-    ("NaN", b'{"id": "x", "age": 50, "pain": {"duration_weeks": NaN}}', "(document)"),
+    ("NaN", b'{"id": "x", "age": 50, "pain": {"duration_weeks": NaN}}', "pain.duration_weeks: NaN is not a number JSON allows"),
     ("missing field", {"id": "x", "age": 50}, "pain"),
     ("missing nested field", {"id": "x", "age": 50, "pain": {}}, "pain.duration_weeks"),
     ("duplicate key", b'{"id": "x", "id": "y", "age": 50, "pain": {"duration_weeks": 3}}', "id"),

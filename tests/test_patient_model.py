@@ -64,3 +64,15 @@ def test_error_messages_never_echo_values():
     with pytest.raises(InputError) as exc:
         default_triager().triage(base(id="Jane Q Patient 1961-04-02", age="Jane Q Patient 1961-04-02"))
     assert "Jane" not in str(exc.value)
+
+
+def test_a_value_json_does_not_allow_is_named_by_its_field() -> None:
+    """NaN in pain.severity says pain.severity, not (document): the parser's finds name the field too."""
+    from engine.kernel.inputs import parse_json
+
+    with pytest.raises(InputError) as exc:
+        parse_json(b'{"id": "x", "age": 40, "pain": {"duration_weeks": 3, "severity": NaN}}')
+    assert [p.field for p in exc.value.problems] == ["pain.severity"]
+    with pytest.raises(InputError) as exc:
+        parse_json(b'{"id": "x", "age": 40, "medications": ["a", {"name": "b", "name": "c"}], "pain": {"duration_weeks": -Infinity}}')
+    assert [p.field for p in exc.value.problems] == ["medications[1].name", "pain.duration_weeks"]

@@ -39,17 +39,55 @@ def shown_key(key: str) -> str:
     return key if _FIELD_NAME.match(key) else HIDDEN_KEY
 
 
-def _reject_constant(name: str) -> Any:
-    raise InputError([FieldProblem("(document)", f"{name} is not a number JSON allows", "finite numbers")])
+class _Bad:
+    """A value the parser met that JSON does not allow (NaN, Infinity) or a key given twice: kept in
+    place while parsing so that, once the document is read, the error can name the field path."""
+
+    __slots__ = ("problem", "allowed")
+
+    def __init__(self, problem: str, allowed: str):
+        self.problem = problem
+        self.allowed = allowed
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise InputError([FieldProblem(shown_key(key), "the key appears twice in one object", "each key once")])
-        out[key] = value
-    return out
+_DUPLICATE = "\x00duplicate keys"
+
+
+def _hooks() -> tuple[list[bool], Any, Any]:
+    """The parser's hooks for one document, and a flag they raise when they meet something to report."""
+    flagged = [False]
+
+    def constant(name: str) -> Any:
+        flagged[0] = True
+        return _Bad(f"{name} is not a number JSON allows", "a finite number")
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        out = dict(items)
+        if len(out) != len(items):
+            flagged[0] = True
+            seen: set[str] = set()
+            out[_DUPLICATE] = [k for k, _ in items if k in seen or seen.add(k)]  # type: ignore[func-returns-value]
+        return out
+
+    return flagged, constant, pairs
+
+
+def _bad_values(value: Any, path: str, found: list[FieldProblem]) -> None:
+    """Every `_Bad` value and duplicate key in a parsed document, by field path."""
+    if len(found) >= MAX_PROBLEMS:
+        return
+    if isinstance(value, _Bad):
+        found.append(FieldProblem(path or "(document)", value.problem, value.allowed))
+    elif isinstance(value, dict):
+        for key in value.get(_DUPLICATE, ()):
+            where = f"{path}.{shown_key(key)}" if path else shown_key(key)
+            found.append(FieldProblem(where, "the key appears twice in one object", "each key once"))
+        for key, v in value.items():
+            if key != _DUPLICATE:
+                _bad_values(v, f"{path}.{shown_key(key)}" if path else shown_key(key), found)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _bad_values(v, f"{path}[{i}]", found)
 
 
 def _depth_ok(text: str) -> bool:
@@ -96,8 +134,9 @@ def parse_json(data: bytes | str, max_bytes: int = MAX_INPUT_BYTES) -> Any:
         raise InputError([FieldProblem("(document)", "the input is empty", "one JSON object")])
     if not _depth_ok(text):
         raise InputError([FieldProblem("(document)", f"nested deeper than {MAX_DEPTH} levels", f"at most {MAX_DEPTH} levels")])
+    flagged, constant, pairs = _hooks()
     try:
-        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
+        document = json.loads(text, object_pairs_hook=pairs, parse_constant=constant)
     except json.JSONDecodeError as exc:
         raise InputError(
             [FieldProblem("(document)", f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}", "one JSON object")]
@@ -108,6 +147,12 @@ def parse_json(data: bytes | str, max_bytes: int = MAX_INPUT_BYTES) -> Any:
         raise InputError(
             [FieldProblem("(document)", "not valid JSON for a patient: a number has thousands of digits", "numbers of ordinary size")]
         ) from None
+    if flagged[0]:
+        found: list[FieldProblem] = []
+        _bad_values(document, "", found)
+        if found:
+            raise InputError(found)
+    return document
 
 
 def _path(loc: tuple[Any, ...]) -> str:
