@@ -29,8 +29,8 @@ CITATIONS: dict[str, dict[str, Any]] = {cid: dict(v) for cid, v in _load("citati
 #: Each red flag: label, action, who to, how fast, the basis and its citations (red_flags.toml).
 RED_FLAGS: dict[str, dict[str, Any]] = {code: dict(v) for code, v in _load("red_flags.toml").items()}
 for _code, _flag in RED_FLAGS.items():
-    if set(_flag) < {"label", "action", "who", "when", "basis", "citations"}:
-        raise RuleSetError(f"red_flags.toml: {_code} needs label, action, who, when, basis and citations")
+    if not {"summary", "label", "action", "who", "when", "basis", "citations"} <= set(_flag):
+        raise RuleSetError(f"red_flags.toml: {_code} needs summary, label, action, who, when, basis and citations")
 
 
 def _spec(code: str, v: dict[str, Any]) -> InterventionSpec:

@@ -28,7 +28,9 @@ def _urgent(ctx: Context) -> None:
         citations += [c for c in rf["citations"] if c not in citations]
     rationale = [f"red flag: {flag_of(ctx)}: {RED_FLAGS[ctx.fact('flag')['code']]['when']}"]
     ctx.recommend("urgent_referral", rationale,
-                  details={"red_flags": [RED_FLAGS[c]["label"] for c in flags], "actions": actions},
+                  details={"red_flags": [RED_FLAGS[c]["label"] for c in flags],
+                           "now": [f"{RED_FLAGS[c]['label']}: {RED_FLAGS[c]['summary']}" for c in flags],
+                           "actions": actions},
                   citations=citations)
 
 
