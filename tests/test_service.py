@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import sqlite3
 import subprocess
@@ -530,12 +531,14 @@ def _token(server: Server, kind: str) -> str | None:
         "issuer A's key signing for issuer B": server.token(iss=ISSUER_B, key=server.keys[ISSUER]),
         "issuer B's key signing for issuer A": server.token(iss=ISSUER, key=server.keys[ISSUER_B]),
         "symmetric HS256": server.token(key=OctKey.generate_key(256), alg="HS256"),
+        "NaN expiry": server.token(exp=float("nan"), iat=float("nan")),
     }[kind]
 
 
 TOKEN_KINDS = ["none", "expired", "untrusted issuer", "wrong audience", "bad signature", "no jti", "no iat", "garbage",
                "two parts", "lives too long", "issued in the future", "not yet valid",
-               "issuer A's key signing for issuer B", "issuer B's key signing for issuer A", "symmetric HS256"]
+               "issuer A's key signing for issuer B", "issuer B's key signing for issuer A", "symmetric HS256",
+               "NaN expiry"]
 
 
 @pytest.mark.parametrize("kind", TOKEN_KINDS)
@@ -817,3 +820,59 @@ def test_insecure_mode_is_loudly_logged(capfd: pytest.CaptureFixture[str], tmp_p
 
     create_app(ServiceConfig(insecure=True, db=tmp_path / "db.sqlite3"))
     assert "INSECURE" in capfd.readouterr().err
+
+
+def test_feedback_report_needs_an_existing_database(tmp_path: Path) -> None:
+    """`feedback report` on a missing database, or with a bad --since, exits 2 naming the option."""
+    res = CliRunner().invoke(app, ["feedback", "report", "--db", str(tmp_path / "none.sqlite3")])
+    assert res.exit_code == 2 and "--db" in res.stderr
+    from engine.channels.store import Store
+
+    Store(tmp_path / "db.sqlite3").close()
+    res = CliRunner().invoke(app, ["feedback", "report", "--db", str(tmp_path / "db.sqlite3"), "--since", "last week"])
+    assert res.exit_code == 2 and "--since" in res.stderr
+    res = CliRunner().invoke(app, ["feedback", "report", "--db", str(tmp_path / "db.sqlite3")])
+    assert res.exit_code == 0 and "no feedback yet" in res.stdout
+
+
+def test_no_patient_data_in_the_servers_log(server: Server) -> None:
+    """Rejected tokens, malformed records and failed prefetches leave no patient id, name or value in the log."""
+    req = hook_request("opioid-user")
+    req["prefetch"]["patient"]["name"] = [{"family": "Examplewoman", "given": ["Jane"]}]
+    req["prefetch"]["patient"]["birthDate"] = "not-a-date"
+    server.call(req)
+    server.call(req, token=server.token(iss="https://intruder.example.org"))
+    req["prefetch"]["conditions"] = {"resourceType": "OperationOutcome",
+                                     "issue": [{"severity": "error", "code": "x", "diagnostics": "Examplewoman"}]}
+    server.call(req)
+    log = server.stderr()
+    assert "401:" in log  # the log is being written
+    for secret in ("Examplewoman", "Jane", "not-a-date", "example-opioid-user", "example-new-onset"):
+        assert secret not in log
+
+
+@pytest.mark.skipif(shutil.which("jose") is None, reason="the jose tool (Debian package 'jose') is not installed")
+def test_integrators_guide_keys_made_with_the_jose_tool_are_accepted(tmp_path: Path) -> None:
+    """The README's steps: `jose jwk gen` and `jose jwk pub -s` make a key pair and a JWKS this service trusts."""
+    subprocess.run(["jose", "jwk", "gen", "-i", '{"alg":"ES384","kid":"ehr-2026-12"}', "-o", str(tmp_path / "ehr-private.jwk")],
+                   check=True)
+    subprocess.run(["jose", "jwk", "pub", "-s", "-i", str(tmp_path / "ehr-private.jwk"), "-o", str(tmp_path / "ehr-jwks.json")],
+                   check=True)
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, str(ROOT / "cli.py"), "serve", "--port", str(port), "--db",
+                             str(tmp_path / "db.sqlite3"), "--trust", f"{ISSUER}={tmp_path / 'ehr-jwks.json'}"],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    srv = Server(f"http://127.0.0.1:{port}", {ISSUER: ECKey.import_key(json.loads((tmp_path / "ehr-private.jwk").read_text()))},
+                 tmp_path / "db.sqlite3", proc, tmp_path / "none")
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                httpx.get(srv.base + "/cds-services", timeout=2)
+                break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline and proc.poll() is None
+                time.sleep(0.1)
+        assert srv.call(hook_request()).status_code == 200
+    finally:
+        srv.stop()

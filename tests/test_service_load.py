@@ -183,3 +183,27 @@ def test_two_workers_hold_2000_requests(tmp_path: Path) -> None:
     for rule, _ in want:
         assert rule in text.stdout
     assert "note " not in text.stdout and "note " not in res.stdout
+
+
+def test_a_worker_that_dies_is_replaced(tmp_path: Path) -> None:
+    """`serve --workers 2`: a worker killed outright is started again, and the service keeps answering."""
+    import os
+    import signal
+
+    key = ECKey.generate_key("P-384", parameters={"kid": "k"})
+    srv = start_server(tmp_path, keys={ISSUER: key}, workers=2)
+    try:
+        before = _worker_pids(srv.proc.pid)
+        assert len(before) == 2
+        os.kill(before[0], signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while True:
+            now = _worker_pids(srv.proc.pid)
+            if len(now) == 2 and before[0] not in now:
+                break
+            assert time.monotonic() < deadline, now
+            time.sleep(0.2)
+        assert all(srv.call(hook_request(name)).status_code == 200 for name in EXAMPLES * 2)
+    finally:
+        srv.stop()
+    assert srv.proc.returncode is not None

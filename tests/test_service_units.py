@@ -269,3 +269,35 @@ def test_feedback_timestamp_needs_a_time_zone() -> None:
 def test_failed_search(item: dict[str, Any], failed: bool) -> None:
     """An OperationOutcome, or a searchset of only OperationOutcomes, is a failed search; an empty one is 'none'."""
     assert is_failed_search(item) is failed
+
+
+# ------------------------------------------------------------------ the application in process
+
+
+def test_database_failure_is_503_not_500(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """When the replay memory cannot be written (disk full, locked), a hook call is 503 with Retry-After, not 500."""
+    import sqlite3
+
+    import httpx
+
+    from engine.channels.service import create_app
+
+    key = ECKey.generate_key("P-384", parameters={"kid": "k1"})
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text(json.dumps(KeySet([key]).as_dict(private=False)))
+    app = create_app(ServiceConfig(public_url="https://cds.example.org", trust=((ISSUER, str(jwks)),),
+                                   db=tmp_path / "db.sqlite3"))
+
+    def broken(*_: Any, **__: Any) -> bool:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(app.store, "claim_jti", broken)
+
+    async def run() -> httpx.Response:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://cds.example.org") as c:
+            return await c.post("/cds-services/forefoot-pain", json={"hook": "patient-view"},
+                                headers={"Authorization": "Bearer " + _token(key)})
+
+    resp = asyncio.run(run())
+    assert resp.status_code == 503 and resp.headers["retry-after"]
+    assert resp.json()["resourceType"] == "OperationOutcome"

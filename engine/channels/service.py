@@ -33,7 +33,9 @@ import asyncio
 import base64
 import json
 import logging
+import math
 import os
+import sqlite3
 import re
 import socket
 import sys
@@ -300,8 +302,7 @@ class TokenVerifier:
         if not any(isinstance(a, str) and a in audiences for a in auds):
             raise TokenRejected("aud is not this service's endpoint URL")
         for name in ("exp", "iat"):
-            value = claims.get(name)
-            if not isinstance(value, (int, float)) or isinstance(value, bool):
+            if not _seconds(claims.get(name)):
                 raise TokenRejected(f"{name} is required (seconds since the epoch)")
         exp, iat = claims["exp"], claims["iat"]
         if exp < now - leeway:
@@ -309,7 +310,7 @@ class TokenVerifier:
         if iat > now + leeway:
             raise TokenRejected("the token is issued in the future (iat)")
         nbf = claims.get("nbf")
-        if nbf is not None and (not isinstance(nbf, (int, float)) or nbf > now + leeway):
+        if nbf is not None and (not _seconds(nbf) or nbf > now + leeway):
             raise TokenRejected("the token is not valid yet (nbf)")
         if exp - iat > self.config.max_token_lifetime:
             raise TokenRejected(f"the token lives longer (exp - iat) than the {self.config.max_token_lifetime} s "
@@ -317,6 +318,11 @@ class TokenVerifier:
         jti = claims.get("jti")
         if not isinstance(jti, str) or not jti or len(jti) > 256:
             raise TokenRejected("jti is required (a unique string of at most 256 characters)")
+
+
+def _seconds(value: Any) -> bool:
+    """A NumericDate: a finite number (not a boolean)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 # ------------------------------------------------------------------ errors and JSON
@@ -578,6 +584,10 @@ class CdsHooksApp:
         except KeysUnavailable:
             raise _Problem(503, "transient", "the token's issuer's keys (JWKS) cannot be fetched now; retry later",
                            {"retry-after": "30"}) from None
+        except sqlite3.Error as exc:
+            log.error("the service database failed while checking a token (%s)", type(exc).__name__)
+            raise _Problem(503, "transient", "the service's token memory is unavailable now; retry later",
+                           {"retry-after": "5"}) from None
 
     async def _body(self, headers: dict[str, str], receive: Receive) -> Any:
         limit = self.config.max_body
@@ -615,8 +625,7 @@ class CdsHooksApp:
             as_of = datetime.fromtimestamp(claims["iat"], tz=UTC).date()
         else:
             as_of = datetime.now(UTC).date()
-        keep: list[Any] = [doc]
-        body = self._answer(pid, prefetch, as_of, timing, keep)
+        body = self._answer(pid, prefetch, as_of, timing)
         t_answer = time.perf_counter()
         out = _dumps(body)
         response_headers = {"content-type": "application/json"}
@@ -630,12 +639,9 @@ class CdsHooksApp:
         if rows:
             after.append(lambda: self.store.record_cards(service_id, rows))
         after.append(self.store.housekeeping)
-        keep.append(body)
-        after.append(keep.clear)  # the request's and the answer's objects are freed after the response is sent
         return 200, out, response_headers
 
-    def _answer(self, pid: str, prefetch: dict[str, Any], as_of: date, timing: dict[str, float] | None,
-                keep: list[Any]) -> dict[str, Any]:
+    def _answer(self, pid: str, prefetch: dict[str, Any], as_of: date, timing: dict[str, float] | None) -> dict[str, Any]:
         """The cards for a checked request envelope, or `_Problem`."""
         no_cards: dict[str, Any] = {"cards": []}
         unusable = {}
@@ -665,7 +671,6 @@ class CdsHooksApp:
             if timing is not None:
                 timing["prefetch"] = time.perf_counter() - start
             result = triage_bundle(triager, bundle, as_of, mapper, names)
-            keep += (bundle, result)
         except NotApplicable:
             return no_cards
         except InputError as exc:
@@ -709,7 +714,11 @@ class CdsHooksApp:
         await self._authorise(headers, {endpoint, endpoint + "/feedback"})
         doc = await self._body(headers, receive)
         records = feedback_records(doc, service_id, self.override_reasons)
-        self.store.record_feedback(records)
+        try:
+            self.store.record_feedback(records)
+        except sqlite3.Error as exc:
+            log.error("the service database failed while storing feedback (%s)", type(exc).__name__)
+            raise _Problem(503, "transient", "feedback could not be stored now; retry later", {"retry-after": "5"}) from None
         return 200, b"{}", {"content-type": "application/json"}
 
 
