@@ -13,7 +13,8 @@ each request with its own pre-signed token:
 - with 8 and with 32 concurrent clients (requests/s, p50, p95), ES384;
 - and, in this process, the engine alone on the same request: the triage of the mapped patient
   (`Triager.triage`), the FHIR mapping + triage (`triage_bundle`), and the whole in-process
-  answer (+ the cards).
+  answer (+ the cards), timed in blocks between the sequential HTTP blocks so that both see the
+  same machine.
 
 The server reports the time of each of its stages in a Server-Timing header; the benchmark
 prints their medians, so what is left of the client's latency is HTTP, the event loop and the
@@ -170,34 +171,41 @@ def run_clients(port: int, batches: list[list[bytes]]) -> tuple[list[tuple[float
 # ---------------------------------------------------------------- the engine alone
 
 
-def engine_alone(request: dict[str, Any], n: int) -> dict[str, float]:
-    """Median µs of the engine's own steps on the same request, in this process."""
-    from engine.channels.fhir import bundle_from_prefetch, default_mapper, triage_bundle
-    from engine.kernel.triage import default_triager
-    from engine.views.cds_hooks import cards
+class EngineAlone:
+    """The engine's own steps on the same request, in this process: timed in blocks between the
+    HTTP blocks, so that both see the same machine (a shared machine is noisy)."""
 
-    triager, mapper = default_triager(), default_mapper()
-    as_of = datetime.now(UTC).date()
-    bundle, names = bundle_from_prefetch(request["prefetch"])
-    patient = mapper.map(bundle, as_of=as_of, names=names).patient
+    def __init__(self, request: dict[str, Any]):
+        from engine.channels.fhir import bundle_from_prefetch, default_mapper, triage_bundle
+        from engine.kernel.triage import default_triager
+        from engine.views.cds_hooks import cards
 
-    def timed(fn: Any) -> float:
-        for _ in range(min(200, n)):
-            fn()
-        times = []
-        for _ in range(n):
-            s = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - s)
-        return statistics.median(times) * 1e6
+        triager, mapper = default_triager(), default_mapper()
+        as_of = datetime.now(UTC).date()
+        prefetch = request["prefetch"]
+        bundle, names = bundle_from_prefetch(prefetch)
+        patient = mapper.map(bundle, as_of=as_of, names=names).patient
 
-    return {
-        "triage_us": timed(lambda: triager.triage(patient)),
-        "map_and_triage_us": timed(lambda: triage_bundle(triager, bundle_from_prefetch(request["prefetch"])[0],
-                                                         as_of=as_of, mapper=mapper, names=names)),
-        "answer_us": timed(lambda: cards(triage_bundle(triager, bundle_from_prefetch(request["prefetch"])[0],
-                                                       as_of=as_of, mapper=mapper, names=names), triager.ruleset)),
-    }
+        def map_and_triage() -> Any:
+            b, n = bundle_from_prefetch(prefetch)
+            return triage_bundle(triager, b, as_of=as_of, mapper=mapper, names=n)
+
+        self.steps = {"triage": lambda: triager.triage(patient), "map_and_triage": map_and_triage,
+                      "answer": lambda: cards(map_and_triage(), triager.ruleset)}
+        self.samples: dict[str, list[float]] = {k: [] for k in self.steps}
+        self.block(50, keep=False)
+
+    def block(self, n: int, keep: bool = True) -> None:
+        clock = time.perf_counter
+        for name, fn in self.steps.items():
+            for _ in range(n):
+                start = clock()
+                fn()
+                if keep:
+                    self.samples[name].append(clock() - start)
+
+    def medians_us(self) -> dict[str, float]:
+        return {f"{k}_us": statistics.median(v) * 1e6 for k, v in self.samples.items()}
 
 
 # ---------------------------------------------------------------- the run
@@ -224,6 +232,8 @@ def main(args: Any) -> int:
     print(f"CDS Hooks service benchmark: {workers} workers on 127.0.0.1, request {fig['request']} "
           f"({len(body)} bytes), cpu count {os.cpu_count()}, load average {os.getloadavg()}")
     keys = Keys()
+    alone = EngineAlone(request)
+    blocks = 3 if args.quick else 10
     with tempfile.TemporaryDirectory() as tmp:
         proc, port = start(Path(tmp), keys, workers)
         try:
@@ -232,30 +242,39 @@ def main(args: Any) -> int:
             rows, _ = run_clients(port, [warm[:100], warm[100:]])
             assert all(status == 200 for _, status, _ in rows), "warm-up failed"
             for alg in ("ES384", "RS384"):
-                reqs = [request_bytes(port, body, t) for t in keys.tokens(n_seq, alg, audience)]
-                rows, total = run_clients(port, [reqs])
+                rows, total = [], 0.0
+                for _ in range(blocks):  # HTTP and the engine alone in turn, so both see the same machine
+                    reqs = [request_bytes(port, body, t) for t in keys.tokens(n_seq // blocks, alg, audience)]
+                    got, took = run_clients(port, [reqs])
+                    rows += got
+                    total += took
+                    alone.block(n_seq // blocks // 4)
                 bad = sum(status != 200 for _, status, _ in rows)
                 lat = [r[0] * 1e3 for r in rows]
                 fig[f"sequential_{alg}"] = {"n": len(rows), "errors": bad, "p50_ms": pct(lat, 0.5),
                                             "p95_ms": pct(lat, 0.95), "per_s": len(rows) / total,
                                             "server_stages_ms": stage_medians(rows)}
+            rounds = 1 if args.quick else 3
+            for clients in (8, 32) * rounds:  # in turn, so that a noisy minute does not fall on one of them
+                reqs = [request_bytes(port, body, t) for t in keys.tokens(n_conc // rounds, "ES384", audience)]
+                got, total = run_clients(port, [reqs[i::clients] for i in range(clients)])
+                c = fig.setdefault(f"concurrent_{clients}", {"rows": [], "rates": []})
+                c["rows"] += got
+                c["rates"].append(len(got) / total)
+                c["bad"] = c.get("bad", 0) + sum(status != 200 for _, status, _ in got)
             for clients in (8, 32):
-                tokens = keys.tokens(n_conc, "ES384", audience)
-                reqs = [request_bytes(port, body, t) for t in tokens]
-                batches = [reqs[i::clients] for i in range(clients)]
-                rows, total = run_clients(port, batches)
-                lat = [r[0] * 1e3 for r in rows]
-                fig[f"concurrent_{clients}"] = {"n": len(rows), "errors": sum(s != 200 for _, s, _ in rows),
-                                                "per_s": len(rows) / total, "p50_ms": pct(lat, 0.5),
-                                                "p95_ms": pct(lat, 0.95)}
+                c = fig[f"concurrent_{clients}"]
+                lat = [r[0] * 1e3 for r in c.pop("rows")]
+                c.update({"n": len(lat), "errors": c.pop("bad"), "per_s": statistics.median(c["rates"]), "p50_ms": pct(lat, 0.5),
+                          "p95_ms": pct(lat, 0.95)})
         finally:
             stop(proc)
-    eng = fig["engine"] = engine_alone(request, 300 if args.quick else 2000)
+    eng = fig["engine"] = alone.medians_us()
 
     print("\nthe engine alone, this process, same request (median):")
-    print(f"  triage of the mapped patient (Triager.triage)        {eng['triage_us'] / 1e3:7.3f} ms")
-    print(f"  FHIR mapping + triage (triage_bundle)                {eng['map_and_triage_us'] / 1e3:7.3f} ms")
-    print(f"  the whole answer in process (+ prefetch, cards)      {eng['answer_us'] / 1e3:7.3f} ms")
+    print(f"  triage of the mapped patient (Triager.triage)             {eng['triage_us'] / 1e3:7.3f} ms")
+    print(f"  FHIR mapping + triage (prefetch to Bundle, triage_bundle) {eng['map_and_triage_us'] / 1e3:7.3f} ms")
+    print(f"  the whole answer in process (+ the cards)                 {eng['answer_us'] / 1e3:7.3f} ms")
     for alg in ("ES384", "RS384"):
         s = fig[f"sequential_{alg}"]
         print(f"\nsequential, one keep-alive connection, {alg} tokens, {s['n']} requests ({s['errors']} errors):")
@@ -268,10 +287,14 @@ def main(args: Any) -> int:
         if "total" in stages:
             print(f"  outside the server's handler (HTTP, event loop, loopback, client): "
                   f"{s['p50_ms'] - stages['total']:.3f} ms of the p50")
+            engine = sum(stages.get(k, 0.0) for k in ("map", "triage", "cards"))
+            s["around_engine_ms"] = s["p50_ms"] - engine
+            print(f"  around the engine (all but mapping, triage and cards): {s['around_engine_ms']:.3f} ms of the p50")
     for clients in (8, 32):
         c = fig[f"concurrent_{clients}"]
         print(f"\n{clients} concurrent clients, ES384, {c['n']} requests ({c['errors']} errors): "
-              f"{c['per_s']:.0f} requests/s, p50 {c['p50_ms']:.2f} ms, p95 {c['p95_ms']:.2f} ms")
+              f"{c['per_s']:.0f} requests/s (median of {len(c['rates'])} rounds: "
+              f"{', '.join(f'{r:.0f}' for r in c['rates'])}), p50 {c['p50_ms']:.2f} ms, p95 {c['p95_ms']:.2f} ms")
     if args.json:
         Path(args.json).write_text(json.dumps(fig, indent=2))
     errors = sum(v.get("errors", 0) for v in fig.values() if isinstance(v, dict))
