@@ -796,6 +796,7 @@ def test_serve_refuses_to_start_without_trust() -> None:
     (["--trust", "a=x.json", "--trust", "a=y.json"], "twice"),
     (["--jwks", "x.json", "--issuer", "https://ehr.example.org"], "replaced by --trust"),
     (["--insecure", "--feedback-log", "x.jsonl"], "replaced by --db"),
+    (["--trust", "https://ehr.example.org=/nonexistent/ehr-jwks.json"], "unusable key set"),
 ])
 def test_serve_refuses_bad_trust(args: list[str], needle: str) -> None:
     """A JWKS over plain http, a non-https URL, a --trust without '=', an empty or repeated issuer and the old options: exit 2, saying why."""

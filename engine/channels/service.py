@@ -290,6 +290,8 @@ class TokenVerifier:
         except Exception as exc:  # noqa: BLE001 - malformed tokens
             raise TokenRejected(f"token not verified ({type(exc).__name__})") from None
         claims = dict(decoded.claims)
+        if claims.get("iss") != issuer:  # the signed payload names the issuer whose keys verified it
+            raise TokenRejected("iss is not a trusted issuer")
         self._check_claims(claims, audiences, time.time() if now is None else now)
         if not self.store.claim_jti(claims["iss"], claims["jti"], claims["exp"] + self.config.leeway_seconds):
             raise TokenRejected("token already used (jti replay)")
@@ -487,8 +489,11 @@ class CdsHooksApp:
         self.mapper = mapper or default_mapper()
         self.cards = cards
         self.spec = self.mapper.mapping.service
+        # Key files first: a bad one stops the start before the database file is created.
+        self.verifier = None if config.insecure else TokenVerifier(config, None, fetch)  # type: ignore[arg-type]
         self.store = Store(config.db)
-        self.verifier = None if config.insecure else TokenVerifier(config, self.store, fetch)
+        if self.verifier is not None:
+            self.verifier.store = self.store
         self.source_url = config.source_url or DEFAULT_SOURCE_URL
         self.override_reasons = _known_override_reasons()
         self.discovery = _dumps({"services": [{
