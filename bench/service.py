@@ -241,6 +241,9 @@ def main(args: Any) -> int:
             warm = [request_bytes(port, body, t) for t in keys.tokens(200, "ES384", audience)]
             rows, _ = run_clients(port, [warm[:100], warm[100:]])
             assert all(status == 200 for _, status, _ in rows), "warm-up failed"
+            floor = f"GET /cds-services HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
+            rows, _ = run_clients(port, [[floor] * (200 if args.quick else 2000)])
+            fig["http_floor_ms"] = pct([r[0] * 1e3 for r in rows], 0.5)
             for alg in ("ES384", "RS384"):
                 rows, total = [], 0.0
                 for _ in range(blocks):  # HTTP and the engine alone in turn, so both see the same machine
@@ -275,6 +278,7 @@ def main(args: Any) -> int:
     print(f"  triage of the mapped patient (Triager.triage)             {eng['triage_us'] / 1e3:7.3f} ms")
     print(f"  FHIR mapping + triage (prefetch to Bundle, triage_bundle) {eng['map_and_triage_us'] / 1e3:7.3f} ms")
     print(f"  the whole answer in process (+ the cards)                 {eng['answer_us'] / 1e3:7.3f} ms")
+    print(f"\nthe HTTP floor: GET /cds-services (discovery, prepared once), sequential p50 {fig['http_floor_ms']:.3f} ms")
     for alg in ("ES384", "RS384"):
         s = fig[f"sequential_{alg}"]
         print(f"\nsequential, one keep-alive connection, {alg} tokens, {s['n']} requests ({s['errors']} errors):")
