@@ -6,6 +6,7 @@ read from the database the run filled. Bounded in count; no timing is asserted (
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -207,3 +208,69 @@ def test_a_worker_that_dies_is_replaced(tmp_path: Path) -> None:
     finally:
         srv.stop()
     assert srv.proc.returncode is not None
+
+
+def _tcp_inode(server_port: int, client_port: int) -> int | None:
+    """The inode of the server-side socket of the connection from `client_port` (from /proc/net/tcp)."""
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            f = line.split()
+            local, remote, inode = f[1], f[2], int(f[9])
+            if int(local.rsplit(":", 1)[1], 16) == server_port and int(remote.rsplit(":", 1)[1], 16) == client_port:
+                return inode
+    return None
+
+
+def _owner(inode: int, pids: list[int]) -> int | None:
+    for pid in pids:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                if os.readlink(fd) == f"socket:[{inode}]":
+                    return pid
+            except OSError:
+                continue
+    return None
+
+
+def test_replay_is_refused_by_the_other_worker(tmp_path: Path) -> None:
+    """`serve --workers 2`: a token used on a connection that worker 1 serves is refused on one that worker 2 serves."""
+    import http.client
+
+    key = ECKey.generate_key("P-384", parameters={"kid": "k"})
+    srv = start_server(tmp_path, keys={ISSUER: key}, workers=2)
+    conns: dict[int, http.client.HTTPConnection] = {}
+    spare: list[http.client.HTTPConnection] = []
+    try:
+        workers = _worker_pids(srv.proc.pid)
+        port = int(srv.base.rsplit(":", 1)[1])
+        for _ in range(64):  # connections until each worker serves one (the kernel picks by a hash)
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            conn.request("GET", "/cds-services")
+            conn.getresponse().read()  # answered, so accepted by a worker
+            owner = _owner(_tcp_inode(port, conn.sock.getsockname()[1]) or -1, workers)
+            if owner is None or owner in conns:
+                spare.append(conn)
+            else:
+                conns[owner] = conn
+            if len(conns) == 2:
+                break
+        assert len(conns) == 2, "no connection reached the second worker"
+        token = srv.token()
+        body = json.dumps(hook_request())
+        headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
+        first, second = conns.values()
+        first.request("POST", f"/cds-services/{SERVICE}", body=body, headers=headers)
+        resp = first.getresponse()
+        assert resp.status == 200 and json.loads(resp.read())["cards"]
+        second.request("POST", f"/cds-services/{SERVICE}", body=body, headers=headers)
+        resp = second.getresponse()
+        answer = json.loads(resp.read())
+        assert resp.status == 401 and "replay" in answer["issue"][0]["diagnostics"]
+    finally:
+        for conn in [*conns.values(), *spare]:
+            conn.close()
+        srv.stop()
