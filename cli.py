@@ -578,43 +578,130 @@ def serve(
     host: Annotated[str, typer.Option("--host", help="interface to listen on (keep 127.0.0.1 unless behind a TLS proxy)")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=0, max=65535, help="TCP port")] = 8000,
     public_url: Annotated[str | None, typer.Option("--public-url", help="this service's base URL as the EHR calls it; token audience is <public-url>/cds-services/<id> (default http://HOST:PORT)")] = None,
-    jwks: Annotated[str | None, typer.Option("--jwks", help="the EHRs' public keys: a JWKS file, or an https:// URL")] = None,
-    issuer: Annotated[list[str] | None, typer.Option("--issuer", help="a trusted token issuer (iss); repeat for several EHRs")] = None,
-    feedback_log: Annotated[Path, typer.Option("--feedback-log", help="append-only JSON-lines file for card feedback")] = Path("cds-feedback.jsonl"),
+    trust: Annotated[list[str] | None, typer.Option("--trust", metavar="ISSUER=JWKS", help="a trusted EHR: its token issuer (iss) and its public keys (a JWKS file, or an https:// URL), which sign for that issuer only; repeat once per EHR")] = None,
+    db: Annotated[Path, typer.Option("--db", help="SQLite database shared by the workers: token replay memory and card feedback (created if absent)")] = Path("cds-service.sqlite3"),
+    workers: Annotated[int, typer.Option("--workers", min=1, max=64, help="worker processes (each one triages one request at a time)")] = 1,
     max_body: Annotated[int, typer.Option("--max-body", min=1024, help="largest accepted request body, in bytes")] = 4 * 1024 * 1024,
+    max_token_lifetime: Annotated[int, typer.Option("--max-token-lifetime", min=1, max=3600, help="longest accepted token lifetime (exp - iat), in seconds")] = 300,
     insecure: Annotated[bool, typer.Option("--insecure", help="accept requests WITHOUT verifying tokens: local demos only, loudly logged")] = False,
+    server_timing: Annotated[bool, typer.Option("--server-timing", help="add a Server-Timing header (time of each stage) to hook responses, for benchmarks")] = False,
+    jwks: Annotated[str | None, typer.Option("--jwks", hidden=True)] = None,
+    issuer: Annotated[list[str] | None, typer.Option("--issuer", hidden=True)] = None,
+    feedback_log: Annotated[Path | None, typer.Option("--feedback-log", hidden=True)] = None,
 ) -> None:
     """Run the CDS Hooks service (patient-view): discovery, hook calls with prefetched FHIR, feedback.
 
-    Every hook and feedback call must carry a JWT bearer token signed by a trusted EHR (signature by --jwks, iss in --issuer, aud = this service's endpoint, exp, jti once); 401 otherwise.
+    Every hook and feedback call must carry a JWT bearer token signed by a trusted EHR: signed by the keys given for its iss in --trust, aud = this service's endpoint, exp and iat within 30 s of the clock, at most --max-token-lifetime apart, and a jti used once across all workers (kept in --db); 401 otherwise. Ages and durations are computed at the day of the token's iat.
     """
-    from engine.channels.service import ServiceConfig, create_app
-
-    url = (public_url or f"http://{host}:{port}").rstrip("/")
-    is_url = jwks is not None and jwks.startswith(("https://", "http://"))
-    config = ServiceConfig(public_url=url, issuers=tuple(issuer or ()), insecure=insecure,
-                           jwks_file=Path(jwks) if jwks is not None and not is_url else None,
-                           jwks_url=jwks if is_url else None, feedback_log=feedback_log, max_body=max_body,
-                           source_url=url + "/cds-services")
-    problems = config.problems()
+    problems = []
+    if jwks is not None or issuer:
+        problems.append(FieldProblem("--jwks/--issuer", "replaced by --trust ISSUER=JWKS: each EHR's keys now sign for its own issuer only",
+                                     "--trust https://ehr.example.org=ehr-jwks.json (once per EHR)"))
+    if feedback_log is not None:
+        problems.append(FieldProblem("--feedback-log", "replaced by --db: feedback is kept in the service's SQLite database",
+                                     "--db FILE; read it with `forefoot-cds feedback report --db FILE`"))
+    pairs = []
+    for item in trust or ():
+        name, sep, source = item.partition("=")
+        if not sep:
+            problems.append(FieldProblem("--trust", "must be ISSUER=JWKS (split at the first '=')",
+                                         "--trust https://ehr.example.org=ehr-jwks.json or ...=https://ehr.example.org/jwks.json"))
+            continue
+        pairs.append((name.strip(), source.strip()))
     if problems:
-        _fail_input(InputError([FieldProblem("serve", p, "--jwks and --issuer, or --insecure for a local demo")
-                                for p in problems]))
+        _fail_input(InputError(problems))
     try:
-        import uvicorn
-
-        application = create_app(config)
+        from engine.channels.service import ServiceConfig, StoreError, run
     except ImportError as exc:
         err.print(f"serve needs the service extra: pip install 'forefoot-cds[service]' ({exc.name} is missing)", markup=False)
         raise typer.Exit(EXIT_INTERNAL)
+    url = (public_url or f"http://{host}:{port}").rstrip("/")
+    config = ServiceConfig(public_url=url, trust=tuple(pairs), insecure=insecure, db=db, max_body=max_body,
+                           max_token_lifetime=max_token_lifetime, source_url=url + "/cds-services",
+                           server_timing=server_timing)
+    bad = config.problems()
+    if bad:
+        _fail_input(InputError([FieldProblem("serve", p, "--trust ISSUER=JWKS (a file or https:// URL), or --insecure for a local demo")
+                                for p in bad]))
+    err.print(f"CDS Hooks service: http://{host}:{port}/cds-services (token audience base {url}; {workers} worker(s); "
+              f"database {db})", markup=False, highlight=False)
+    try:
+        run(config, host, port, workers)
+    except ImportError as exc:
+        err.print(f"serve needs the service extra: pip install 'forefoot-cds[service]' ({exc.name} is missing)", markup=False)
+        raise typer.Exit(EXIT_INTERNAL)
+    except StoreError as exc:
+        _fail_input(InputError([FieldProblem("--db", str(exc), "a writable SQLite file on a local file system")]))
     except (OSError, ValueError) as exc:
-        _fail_input(InputError([FieldProblem("--jwks", f"unusable key set ({type(exc).__name__}): {exc}",
-                                             "a JWKS file of public keys")]))
+        _fail_input(InputError([FieldProblem("--trust", f"unusable key set ({type(exc).__name__}): {exc}",
+                                             "a JWKS file of public keys, or an https:// URL")]))
     except (EngineError, Exception) as exc:  # noqa: BLE001 - exit 1 with a message, never a traceback
         _fail_internal(exc)
-    err.print(f"CDS Hooks service: http://{host}:{port}/cds-services (token audience base {url})",
-              markup=False, highlight=False)
-    uvicorn.run(application, host=host, port=port, log_level="info", server_header=False)
+
+
+# `feedback`: what clinicians did with the cards, for a CDS governance committee.
+feedback_app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
+                           help="Card feedback kept by `serve` (accepted or overridden, and why).")
+app.add_typer(feedback_app, name="feedback")
+
+
+@feedback_app.command("report")
+def feedback_report(
+    db: Annotated[Path, typer.Option("--db", help="the service's SQLite database (serve --db)")] = Path("cds-service.sqlite3"),
+    since: Annotated[str | None, typer.Option("--since", metavar="YYYY-MM-DD", help="only feedback received from this day on (UTC)")] = None,
+    format: Annotated[ViewFormat, typer.Option("--format", "-f", help="text (a table) or json")] = ViewFormat.text,
+) -> None:
+    """Override rate and override reasons per rule and card: what a CDS governance committee reviews.
+
+    For each rule and card: how often it was shown, how much feedback came back, how often it was accepted or overridden, the override rate and the reasons given (codes only: comments are never stored).
+    """
+    from datetime import UTC, datetime
+
+    if not db.is_file():
+        _fail_input(InputError([FieldProblem("--db", f"no such database: {db}", "the file given to serve --db")]))
+    start = None
+    if since is not None:
+        try:
+            start = datetime.fromisoformat(since).replace(tzinfo=UTC)
+        except ValueError:
+            _fail_input(InputError([FieldProblem("--since", "not a date", "YYYY-MM-DD")]))
+    from engine.channels.store import Store, StoreError
+
+    try:
+        store = Store(db)
+        report = store.report(since=start)
+        store.close()
+    except StoreError as exc:
+        _fail_input(InputError([FieldProblem("--db", str(exc), "the file given to serve --db")]))
+    if format is ViewFormat.json:
+        _print_json(report)
+        return
+
+    def pct(x: float | None) -> str:
+        return "-" if x is None else f"{x:.0%}"
+
+    head = ("rule", "card", "shown", "feedback", "accepted", "overridden", "override rate", "override reasons")
+    rows = [(r["rule"], r["kind"] if r["intervention"] == "*" else f"{r['kind']}: {r['intervention']}", str(r["shown"]),
+             str(r["feedback"]), str(r["accepted"]), str(r["overridden"]), pct(r["override_rate"]),
+             ", ".join(f"{code} {n}" for code, n in r["reasons"].items()) or "-") for r in report["rows"]]
+    accepted = sum(r["accepted"] for r in report["rows"])
+    rows.append(("all cards", "", str(sum(r["shown"] for r in report["rows"])), str(report["feedback"]), str(accepted),
+                 str(report["overridden"]), pct(report["override_rate"]), ""))
+    widths = [max(len(row[i]) for row in [head, *rows]) for i in range(len(head))]
+
+    def line(row: tuple[str, ...]) -> str:
+        cells = [c.ljust(w) if i in (0, 1, 7) else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))]
+        return "  ".join(cells).rstrip()
+
+    span = (f"from {report['first_feedback']} to {report['last_feedback']}" if report["first_feedback"]
+            else "no feedback yet")
+    out = [f"Card feedback, {span} (database {db}); override rate = overridden / (accepted + overridden)", "",
+           line(head), *(line(r) for r in rows)]
+    unknown = report["feedback_on_unknown_cards"]
+    if unknown:
+        out += ["", f"feedback on cards this service does not remember (not issued here, or more than a day old): "
+                    + ", ".join(f"{k} {v}" for k, v in sorted(unknown.items()))]
+    typer.echo("\n".join(out))
 
 
 def main() -> None:

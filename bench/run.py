@@ -3,6 +3,7 @@
     python -m bench                 # the full run (about two minutes on 2 cores)
     python -m bench --quick         # a smoke run with small sizes (seconds)
     python bench/run.py --json out.json
+    python -m bench --service       # the CDS Hooks service over HTTP instead (bench/service.py)
 
 Not a test: it prints figures and checks them against the targets of issue 5, saying by how
 much a target is missed. The cohort is synthetic and seeded (bench/cohort.py): no real patient.
@@ -274,7 +275,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=20240501)
     ap.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
     ap.add_argument("--json", metavar="FILE", help="also write every figure as JSON")
+    ap.add_argument("--service", action="store_true",
+                    help="benchmark the CDS Hooks service instead: the real server, 2 workers, over HTTP (bench/service.py)")
     args = ap.parse_args(argv)
+    if args.service:
+        from bench import service
+
+        return service.main(args)
     if args.quick:
         args.patients, args.soak, args.cold_runs = 2000, 2000, 2
 
