@@ -588,6 +588,7 @@ def serve(
     jwks: Annotated[str | None, typer.Option("--jwks", hidden=True)] = None,
     issuer: Annotated[list[str] | None, typer.Option("--issuer", hidden=True)] = None,
     feedback_log: Annotated[Path | None, typer.Option("--feedback-log", hidden=True)] = None,
+    site: Annotated[str | None, typer.Option("--site", metavar="FILE", help="site configuration (TOML): the clinic's parameter values within their bounds (default: $CDS_SITE)")] = None,
 ) -> None:
     """Run the CDS Hooks service (patient-view): discovery, hook calls with prefetched FHIR, feedback.
 
@@ -610,6 +611,13 @@ def serve(
         pairs.append((name.strip(), source.strip()))
     if problems:
         _fail_input(InputError(problems))
+    _use_site(site)
+    if _site is not None:  # every worker builds its triager from $CDS_SITE, as the API does
+        import os
+
+        from engine.kernel.site import SITE_ENV
+
+        os.environ[SITE_ENV] = _site
     try:
         from engine.channels.service import ServiceConfig, StoreError, run
     except ImportError as exc:

@@ -258,6 +258,17 @@ def test_cards_follow_the_cds_hooks_rules(server: Server) -> None:
         assert card["source"]["label"] and card["source"]["url"].startswith("http")
 
 
+def test_every_cards_source_is_the_services_readable_pathway_page(server: Server) -> None:
+    """source.url is the service's own /pathway: an HTML page of the rule set (no patient data), not the
+    JSON discovery endpoint."""
+    got = server.call(hook_request("opioid-user")).json()["cards"]
+    assert {c["source"]["url"] for c in got} == {server.base + "/pathway"}
+    page = server.client.get("/pathway")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "<svg" in page.text and "LDN-OFFER" in page.text
+    assert server.client.post("/pathway").status_code == 405
+
+
 def test_patient_out_of_scope_gets_no_cards(server: Server) -> None:
     """A patient without metatarsalgia gets an empty card list, not an error."""
     req = hook_request()

@@ -65,10 +65,7 @@ from engine.channels.store import FeedbackRecord, Store, StoreError, token_shape
 from engine.kernel.errors import EngineError, InputError
 from engine.kernel.inputs import MAX_DEPTH, parse_json
 
-try:  # the sibling issue's check, once the FHIR mapper has it
-    from engine.channels.fhir import is_failed_search as _fhir_is_failed_search  # type: ignore[attr-defined]
-except ImportError:  # pragma: no cover - depends on the FHIR mapper's version
-    _fhir_is_failed_search = None
+from engine.channels.fhir import is_failed_search as _fhir_is_failed_search
 
 log = logging.getLogger("forefoot_cds.service")
 
@@ -405,22 +402,9 @@ def _dumps(data: Any) -> bytes:
 
 
 def is_failed_search(item: Any) -> bool:
-    """A prefetch that failed: an OperationOutcome, or a Bundle whose only entries are OperationOutcomes.
-    Such a prefetch is never read as "none"."""
-    if _fhir_is_failed_search is not None:
-        return bool(_fhir_is_failed_search(item))
-    # TODO: use fhir.is_failed_search (the sibling issue's check in engine/channels/fhir.py)
-    if not isinstance(item, dict):
-        return False
-    rtype = item.get("resourceType")
-    if rtype == "OperationOutcome":
-        return True
-    if rtype != "Bundle":
-        return False
-    entries = item.get("entry")
-    return isinstance(entries, list) and bool(entries) and all(
-        isinstance(e, dict) and isinstance(e.get("resource"), dict)
-        and e["resource"].get("resourceType") == "OperationOutcome" for e in entries)
+    """A prefetch that failed: an OperationOutcome, or a Bundle whose only entries are OperationOutcomes
+    (the FHIR mapper's own test). Such a prefetch is never read as "none"."""
+    return bool(_fhir_is_failed_search(item))
 
 
 class _Clocked:
@@ -556,10 +540,15 @@ class CdsHooksApp:
         if len(path) > 1 and path.endswith("/"):
             path = path[:-1]
         method = scope["method"]
+        if path == "/pathway":  # the cards' source page: the rule set's pathway, no patient data
+            if method not in ("GET", "HEAD"):
+                raise _Problem(405, "not-supported", f"{method} is not allowed on /pathway (GET only)", {"allow": "GET"})
+            return 200, self._pathway_page(), {"content-type": "text/html; charset=utf-8"}
         parts = path.split("/")  # "", "cds-services", id, "feedback"
         if len(parts) < 2 or parts[1] != "cds-services" or len(parts) > 4 or (len(parts) == 4 and parts[3] != "feedback"):
             raise _Problem(404, "not-found", "no such endpoint: the service answers /cds-services, "
-                                             f"/cds-services/{self.spec.id} and /cds-services/{self.spec.id}/feedback")
+                                             f"/cds-services/{self.spec.id}, /cds-services/{self.spec.id}/feedback "
+                                             "and /pathway")
         if len(parts) == 2:
             if method not in ("GET", "HEAD"):
                 raise _Problem(405, "not-supported", f"{method} is not allowed on /cds-services (GET only)",
@@ -574,6 +563,15 @@ class CdsHooksApp:
         if len(parts) == 3:
             return await self._hook(parts[2], headers, receive, after)
         return await self._feedback(parts[2], headers, receive)
+
+    def _pathway_page(self) -> bytes:
+        """The pathway picture and rule list (engine.views.html), built once per process."""
+        page = getattr(self, "_pathway", None)
+        if page is None:
+            from engine.views.html import pathway_html
+
+            page = self._pathway = pathway_html(self.triager.ruleset).encode("utf-8")
+        return page
 
     # -------------------------------------------------------------- shared steps
 
