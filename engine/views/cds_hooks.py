@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from functools import lru_cache
 from typing import Any
 
 from engine.kernel.models import Recommendation, Result
@@ -73,9 +74,18 @@ def card_uuid(patient_id: str, rule: str, intervention: str) -> str:
     return str(uuid.uuid5(CARD_NAMESPACE, "\x1f".join((patient_id, rule, intervention))))
 
 
+_MD_ESCAPES = str.maketrans({c: "\\" + c for c in "\\`*_[]<>#|"})
+
+
+@lru_cache(maxsize=8192)
+def _md_str(text: str) -> str:
+    return " ".join(text.split()).translate(_MD_ESCAPES)
+
+
 def _md(text: Any) -> str:
-    """Text with the markdown characters escaped, on one line."""
-    return re.sub(r"([\\`*_\[\]<>#|])", r"\\\1", " ".join(str(text).split()))
+    """Text with the markdown characters escaped, on one line (the standing texts of a rule set repeat
+    from patient to patient: they are escaped once)."""
+    return _md_str(str(text))
 
 
 # ---------------------------------------------------------------- summaries that are written, not cut
