@@ -2,17 +2,23 @@
 
     from engine import triage
     result = triage(patient_dict)          # -> engine.kernel.models.Result
-    result.model_dump(mode="json")         # == `cli.py triage FILE --format json`
+    result.model_dump(mode="json")         # == `cli.py triage FILE --format json --no-changes`
+
+    from engine import default_triager, what_would_change
+    t = default_triager()
+    result = what_would_change(t, patient_dict, t.triage(patient_dict))   # == `cli.py triage FILE --format json`
 
 The engine knows no clinical terms: the rule set (by default the `rules` package) brings the
 patient model, the facts, the rules and the evidence.
 """
 
 from engine.kernel.errors import EngineError, FieldProblem, InferenceError, InputError, RuleSetError
-from engine.kernel.models import NotRecommended, Recommendation, Result
+from engine.kernel.changes import what_would_change
+from engine.kernel.models import Change, NotRecommended, Recommendation, Result
 from engine.kernel.triage import Triager, default_triager, triage, triage_many
 
 __all__ = [
+    "Change",
     "EngineError",
     "FieldProblem",
     "InferenceError",
@@ -25,4 +31,5 @@ __all__ = [
     "default_triager",
     "triage",
     "triage_many",
+    "what_would_change",
 ]

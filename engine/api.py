@@ -4,6 +4,9 @@ from engine.kernel.errors import RuleSetError
 from engine.kernel.loader import digest_of
 from engine.kernel.models import Evidence, StrictModel
 from engine.kernel.rulebase import (
+    ChangeKind,
+    ChangeSpec,
+    ChangeState,
     Context,
     Finding,
     InterventionSpec,
@@ -11,6 +14,7 @@ from engine.kernel.rulebase import (
     Pattern,
     Rule,
     RuleSet,
+    Step,
     between,
     fact,
     ge,
@@ -24,6 +28,9 @@ from engine.kernel.rulebase import (
 )
 
 __all__ = [
+    "ChangeKind",
+    "ChangeSpec",
+    "ChangeState",
     "Context",
     "Evidence",
     "Finding",
@@ -33,6 +40,7 @@ __all__ = [
     "Rule",
     "RuleSet",
     "RuleSetError",
+    "Step",
     "StrictModel",
     "between",
     "digest_of",

@@ -6,6 +6,7 @@ recommendation can change for some patient.
 
 from engine.api import RuleSet, digest_of
 
+from .changes import CHANGES
 from .facts import FACT_SOURCES, to_facts
 from .knowledge import CITATIONS, HERE, INTERVENTIONS, PARAMETERS, RED_FLAGS
 from .pathway import RULES
@@ -34,6 +35,7 @@ RULESET = RuleSet(
         "surgical_referral": "Surgical referral",
     },
     ungraded_categories=("urgent_referral",),
+    changes=CHANGES,
     fact_sources=FACT_SOURCES,
     table_citations={"red_flags.toml": tuple(sorted({c for f in RED_FLAGS.values() for c in f["citations"]}))},
     labels={code: str(v["label"]) for code, v in RED_FLAGS.items()},

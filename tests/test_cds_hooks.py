@@ -233,8 +233,15 @@ def test_markdown_in_data_is_escaped() -> None:
 
 def test_cli_prints_a_cds_hooks_response() -> None:
     """`triage FILE --format cds-hooks` prints {"cards": [...]} and nothing else on stdout."""
+    from engine import what_would_change
+
     res = runner.invoke(app, ["triage", "-", "--format", "cds-hooks"], input=json.dumps(load_example("opioid-user")))
     assert res.exit_code == 0
+    t, patient = default_triager(), load_example("opioid-user")
+    # the CLI's default result carries what would change each withheld option (`--no-changes`: it does not)
+    assert json.loads(res.stdout) == cards(what_would_change(t, patient, t.triage(patient)), t.ruleset)
+    res = runner.invoke(app, ["triage", "-", "--format", "cds-hooks", "--no-changes"],
+                        input=json.dumps(load_example("opioid-user")))
     assert json.loads(res.stdout) == response("opioid-user")
 
 

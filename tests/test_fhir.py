@@ -147,11 +147,23 @@ def without_codes(result: dict) -> dict:
 
 def test_cli_recognises_a_bundle_without_being_told() -> None:
     """`triage FILE --format json` on a Bundle prints the same result as on the example JSON."""
-    fhir = runner.invoke(app, ["triage", str(FHIR_DIR / "opioid-user.json"), "--format", "json"])
-    plain = runner.invoke(app, ["triage", "-", "--format", "json"], input=json.dumps(load_example("opioid-user")))
+    fhir = runner.invoke(app, ["triage", str(FHIR_DIR / "opioid-user.json"), "--format", "json", "--no-changes"])
+    plain = runner.invoke(app, ["triage", "-", "--format", "json", "--no-changes"],
+                          input=json.dumps(load_example("opioid-user")))
     assert fhir.exit_code == 0, fhir.stderr
     assert without_codes(json.loads(fhir.stdout)) == json.loads(plain.stdout)
     assert "tramadol (RxNorm 10689)" in fhir.stdout
+    # what would change each withheld option is searched on the patient the Bundle maps to: the same
+    # changes in the same words (the edits keep the medication's RxNorm code from the Bundle)
+    fhir = runner.invoke(app, ["triage", str(FHIR_DIR / "opioid-user.json"), "--format", "json"])
+    plain = runner.invoke(app, ["triage", "-", "--format", "json"], input=json.dumps(load_example("opioid-user")))
+
+    def texts(out: str) -> dict:
+        return {n["intervention"]: [c["text"] for c in n["what_would_change"]]
+                for n in json.loads(out)["not_recommended"] if "what_would_change" in n}
+
+    assert texts(fhir.stdout) == texts(plain.stdout)
+    assert texts(fhir.stdout)["low_dose_naltrexone"]
 
 
 def test_cli_input_fhir_rejects_a_contract_patient() -> None:

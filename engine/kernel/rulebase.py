@@ -532,6 +532,79 @@ def _grade_problems(ev: Evidence | None) -> list[str]:
     return out
 
 
+# ---------------------------------------------------------------- what may change
+
+
+@dataclass(frozen=True, order=True)
+class Step:
+    """One declared change of a patient's facts: its kind, what it applies to, and how far.
+
+    `(kind, subject)` is its slot: a change set holds at most one step per slot. The meaning of
+    `subject` and `amount` belongs to the rule set (an item's code, a number of days...)."""
+
+    kind: str
+    subject: str = ""
+    amount: float = 0
+
+    @property
+    def slot(self) -> tuple[str, str]:
+        return (self.kind, self.subject)
+
+
+@dataclass(frozen=True)
+class ChangeState:
+    """A patient after a set of steps, with the engine's result for it (see `ChangeSpec`).
+
+    `original` is the patient as given; `patient` the changed copy; `wait` how long the steps take
+    (in the rule set's own unit of time; 0 when nothing waits); `result` the engine's result for
+    `patient` (None when the changed patient is not valid input)."""
+
+    ruleset: RuleSet
+    original: Mapping[str, Any]
+    steps: tuple[Step, ...]
+    patient: Mapping[str, Any]
+    wait: float
+    result: Any
+
+
+@dataclass(frozen=True)
+class ChangeKind:
+    """A kind of change the rule set declares possible: the patient attributes it may touch
+    (as `RuleSet.fact_sources` names them, e.g. 'a.b' or 'a') and the steps it
+    proposes from a state (`propose(state) -> steps`, each of this kind). `once`: a change set
+    holds at most one step of this kind (otherwise one per subject)."""
+
+    name: str
+    fields: tuple[str, ...]
+    propose: Callable[[ChangeState], Iterable[Step]]
+    #: at most one step of this kind in a change set (else one per subject)
+    once: bool = False
+
+
+@dataclass(frozen=True)
+class ChangeSpec:
+    """What may change for a patient, for the "what would change this decision" search
+    (`engine.kernel.changes`).
+
+    `categories`: the withheld interventions of these categories are searched for.
+    `kinds`: the changeable facts; nothing else is ever changed.
+    `apply(ruleset, original, steps) -> (patient, wait)`: the changed patient, built from the
+    original and the set of steps (the same set in any order gives the same patient).
+    `describe(state) -> str`: the change set in a clinician's words; `edits(state) -> [dict]`: the
+    changed facts as data ({"field": ..., "to": ...}). The search runs at most `budget` engine
+    runs per patient, keeps change sets of at most `max_changes` steps and returns at most
+    `alternatives` of them per intervention."""
+
+    categories: tuple[str, ...]
+    kinds: tuple[ChangeKind, ...]
+    apply: Callable[[RuleSet, Mapping[str, Any], tuple[Step, ...]], tuple[dict[str, Any], float]]
+    describe: Callable[[ChangeState], str]
+    edits: Callable[[ChangeState], list[dict[str, Any]]]
+    max_changes: int = 3
+    alternatives: int = 3
+    budget: int = 300
+
+
 #: A year, for `RuleSet.check`'s review-date warning.
 REVIEW_INTERVAL = _dt.timedelta(days=365)
 
@@ -575,6 +648,8 @@ class RuleSet:
     site: Site | None = None
     #: the digest of the rule files alone (equal to `digest` without a site)
     base_digest: str = ""
+    #: what may change for a patient, for the "what would change this decision" search (None: no search)
+    changes: ChangeSpec | None = None
 
     def __post_init__(self) -> None:
         if not self.base_digest:
@@ -765,7 +840,25 @@ class RuleSet:
                     "than a year ago: review its value and source")
         for name in sorted(set(self.parameters) - used):
             add("note", "parameters", f"parameter {name} is used by no rule")
+        if self.changes is not None:
+            self._check_changes(add)
         return out
+
+    def _check_changes(self, add: Callable[[Level, str, str], None]) -> None:
+        spec = self.changes
+        assert spec is not None
+        for c in spec.categories:
+            if self.categories and c not in self.categories:
+                add("error", "changes", f"the change search names category {c!r}, which is not one of "
+                    f"{', '.join(self.categories)}")
+        names = [k.name for k in spec.kinds]
+        for n in sorted({n for n in names if names.count(n) > 1}):
+            add("error", "changes", f"kind of change {n!r} is declared {names.count(n)} times")
+        read = {a for src in self.fact_sources.values() for a in src.values()}
+        for k in spec.kinds:
+            for f in k.fields:
+                if not any(f == a or f.startswith(a + ".") or a.startswith(f + ".") for a in read):
+                    add("warning", "changes", f"kind of change {k.name!r} touches {f!r}, which no fact is made from")
 
     def errors(self) -> list[Finding]:
         return [f for f in self.check() if f.level == "error"]

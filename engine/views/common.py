@@ -331,6 +331,10 @@ def digest(result: Result, ruleset: RuleSet | None = None) -> Digest:
                   unknowns=tuple(loose), notices=tuple(general), quiet_unknowns=tuple(quiet))
 
 
+#: What the views say for a withheld option the change search found no change for (`what_would_change == []`).
+NO_CHANGE = "no change within the pathway would make it an option"
+
+
 # ---------------------------------------------------------------- short text that is never cut mid-word
 
 

@@ -25,7 +25,7 @@ from typing import Any
 from engine.kernel.models import Result
 from engine.kernel.rulebase import RuleSet
 from engine.views import graph
-from engine.views.common import Digest, Note, detail_value, digest, is_empty, kind_title, sentence, weeks_text
+from engine.views.common import NO_CHANGE, Digest, Note, detail_value, digest, is_empty, kind_title, sentence, weeks_text
 
 DISCLAIMER = "Decision support only: it supports, and does not replace, clinical judgement."
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'"
@@ -171,7 +171,7 @@ def _withheld_table(d: Digest) -> list[str]:
             if w.changes is None:
                 change = '<td class="none">—</td>'
             elif not w.changes:
-                change = '<td class="none">no change of the recorded facts found</td>'
+                change = f'<td class="none">{_e(NO_CHANGE)}</td>'
             else:
                 change = "<td><ul>" + "".join(f'<li class="change">{_e(c.text)}</li>' for c in w.changes) + "</ul></td>"
         rules = " ".join(dict.fromkeys(e.rule for e in w.entries))

@@ -15,8 +15,8 @@ from typing import Any
 
 from engine.kernel.models import Result
 from engine.kernel.rulebase import RuleSet
+from engine.views.common import NO_CHANGE, detail_value, digest, is_empty, sentence, weeks_text
 from engine.views.explain import parameter_text
-from engine.views.common import detail_value, digest, is_empty, sentence, weeks_text
 
 _SPECIAL = re.compile(r"([\\`*\[\]<>|#])")
 DISCLAIMER = "Decision support only: it supports, and does not replace, clinical judgement."
@@ -55,7 +55,7 @@ def _changes_lines(changes: Any, pad: str) -> list[str]:
     if changes is None:
         return []
     if not changes:
-        return [f"{pad}- would change: no change of the recorded facts found that would make it an option"]
+        return [f"{pad}- would change: {NO_CHANGE}"]
     return [f"{pad}- would be an option if: {esc(c.text)}" for c in changes]
 
 

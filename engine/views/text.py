@@ -31,6 +31,7 @@ from rich.text import Text
 from engine.kernel.models import Result
 from engine.kernel.rulebase import RuleSet, intervention_label
 from engine.views.common import (
+    NO_CHANGE,
     Digest,
     Note,
     PlanItem,
@@ -149,11 +150,12 @@ def _note_lines(note: Note, width: int, max_lines: int | None) -> list[Text]:
 
 
 def _change_text(item: WithheldItem, full: bool) -> list[Text]:
-    """'→ an option if: <the nearest change>' (+ how many other ways), or every change in full."""
+    """'→ an option if: <the nearest change>' (+ how many other ways), or every change in full; for
+    an option the search found no change for, that no change within the pathway makes it one."""
     if item.changes is None:
         return []
     if not item.changes:
-        return [Text("→ no change of the recorded facts found that would make it an option", "dim")] if full else []
+        return [Text("→ " + NO_CHANGE, "dim")]
     if full:
         return [Text("→ an option if: ", "bold blue") + Text(c.text, "blue") for c in item.changes]
     more = len(item.changes) - 1
