@@ -7,9 +7,17 @@ caller's thread. The measured edges of durable-rules (../shared/DURABLE.md) are 
   `assert_facts`, `start_action_for_state`, `complete_and_start_action`) and never creates a
   `durable.engine.Host`, whose two timer threads segfault under concurrency. Every action runs
   synchronously on the caller's thread, and the agenda is drained before `run` returns.
-* No state outlives a triage: one session id per engine, deleted after the agenda has drained.
-  Engines are pooled (one per concurrent caller), so the live-session count of a ruleset is
-  never above one and session ids never collide (the 32-bit FNV hash and the 1024 cap).
+* No fact outlives a triage: each pooled session is its own durable ruleset with one constant
+  session id, so a ruleset never holds more than one state node and session ids never collide
+  (the 32-bit FNV hash and the 1024 cap). The state node is kept from one patient to the next
+  (creating it costs more than a whole triage's matching): after a triage every fact it asserted
+  is retracted, gate facts first so that no rule can complete a match while the rest go, and the
+  wrapper then proves the state empty (`start_action_for_state` offers no action and `get_facts`
+  lists none). If that proof fails, any action offered is completed without running and the
+  state is deleted (`Engine.fallbacks` counts it). The state is also deleted, after its agenda
+  has drained, when a triage fails, and after `RECYCLE_AFTER` triages; the next triage creates
+  it afresh. `Engine(..., reuse_states=False)` deletes it after every triage: the reference
+  lifecycle that tests compare the kept one against, result for result and trace for trace.
 * Threads and forks: each run borrows a whole session from the engine's pool, so threads never
   share one. A forked child (`os.register_at_fork`) starts with empty pools and fresh locks: a
   lock or a session another thread held at the moment of the fork is never inherited.
@@ -29,9 +37,10 @@ caller's thread. The measured edges of durable-rules (../shared/DURABLE.md) are 
 * Rule ids are ours: durable-rules is given our ids as rule names and our order as `pri`.
 * A session in which no action ever started must not be deleted: durable-rules' createStateNode
   leaves the action context uninitialised and deleteStateNode frees it (an invalid free, found
-  with valgrind: a segfault when no rule fires for a patient). Every session therefore starts
-  with the wrapper's own `_session_open` rule, which fires once, does nothing, and leaves the
-  context initialised.
+  with valgrind: a segfault when no rule fires for a patient). Every new state node therefore
+  starts with the wrapper's own `_session_open` rule: its fact (`$open`) is asserted first, the
+  rule fires once, does nothing, and leaves the context initialised; the fact is then retracted.
+  A kept state node is never new again, so the opening costs nothing per patient.
 """
 
 from __future__ import annotations
@@ -63,6 +72,8 @@ _SID = "1"
 _GATE_TYPE = "$gate"
 _GATE_ALIAS = "stratum_gate"
 _OPEN_RULE = "_session_open"  # not a valid rule-set id, so it can never collide with one
+_OPEN_TYPE = "$open"
+_OPEN_ALIAS = "session"
 _INTERNAL = ("id", "sid")
 
 
@@ -235,15 +246,16 @@ def compile_rules(ruleset: RuleSet) -> CompiledRules:
     for r in ruleset.rules:
         if _GATE_ALIAS in r.when or _GATE_ALIAS in r.unless:
             raise RuleSetError(f"rule {r.id}: alias {_GATE_ALIAS!r} is reserved")
+        for p in (*r.when.values(), *r.unless.values()):
+            if p.type in (_GATE_TYPE, _OPEN_TYPE):
+                raise RuleSetError(f"rule {r.id}: fact type {p.type!r} is reserved")
     strata = stratify(ruleset.rules)
     # Definition order never matters: rules are ordered by (stratum, id).
     order = tuple(sorted(ids, key=lambda i: (strata[i], i)))
     if len(order) > 60000:
         raise RuleSetError("too many rules for durable-rules' 16-bit priority")
     by_id = {r.id: r for r in ruleset.rules}
-    definition: dict = {
-        _OPEN_RULE: {"all": [{_GATE_ALIAS: {"$and": [{"type": _GATE_TYPE}, {"stratum": 0}]}}], "pri": 0}
-    }
+    definition: dict = {_OPEN_RULE: {"all": [{_OPEN_ALIAS: {"type": _OPEN_TYPE}}], "pri": 0}}
     for pri, rid in enumerate(order, start=1):
         r = by_id[rid]
         patterns = [{_GATE_ALIAS: {"$and": [{"type": _GATE_TYPE}, {"stratum": strata[rid]}]}}]
@@ -409,19 +421,35 @@ _instance_counter = iter(range(1, 1 << 62))
 _counter_lock = threading.Lock()
 
 
+_OPEN_FACT = json.dumps({"id": "open", "sid": _SID, "type": _OPEN_TYPE})
+_OPEN_RETRACT = json.dumps({"id": "open", "sid": _SID})
+_RETRACTS = tuple(f'{{"id":"f{i}","sid":"{_SID}"}}' for i in range(MAX_FACTS + 1))
+_EMPTY = "[]"
+
+
 class _Session:
-    """One durable-rules ruleset with one session id, used by one thread at a time."""
+    """One durable-rules ruleset with one session id, used by one thread at a time.
+
+    Its state node is kept between triages (see the module docstring): `fresh` says the next
+    triage must create it.
+    """
 
     def __init__(self, engine: "Engine"):
+        self.engine = engine
         self.ruleset = engine.ruleset
         self.values = engine.ruleset.parameter_values
         self._plans = engine.plans
         self._compiled = engine.compiled
         self._gates = engine.gates
+        self._gate_retracts = engine.gate_retracts
+        self._reuse = engine.reuse_states
+        self._recycle_after = engine.recycle_after
         with _counter_lock:
             n = next(_instance_counter)
         self.name = f"{engine.ruleset.name}-{n}"
         self._handle = _dre.create_ruleset(self.name, engine.compiled.definition_json)
+        self.fresh = True
+        self.triages_on_state = 0
         self._reset()
 
     def _reset(self) -> None:
@@ -491,7 +519,7 @@ class _Session:
             if self.failure is None and self.interrupt is None:
                 try:
                     (rule_id, matched), = orjson.loads(message).items()
-                    if rule_id != _OPEN_RULE:
+                    if rule_id != _OPEN_RULE:  # the wrapper's own rule does nothing
                         self._fire(rule_id, matched)
                 except (KeyboardInterrupt, SystemExit) as exc:
                     self.interrupt = exc
@@ -502,6 +530,38 @@ class _Session:
                     self.failure = (locals().get("rule_id", "(engine)"),
                                     f"{type(exc).__name__}: {exc}" if own else type(exc).__name__)
             message = _dre.complete_and_start_action(self._handle, state_handle)
+
+    # ------------------------------------------------------------ the state node's lifecycle
+
+    def _open(self) -> None:
+        """Create the state node and initialise its action context (`_session_open` fires once)."""
+        code, state = _dre.assert_fact(self._handle, _OPEN_FACT)
+        self._drain(state)
+        _dre.retract_fact(self._handle, _OPEN_RETRACT)
+        self.fresh = False
+        self.triages_on_state = 0
+        self.engine.states_created += 1
+
+    def _delete(self) -> None:
+        """Delete the state node (only ever after its agenda has drained)."""
+        _dre.delete_state(self._handle, _SID)
+        self.fresh = True
+
+    def _clear(self, state_handle: int) -> None:
+        """Retract every fact this triage asserted and prove that nothing is left to fire;
+        otherwise complete whatever is left without running it and delete the state."""
+        handle = self._handle
+        ids = self._gate_retracts + _RETRACTS[1:self._next_id + 1]
+        code, _ = _dre.retract_facts(handle, "[" + ",".join(ids) + "]")
+        started = _dre.start_action_for_state(handle, state_handle)
+        if code == 0 and not started and _dre.get_facts(handle, _SID) == _EMPTY:
+            return
+        if started:
+            message = started[1]
+            while message:  # completed, never run
+                message = _dre.complete_and_start_action(handle, state_handle)
+        self.engine.fallbacks += 1
+        self._delete()
 
     def run(self, facts: list[dict[str, Any]]) -> Collected:
         self._reset()
@@ -516,16 +576,24 @@ class _Session:
         payload = [self._assign_id(f, label) for f, label in zip(normal, labels)]
         text = _dumps(payload) if payload else ""  # a fact that cannot be sent fails here, before any state exists
         self.holds_state = True
+        if self.fresh:
+            self._open()
+        state = None
         if payload:
-            code, handle = _dre.assert_facts(self._handle, text)
+            code, state = _dre.assert_facts(self._handle, text)
             if code == 2:
                 raise FactError("durable-rules took an input fact for one it had already seen")
-            self._drain(handle)
+            self._drain(state)
         for gate in self._gates:
-            code, handle = _dre.assert_fact(self._handle, gate)
-            self._drain(handle)
-        # Every agenda has drained (_drain returns only then): deleting the state is safe now.
-        _dre.delete_state(self._handle, _SID)
+            code, state = _dre.assert_fact(self._handle, gate)
+            self._drain(state)
+        # Every agenda has drained (_drain returns only then): retracting or deleting is safe now.
+        self.triages_on_state += 1
+        if (self.failure is not None or self.interrupt is not None or not self._reuse
+                or self.triages_on_state >= self._recycle_after or state is None):
+            self._delete()
+        else:
+            self._clear(state)
         self.holds_state = False
         if self.interrupt is not None:
             raise self.interrupt
@@ -556,27 +624,43 @@ def _after_fork_in_child() -> None:
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
+#: Triages on one state node before it is deleted and created afresh (a bound on anything the C
+#: core might keep per state; creating one costs about one triage).
+RECYCLE_AFTER = 1000
+
 
 class Engine:
     """A compiled rule set and a pool of durable-rules sessions, safe to share between threads.
 
     Each call to `run` borrows a session for its whole run, so one session id never serves two
-    patients at once and no ruleset ever holds more than one live session.
+    patients at once and no ruleset ever holds more than one state node.
+
+    `reuse_states=False` deletes each session's state node after every triage (the reference
+    lifecycle, for tests); `recycle_after` bounds the triages one state node serves.
     """
 
-    def __init__(self, ruleset: RuleSet):
+    def __init__(self, ruleset: RuleSet, reuse_states: bool = True, recycle_after: int = RECYCLE_AFTER):
         errors = ruleset.errors()
         if errors:
             raise RuleSetError("rule set is inconsistent:\n  " + "\n  ".join(f.message for f in errors))
+        if recycle_after < 1:
+            raise ValueError("recycle_after must be at least 1")
         self.ruleset = ruleset
+        self.reuse_states = reuse_states
+        self.recycle_after = recycle_after
         self.compiled = compile_rules(ruleset)
         self.plans = _plans(ruleset)
-        #: the stratum gate facts, serialised once
+        #: the stratum gate facts, serialised once, and their retractions
         self.gates = tuple(json.dumps({"id": f"g{s}", "sid": _SID, "type": _GATE_TYPE, "stratum": s})
                            for s in range(self.compiled.n_strata))
+        self.gate_retracts = tuple(json.dumps({"id": f"g{s}", "sid": _SID}) for s in range(self.compiled.n_strata))
         self._idle: list[_Session] = []
         self._lock = threading.Lock()
         self.sessions_created = 0
+        #: state nodes created (a kept state node serves many triages) and states deleted because
+        #: the proof that a cleared state was empty failed (expected: never)
+        self.states_created = 0
+        self.fallbacks = 0
         _ENGINES.add(self)
         self._release(self._new_session())  # fail at load time, not on the first patient
 
@@ -595,16 +679,30 @@ class Engine:
         with self._lock:
             self._idle.append(s)
 
-    def live_sessions(self) -> int:
-        """Sessions that hold state in durable-rules right now (0 between triages)."""
+    def _idle_sessions(self) -> list[_Session]:
         with self._lock:
-            idle = list(self._idle)
+            return list(self._idle)
+
+    def live_sessions(self) -> int:
+        """Idle sessions whose durable-rules state holds a fact right now (0 between triages:
+        every fact a triage asserted has been retracted, or its state deleted)."""
         n = 0
-        for s in idle:
+        for s in self._idle_sessions():
+            try:
+                facts = _dre.get_facts(s._handle, _SID)
+            except Exception:  # noqa: BLE001 - 'no such session' is the expected answer for a deleted state
+                continue
+            n += facts != _EMPTY
+        return n
+
+    def kept_states(self) -> int:
+        """Idle sessions that keep an (empty) state node for their next triage."""
+        n = 0
+        for s in self._idle_sessions():
             try:
                 _dre.get_state(s._handle, _SID)
                 n += 1
-            except Exception:  # noqa: BLE001 - 'no such session' is the expected answer
+            except Exception:  # noqa: BLE001 - 'no such session'
                 pass
         return n
 
@@ -613,7 +711,7 @@ class Engine:
         try:
             return session.run(facts)
         finally:
-            # A session whose run stopped part-way may still hold state or pending actions:
+            # A session whose run stopped part-way may still hold facts or pending actions:
             # never reuse or delete it (delete_state with pending actions segfaults); drop it.
             if not session.holds_state:
                 self._release(session)
