@@ -77,18 +77,6 @@ _OPEN_ALIAS = "session"
 _INTERNAL = ("id", "sid")
 
 
-def _dumps(payload: Any) -> str:
-    """JSON text for durable-rules' C core (orjson: UTF-8 kept as text, like ensure_ascii=False).
-
-    Only normalised facts reach here, so every float is finite and below 1e15 with at most 4
-    decimals: orjson writes those exactly as `json.dumps` does, never in exponent form.
-    """
-    try:
-        return orjson.dumps(payload).decode()
-    except TypeError:  # orjson.JSONEncodeError: e.g. a lone surrogate in a string
-        raise FactError("a fact could not be serialised as UTF-8 JSON (a string holds an invalid character)") from None
-
-
 # ---------------------------------------------------------------- facts
 
 
@@ -125,10 +113,24 @@ def _normalise_scalar(value: Any, where: str, key: str | None = None) -> Any:
                     "(str, int, float, bool or a list of them)")
 
 
+#: Keys already found to be names that are not reserved (bounded: a rule set has a small vocabulary).
+_GOOD_KEYS: set[str] = set()
+_SAFE_INT = 2**53
+
+
+def _check_key(key: Any, ftype: str) -> None:
+    if type(key) is not str or not key or key in _INTERNAL or key[0] == "$":
+        raise FactError(f"fact {ftype}: key {key!r} is reserved or not a name")
+    if len(_GOOD_KEYS) < 4096:
+        _GOOD_KEYS.add(key)
+
+
 def normalise_fact(raw: Mapping[str, Any]) -> dict[str, Any]:
     """Return a flat, bounded copy of `raw` that is safe to send to durable-rules.
 
     Raises `FactError` for nesting, unsafe numbers, reserved keys or too many properties.
+    Strings and integers (every value of an ordinary fact) are checked inline; anything else
+    goes through `_normalise_scalar`, which rounds floats and names the problem.
     """
     if type(raw) is not dict and not isinstance(raw, Mapping):
         raise FactError("a fact must be a mapping")
@@ -137,15 +139,20 @@ def normalise_fact(raw: Mapping[str, Any]) -> dict[str, Any]:
         raise FactError("a fact needs a non-empty string 'type'")
     out: dict[str, Any] = {}
     leaves = len(_INTERNAL)
+    good = _GOOD_KEYS
     for key, value in raw.items():
-        if type(key) is not str or not key or key in _INTERNAL or key[0] == "$":
-            raise FactError(f"fact {ftype}: key {key!r} is reserved or not a name")
+        if key not in good:
+            _check_key(key, ftype)
         kind = type(value)
-        if kind is str and len(value) <= MAX_STRING:  # the common case, inline
-            out[key] = value
+        if kind is str:
+            out[key] = value if len(value) <= MAX_STRING else _normalise_scalar(value, ftype, key)
+            leaves += 1
+        elif kind is int:
+            out[key] = value if -_SAFE_INT < value < _SAFE_INT else _normalise_scalar(value, ftype, key)
             leaves += 1
         elif kind is list or kind is tuple:
-            out[key] = [_normalise_scalar(v, ftype, key) for v in value]
+            out[key] = [v if type(v) is str and len(v) <= MAX_STRING else _normalise_scalar(v, ftype, key)
+                        for v in value]
             leaves += len(value) or 1
         elif value is None:
             raise FactError(f"fact {ftype}.{key}: None is not allowed; leave the field out")
@@ -285,124 +292,28 @@ class Collected:
     fired: list[str] = field(default_factory=list)
 
 
-class _Run(Context):
-    """One rule firing's view of the session: the `Context` rules act through."""
-
-    __slots__ = ("_s", "_rule", "_matched", "used", "concluded", "because_lines", "new_facts")
-
-    def __init__(self, session: "_Session", rule: Rule, matched: Mapping[str, Mapping[str, Any]],
-                 used: list[str], because_lines: list[str]):
-        self._s = session
-        self._rule = rule
-        self._matched = matched
-        self.used = used
-        self.concluded: list[str] = []
-        self.because_lines = because_lines
-        self.new_facts: list[dict[str, Any]] = []
-
-    def fact(self, alias: str) -> Mapping[str, Any]:
-        if alias not in self._matched:
-            raise KeyError(f"rule {self._rule.id} has no positive pattern {alias!r}")
-        return self._matched[alias]
-
-    def all(self, type_: str) -> list[Mapping[str, Any]]:
-        if type_ not in self._rule.reads_all:
-            raise RuleSetError(f"rule {self._rule.id} reads all {type_!r} facts without declaring it in reads_all")
-        known = self._s.by_type.get(type_, ())
-        used = self.used
-        for _, label in known:
-            if label not in used:
-                used.append(label)
-        return [proxy for proxy, _ in known]
-
-    def param(self, name: str) -> Any:
-        if name not in self._rule.parameters:
-            raise RuleSetError(f"rule {self._rule.id} uses parameter {name!r}, which the rule set did not find in "
-                               "its code: write param(\"name\") with the name as a literal")
-        return self._s.values[name]
-
-    def conclude(self, type_: str, key: str | None = None, **fields: Any) -> None:
-        if type_ not in self._rule.concludes:
-            raise RuleSetError(f"rule {self._rule.id} concludes {type_!r} without declaring it")
-        raw = {"type": type_, **fields}
-        if key is not None:
-            raw["key"] = key
-        f = normalise_fact(raw)
-        label = fact_label(f)
-        if label in self._s.labels:
-            return  # already known: conclusions are idempotent
-        self._s.labels.add(label)
-        self.concluded.append(label)
-        self.new_facts.append(f)
-
-    def _check_emit(self, intervention: str) -> None:
-        if intervention not in self._rule.emits:
-            raise RuleSetError(f"rule {self._rule.id} emits {intervention!r} without declaring it")
-
-    def recommend(self, intervention, rationale, details=None, evidence=None, review=None) -> None:
-        self._check_emit(intervention)
-        spec = self._s.ruleset.interventions[intervention]
-        ev = spec.evidence if evidence is None else spec.evidence_variants[evidence]
-        col = self._s.out
-        prior = col.recommendations.get(intervention)
-        if prior is not None:
-            if prior["rule"] != self._rule.id:
-                raise RuleSetError(
-                    f"rules {prior['rule']} and {self._rule.id} both recommend {intervention}; one rule must own it"
-                )
-            prior["rationale"].extend(x for x in rationale if x not in prior["rationale"])
-        else:
-            col.recommendations[intervention] = {
-                "intervention": intervention,
-                "category": spec.category,
-                "strength": spec.strength,
-                "evidence": ev,
-                "details": {**spec.details, **(details or {})},
-                "rationale": list(rationale),
-                "rule": self._rule.id,
-            }
-            if review is not None:
-                weeks, text = review
-                col.recommendations[intervention]["review"] = {"weeks": weeks, "text": text}
-        self.concluded.append(f"recommend:{intervention}")
-
-    def withhold(self, intervention: str, kind: str, reason: str) -> None:
-        self._check_emit(intervention)
-        key = (intervention, kind, self._rule.id)
-        col = self._s.out
-        prior = col.withheld.get(key)
-        if prior is None:
-            col.withheld[key] = {"intervention": intervention, "kind": kind, "reason": reason, "rule": self._rule.id}
-        elif reason not in prior["reason"].split("; "):
-            prior["reason"] += "; " + reason
-        self.concluded.append(f"not_recommended:{intervention}:{kind}")
-
-    def unknown(self, fact_name: str, reason: str, blocks: list[str]) -> None:
-        self._s.out.unknowns[fact_name] = {"fact": fact_name, "reason": reason, "blocks": sorted(blocks),
-                                           "rule": self._rule.id}
-        self.concluded.append(f"unknown:{fact_name}")
-
-    def notice(self, code: str, text: str, affects: list[str]) -> None:
-        self._s.out.notices[code] = {"code": code, "text": text, "affects": sorted(affects), "rule": self._rule.id}
-        self.concluded.append(f"notice:{code}")
-
-    def because(self, text: str) -> None:
-        self.because_lines.append(text)
-
-
 def _described_tests(p: Pattern) -> tuple[tuple[str, str], ...]:
     """The tests of `p` worth a `because` line: comparisons, not equalities or the key."""
     return tuple((name, test.text) for name, test in p.tests if name != "key" and test.op != "==")
 
 
-@dataclass(frozen=True)
 class _Plan:
     """What a firing of one rule needs, worked out once per engine instead of once per firing:
-    its positive aliases in trace order with the comparisons to explain, and its absence labels."""
+    its positive aliases in trace order with the comparisons to explain, its absence labels, and
+    what it declares (as sets, for the checks every `conclude`, `param` and `recommend` makes)."""
 
-    rule: Rule
-    when: tuple[tuple[str, tuple[tuple[str, str], ...]], ...]
-    absent: tuple[str, ...]
+    __slots__ = ("rule", "id", "action", "when", "absent", "concludes", "reads_all", "emits", "parameters")
+
+    def __init__(self, rule: Rule, when: tuple, absent: tuple[str, ...]):
+        self.rule = rule
+        self.id = rule.id
+        self.action = rule.action
+        self.when = when
+        self.absent = absent
+        self.concludes = frozenset(rule.concludes)
+        self.reads_all = frozenset(rule.reads_all)
+        self.emits = frozenset(rule.emits)
+        self.parameters = frozenset(rule.parameters)
 
 
 def _plans(ruleset: RuleSet) -> dict[str, _Plan]:
@@ -417,14 +328,143 @@ def _plans(ruleset: RuleSet) -> dict[str, _Plan]:
     return plans
 
 
+class _Run(Context):
+    """The `Context` rules act through: one per session, pointed at each firing in turn.
+
+    The running-rule context variable (`param()` inside an action) is set to it once per triage,
+    not once per firing; between firings only the wrapper's own code runs.
+    """
+
+    __slots__ = ("_s", "_plan", "_matched", "used", "concluded", "because_lines", "new_facts")
+
+    def __init__(self, session: "_Session"):
+        self._s = session
+        self._plan: _Plan | None = None
+        self._matched: dict[str, Mapping[str, Any]] = {}
+        self.used: list[str] = []
+        self.concluded: list[str] = []
+        self.because_lines: list[str] = []
+        self.new_facts: list[tuple[dict[str, Any], str]] = []
+
+    def fact(self, alias: str) -> Mapping[str, Any]:
+        try:
+            return self._matched[alias]
+        except KeyError:
+            raise KeyError(f"rule {self._plan.id} has no positive pattern {alias!r}") from None
+
+    def all(self, type_: str) -> list[Mapping[str, Any]]:
+        if type_ not in self._plan.reads_all:
+            raise RuleSetError(f"rule {self._plan.id} reads all {type_!r} facts without declaring it in reads_all")
+        known = self._s.by_type.get(type_, ())
+        used = self.used
+        for _, label in known:
+            if label not in used:
+                used.append(label)
+        return [proxy for proxy, _ in known]
+
+    def param(self, name: str) -> Any:
+        if name not in self._plan.parameters:
+            raise RuleSetError(f"rule {self._plan.id} uses parameter {name!r}, which the rule set did not find in "
+                               "its code: write param(\"name\") with the name as a literal")
+        return self._s.values[name]
+
+    def conclude(self, type_: str, key: str | None = None, **fields: Any) -> None:
+        if type_ not in self._plan.concludes:
+            raise RuleSetError(f"rule {self._plan.id} concludes {type_!r} without declaring it")
+        raw = {"type": type_, **fields}
+        if key is not None:
+            raw["key"] = key
+        f = normalise_fact(raw)
+        key = f.get("key")
+        label = f"{f['type']}:{key}" if key is not None else f["type"]
+        labels = self._s.labels
+        if label in labels:
+            return  # already known: conclusions are idempotent
+        labels.add(label)
+        self.concluded.append(label)
+        self.new_facts.append((f, label))
+
+    def _check_emit(self, intervention: str) -> None:
+        if intervention not in self._plan.emits:
+            raise RuleSetError(f"rule {self._plan.id} emits {intervention!r} without declaring it")
+
+    def recommend(self, intervention, rationale, details=None, evidence=None, review=None) -> None:
+        self._check_emit(intervention)
+        spec = self._s.ruleset.interventions[intervention]
+        ev = spec.evidence if evidence is None else spec.evidence_variants[evidence]
+        col = self._s.out
+        rule_id = self._plan.id
+        prior = col.recommendations.get(intervention)
+        if prior is not None:
+            if prior["rule"] != rule_id:
+                raise RuleSetError(
+                    f"rules {prior['rule']} and {rule_id} both recommend {intervention}; one rule must own it"
+                )
+            prior["rationale"].extend(x for x in rationale if x not in prior["rationale"])
+        else:
+            entry = {
+                "intervention": intervention,
+                "category": spec.category,
+                "strength": spec.strength,
+                "evidence": ev,
+                "details": {**spec.details, **(details or {})},
+                "rationale": list(rationale),
+                "rule": rule_id,
+            }
+            if review is not None:
+                weeks, text = review
+                entry["review"] = {"weeks": weeks, "text": text}
+            col.recommendations[intervention] = entry
+        self.concluded.append(f"recommend:{intervention}")
+
+    def withhold(self, intervention: str, kind: str, reason: str) -> None:
+        self._check_emit(intervention)
+        rule_id = self._plan.id
+        key = (intervention, kind, rule_id)
+        withheld = self._s.out.withheld
+        prior = withheld.get(key)
+        if prior is None:
+            withheld[key] = {"intervention": intervention, "kind": kind, "reason": reason, "rule": rule_id}
+        elif reason not in prior["reason"].split("; "):
+            prior["reason"] += "; " + reason
+        self.concluded.append(f"not_recommended:{intervention}:{kind}")
+
+    def unknown(self, fact_name: str, reason: str, blocks: list[str]) -> None:
+        self._s.out.unknowns[fact_name] = {"fact": fact_name, "reason": reason, "blocks": sorted(blocks),
+                                           "rule": self._plan.id}
+        self.concluded.append(f"unknown:{fact_name}")
+
+    def notice(self, code: str, text: str, affects: list[str]) -> None:
+        self._s.out.notices[code] = {"code": code, "text": text, "affects": sorted(affects), "rule": self._plan.id}
+        self.concluded.append(f"notice:{code}")
+
+    def because(self, text: str) -> None:
+        self.because_lines.append(text)
+
+
 _instance_counter = iter(range(1, 1 << 62))
 _counter_lock = threading.Lock()
 
-
+#: JSON tails that give a fact its id and the session id (`{...}` + tail), and the retraction of
+#: each id: worked out once for the whole id range f1..f{MAX_FACTS}.
+_FIDS = tuple(f"f{i}" for i in range(MAX_FACTS + 1))
+_ID_TAILS = tuple(f',"id":"f{i}","sid":"{_SID}"}}' for i in range(MAX_FACTS + 1))
+_RETRACTS = tuple(f'{{"id":"f{i}","sid":"{_SID}"}}' for i in range(MAX_FACTS + 1))
 _OPEN_FACT = json.dumps({"id": "open", "sid": _SID, "type": _OPEN_TYPE})
 _OPEN_RETRACT = json.dumps({"id": "open", "sid": _SID})
-_RETRACTS = tuple(f'{{"id":"f{i}","sid":"{_SID}"}}' for i in range(MAX_FACTS + 1))
 _EMPTY = "[]"
+
+_loads = orjson.loads
+_orjson_dumps = orjson.dumps
+
+
+def _fact_json(f: dict[str, Any], n: int) -> str:
+    """`f` with id f`n` and the session id, as JSON text: `{**f, "id": ..., "sid": ...}` without
+    the copy (a fact always has at least its type, so its JSON ends in `}` after a member)."""
+    try:
+        return _orjson_dumps(f)[:-1].decode() + _ID_TAILS[n]
+    except TypeError:  # orjson.JSONEncodeError: e.g. a lone surrogate in a string
+        raise FactError("a fact could not be serialised as UTF-8 JSON (a string holds an invalid character)") from None
 
 
 class _Session:
@@ -439,7 +479,6 @@ class _Session:
         self.ruleset = engine.ruleset
         self.values = engine.ruleset.parameter_values
         self._plans = engine.plans
-        self._compiled = engine.compiled
         self._gates = engine.gates
         self._gate_retracts = engine.gate_retracts
         self._reuse = engine.reuse_states
@@ -448,6 +487,7 @@ class _Session:
             n = next(_instance_counter)
         self.name = f"{engine.ruleset.name}-{n}"
         self._handle = _dre.create_ruleset(self.name, engine.compiled.definition_json)
+        self._ctx = _Run(self)
         self.fresh = True
         self.triages_on_state = 0
         self._reset()
@@ -464,48 +504,31 @@ class _Session:
         self.interrupt: BaseException | None = None
         self.holds_state = False
 
-    def _fire(self, rule_id: str, m: Mapping[str, Any]) -> None:
-        plan = self._plans[rule_id]
-        known = self._known
-        matched: dict[str, Mapping[str, Any]] = {}
-        used: list[str] = []
-        because: list[str] = []
-        for alias, described in plan.when:
-            # The fact durable matched, as we sent it (an id we never handed out is a KeyError: fail closed).
-            proxy, label = known[m[alias]["id"]]
-            matched[alias] = proxy
-            used.append(label)
-            for name, text in described:
-                because.append(f"{label}.{name} {proxy.get(name)} {text}")
-        used.extend(plan.absent)
-        run = _Run(self, plan.rule, matched, used, because)
-        token = _RUNNING.set(run)
-        try:
-            plan.rule.action(run)
-        finally:
-            _RUNNING.reset(token)
-        self.out.fired.append(rule_id)
-        self.out.trace.append({"rule": rule_id, "used": used, "concluded": run.concluded, "because": because})
-        if run.new_facts:
-            self._assert(run.new_facts)
+    # ------------------------------------------------------------ facts
 
-    def _assign_id(self, f: dict[str, Any], label: str) -> dict[str, Any]:
-        self._next_id += 1
-        if self._next_id > MAX_FACTS:
+    def _register(self, f: dict[str, Any], label: str) -> str:
+        """Give `f` the next fact id; return the JSON text to send."""
+        n = self._next_id + 1
+        if n > MAX_FACTS:
             raise FactError(f"more than {MAX_FACTS} facts in one triage")
-        fid = f"f{self._next_id}"
+        self._next_id = n
         entry = (MappingProxyType(f), label)
-        self._known[fid] = entry
+        self._known[_FIDS[n]] = entry
         self.out.facts.append(f)
-        self.by_type.setdefault(f["type"], []).append(entry)
-        return {**f, "id": fid, "sid": _SID}
+        of_type = self.by_type.get(f["type"])
+        if of_type is None:
+            self.by_type[f["type"]] = [entry]
+        else:
+            of_type.append(entry)
+        return _fact_json(f, n)
 
-    def _assert(self, facts: list[dict[str, Any]]) -> None:
-        for f in facts:  # one at a time, in the order concluded
-            payload = self._assign_id(f, fact_label(f))
-            code, _ = _dre.assert_fact(self._handle, _dumps(payload))
+    def _assert(self, facts: list[tuple[dict[str, Any], str]]) -> None:
+        for f, label in facts:  # one at a time, in the order concluded
+            code, _ = _dre.assert_fact(self._handle, self._register(f, label))
             if code == 2:
-                raise FactError(f"durable-rules took fact {payload['id']} for one it had already seen")
+                raise FactError(f"durable-rules took fact {_FIDS[self._next_id]} for one it had already seen")
+
+    # ------------------------------------------------------------ the agenda
 
     def _drain(self, state_handle: int) -> None:
         """Run every pending action on this thread until the agenda is empty.
@@ -514,22 +537,61 @@ class _Session:
         always empty when this returns (and the state can be deleted safely).
         """
         started = _dre.start_action_for_state(self._handle, state_handle)
-        message = started[1] if started else None
+        if not started:
+            return
+        message = started[1]
+        handle = self._handle
+        plans = self._plans
+        known = self._known
+        run = self._ctx
+        out = self.out
+        fired = out.fired
+        trace = out.trace
+        complete = _dre.complete_and_start_action
         while message:
             if self.failure is None and self.interrupt is None:
+                rule_id = "(engine)"
                 try:
-                    (rule_id, matched), = orjson.loads(message).items()
-                    if rule_id != _OPEN_RULE:  # the wrapper's own rule does nothing
-                        self._fire(rule_id, matched)
+                    (rule_id, m), = _loads(message).items()
+                    plan = plans.get(rule_id)
+                    if plan is None:
+                        if rule_id != _OPEN_RULE:  # the wrapper's own rule does nothing
+                            raise KeyError(rule_id)
+                    else:
+                        matched: dict[str, Mapping[str, Any]] = {}
+                        used: list[str] = []
+                        because: list[str] = []
+                        for alias, described in plan.when:
+                            # The fact durable matched, as we sent it (an id we never handed out is a
+                            # KeyError: fail closed).
+                            proxy, label = known[m[alias]["id"]]
+                            matched[alias] = proxy
+                            used.append(label)
+                            for name, text in described:
+                                because.append(f"{label}.{name} {proxy.get(name)} {text}")
+                        if plan.absent:
+                            used.extend(plan.absent)
+                        concluded: list[str] = []
+                        new_facts: list[tuple[dict[str, Any], str]] = []
+                        run._plan = plan
+                        run._matched = matched
+                        run.used = used
+                        run.concluded = concluded
+                        run.because_lines = because
+                        run.new_facts = new_facts
+                        plan.action(run)
+                        fired.append(rule_id)
+                        trace.append({"rule": rule_id, "used": used, "concluded": concluded, "because": because})
+                        if new_facts:
+                            self._assert(new_facts)
                 except (KeyboardInterrupt, SystemExit) as exc:
                     self.interrupt = exc
                 except BaseException as exc:  # noqa: BLE001 - fail the triage closed, below
                     # Our own errors name rules and fact types; any other exception's text may carry a
                     # patient's value (KeyError('Jane')), so only its type is kept.
                     own = isinstance(exc, (RuleSetError, FactError))
-                    self.failure = (locals().get("rule_id", "(engine)"),
-                                    f"{type(exc).__name__}: {exc}" if own else type(exc).__name__)
-            message = _dre.complete_and_start_action(self._handle, state_handle)
+                    self.failure = (rule_id, f"{type(exc).__name__}: {exc}" if own else type(exc).__name__)
+            message = complete(handle, state_handle)
 
     # ------------------------------------------------------------ the state node's lifecycle
 
@@ -566,27 +628,33 @@ class _Session:
     def run(self, facts: list[dict[str, Any]]) -> Collected:
         self._reset()
         normal = [normalise_fact(f) for f in facts]
-        labels = []
+        labels = self.labels
+        named = []
         for f in normal:
-            label = fact_label(f)
-            if label in self.labels:
+            key = f.get("key")
+            label = f"{f['type']}:{key}" if key is not None else f["type"]
+            if label in labels:
                 raise FactError(f"two input facts share the label {label!r}; give them distinct keys")
-            self.labels.add(label)
-            labels.append(label)
-        payload = [self._assign_id(f, label) for f, label in zip(normal, labels)]
-        text = _dumps(payload) if payload else ""  # a fact that cannot be sent fails here, before any state exists
+            labels.add(label)
+            named.append(label)
+        # a fact that cannot be sent fails here, before any state exists
+        texts = [self._register(f, label) for f, label in zip(normal, named)]
         self.holds_state = True
         if self.fresh:
             self._open()
-        state = None
-        if payload:
-            code, state = _dre.assert_facts(self._handle, text)
-            if code == 2:
-                raise FactError("durable-rules took an input fact for one it had already seen")
-            self._drain(state)
-        for gate in self._gates:
-            code, state = _dre.assert_fact(self._handle, gate)
-            self._drain(state)
+        token = _RUNNING.set(self._ctx)
+        try:
+            state = None
+            if texts:
+                code, state = _dre.assert_facts(self._handle, "[" + ",".join(texts) + "]")
+                if code == 2:
+                    raise FactError("durable-rules took an input fact for one it had already seen")
+                self._drain(state)
+            for gate in self._gates:
+                code, state = _dre.assert_fact(self._handle, gate)
+                self._drain(state)
+        finally:
+            _RUNNING.reset(token)
         # Every agenda has drained (_drain returns only then): retracting or deleting is safe now.
         self.triages_on_state += 1
         if (self.failure is not None or self.interrupt is not None or not self._reuse
