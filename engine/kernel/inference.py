@@ -164,6 +164,49 @@ def normalise_fact(raw: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _normalise_fields(ftype: str, fields: dict[str, Any], key: Any) -> dict[str, Any]:
+    """`normalise_fact({"type": ftype, **fields, "key": key})` (no "key" when it is None), built
+    in one pass: a rule's `conclude(...)` arguments, which never hold "type" or "key" themselves."""
+    if type(ftype) is not str or not ftype:
+        raise FactError("a fact needs a non-empty string 'type'")
+    out: dict[str, Any] = {"type": ftype}
+    leaves = len(_INTERNAL) + 1
+    good = _GOOD_KEYS
+    for k, value in fields.items():
+        if k not in good:
+            _check_key(k, ftype)
+        kind = type(value)
+        if kind is str:
+            out[k] = value if len(value) <= MAX_STRING else _normalise_scalar(value, ftype, k)
+            leaves += 1
+        elif kind is int:
+            out[k] = value if -_SAFE_INT < value < _SAFE_INT else _normalise_scalar(value, ftype, k)
+            leaves += 1
+        elif kind is list or kind is tuple:
+            out[k] = [v if type(v) is str and len(v) <= MAX_STRING else _normalise_scalar(v, ftype, k) for v in value]
+            leaves += len(value) or 1
+        elif value is None:
+            raise FactError(f"fact {ftype}.{k}: None is not allowed; leave the field out")
+        else:
+            out[k] = _normalise_scalar(value, ftype, k)
+            leaves += 1
+    if key is not None:
+        kind = type(key)
+        if kind is str and len(key) <= MAX_STRING:
+            out["key"] = key
+        elif kind is list or kind is tuple:
+            out["key"] = [v if type(v) is str and len(v) <= MAX_STRING else _normalise_scalar(v, ftype, "key")
+                          for v in key]
+            leaves += len(key) or 1
+            leaves -= 1
+        else:
+            out["key"] = _normalise_scalar(key, ftype, "key")
+        leaves += 1
+    if leaves > MAX_FACT_PROPERTIES:
+        raise FactError(f"fact {ftype}: {leaves} properties with id and sid, at most {MAX_FACT_PROPERTIES}")
+    return out
+
+
 def fact_label(f: Mapping[str, Any]) -> str:
     key = f.get("key")
     return f"{f['type']}:{key}" if key is not None else str(f["type"])
@@ -241,6 +284,9 @@ class CompiledRules:
     strata: dict[str, int]
     order: tuple[str, ...]
     n_strata: int
+    #: fact type -> the fields some pattern tests: all of a fact that durable-rules is sent (the
+    #: rules read the whole fact from the wrapper's copy, never from durable's)
+    tested: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def compile_rules(ruleset: RuleSet) -> CompiledRules:
@@ -272,7 +318,12 @@ def compile_rules(ruleset: RuleSet) -> CompiledRules:
         patterns += [{f"{alias}$not": _compile_pattern(p)} for alias, p in sorted(unless.items())]
         definition[rid] = {"all": patterns, "pri": pri}
     text = json.dumps(definition, ensure_ascii=False, allow_nan=False)  # fails here, not in the C core
-    return CompiledRules(definition, text, strata, order, max(strata.values(), default=0) + 1)
+    tested: dict[str, set[str]] = {}
+    for when, unless in resolved.values():
+        for p in (*when.values(), *unless.values()):
+            tested.setdefault(p.type, set()).update(name for name, _ in p.tests)
+    return CompiledRules(definition, text, strata, order, max(strata.values(), default=0) + 1,
+                         {t: tuple(sorted(names - {"type"})) for t, names in tested.items()})
 
 
 # ---------------------------------------------------------------- one session
@@ -371,10 +422,13 @@ class _Run(Context):
     def conclude(self, type_: str, key: str | None = None, **fields: Any) -> None:
         if type_ not in self._plan.concludes:
             raise RuleSetError(f"rule {self._plan.id} concludes {type_!r} without declaring it")
-        raw = {"type": type_, **fields}
-        if key is not None:
-            raw["key"] = key
-        f = normalise_fact(raw)
+        if "type" in fields or "key" in fields:  # odd, but written as the dict it would make
+            raw = {"type": type_, **fields}
+            if key is not None:
+                raw["key"] = key
+            f = normalise_fact(raw)
+        else:
+            f = _normalise_fields(type_, fields, key)
         key = f.get("key")
         label = f"{f['type']}:{key}" if key is not None else f["type"]
         labels = self._s.labels
@@ -481,6 +535,7 @@ class _Session:
         self._plans = engine.plans
         self._gates = engine.gates
         self._gate_retracts = engine.gate_retracts
+        self._tested = engine.compiled.tested
         self._reuse = engine.reuse_states
         self._recycle_after = engine.recycle_after
         with _counter_lock:
@@ -515,16 +570,25 @@ class _Session:
         entry = (MappingProxyType(f), label)
         self._known[_FIDS[n]] = entry
         self.out.facts.append(f)
-        of_type = self.by_type.get(f["type"])
+        ftype = f["type"]
+        of_type = self.by_type.get(ftype)
         if of_type is None:
-            self.by_type[f["type"]] = [entry]
+            self.by_type[ftype] = [entry]
         else:
             of_type.append(entry)
-        return _fact_json(f, n)
+        # durable-rules gets only what its patterns test: the rules read the whole fact from `entry`
+        sent = {"type": ftype}
+        for name in self._tested.get(ftype, ()):
+            if name in f:
+                sent[name] = f[name]
+        return _fact_json(sent, n)
 
     def _assert(self, facts: list[tuple[dict[str, Any], str]]) -> None:
+        handle = self._handle
+        register = self._register
+        assert_fact = _dre.assert_fact
         for f, label in facts:  # one at a time, in the order concluded
-            code, _ = _dre.assert_fact(self._handle, self._register(f, label))
+            code, _ = assert_fact(handle, register(f, label))
             if code == 2:
                 raise FactError(f"durable-rules took fact {_FIDS[self._next_id]} for one it had already seen")
 
@@ -719,8 +783,8 @@ class Engine:
         self.compiled = compile_rules(ruleset)
         self.plans = _plans(ruleset)
         #: the stratum gate facts, serialised once, and their retractions
-        self.gates = tuple(json.dumps({"id": f"g{s}", "sid": _SID, "type": _GATE_TYPE, "stratum": s})
-                           for s in range(self.compiled.n_strata))
+        self.gates = tuple(json.dumps({"id": f"g{s}", "sid": _SID, "type": _GATE_TYPE, "stratum": s},
+                                      separators=(",", ":")) for s in range(self.compiled.n_strata))
         self.gate_retracts = tuple(json.dumps({"id": f"g{s}", "sid": _SID}) for s in range(self.compiled.n_strata))
         self._idle: list[_Session] = []
         self._lock = threading.Lock()
