@@ -329,18 +329,27 @@ def compile_rules(ruleset: RuleSet) -> CompiledRules:
 # ---------------------------------------------------------------- one session
 
 
-@dataclass
 class Collected:
     """What one inference run concluded, as plain data in firing order (the result models are
-    built once, from this, by `engine.kernel.triage.build_result`)."""
+    built once, from this, by `engine.kernel.triage.build_result`).
 
-    facts: list[dict[str, Any]] = field(default_factory=list)
-    recommendations: dict[str, dict[str, Any]] = field(default_factory=dict)
-    withheld: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
-    unknowns: dict[str, dict[str, Any]] = field(default_factory=dict)
-    notices: dict[str, dict[str, Any]] = field(default_factory=dict)
-    trace: list[dict[str, Any]] = field(default_factory=list)
-    fired: list[str] = field(default_factory=list)
+    A plain class, not a dataclass: one is made per triage, and a dataclass costs a millisecond
+    to define at every start of the CLI.
+    """
+
+    __slots__ = ("facts", "recommendations", "withheld", "unknowns", "notices", "trace", "fired")
+
+    def __init__(self) -> None:
+        self.facts: list[dict[str, Any]] = []
+        self.recommendations: dict[str, dict[str, Any]] = {}
+        self.withheld: dict[tuple[str, str, str], dict[str, Any]] = {}
+        self.unknowns: dict[str, dict[str, Any]] = {}
+        self.notices: dict[str, dict[str, Any]] = {}
+        self.trace: list[dict[str, Any]] = []
+        self.fired: list[str] = []
+
+    def __repr__(self) -> str:
+        return f"Collected(fired={self.fired!r})"
 
 
 def _described_tests(p: Pattern) -> tuple[tuple[str, str], ...]:

@@ -7,6 +7,7 @@ import os
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import orjson
@@ -31,7 +32,7 @@ def _json_data(value: Any) -> Any:
 class _Order:
     """What `build_result` and `build_data` need from a rule set beyond the run itself, worked out once."""
 
-    info: RulesetInfo
+    ruleset: RuleSet
     rank: dict[str, int]
     category_rank: dict[str, int]
     kind_rank: dict[str, int]
@@ -47,14 +48,26 @@ class _Order:
     #: `build_data` goes through the pydantic model for every patient)
     data_ready: bool
 
-    @classmethod
-    def of(cls, ruleset: RuleSet) -> "_Order":
+    @cached_property
+    def info(self) -> RulesetInfo:
+        """The result's stamp of the rule set (built on first use: the data path never needs the model)."""
+        ruleset = self.ruleset
         site = None
         if ruleset.site is not None:
             site = SiteInfo(name=ruleset.site.name, parameters={
                 name: SiteValue(value=p.value, default=p.default, reason=p.override.reason, set_by=p.override.set_by)
                 for name, p in sorted(ruleset.parameters.items()) if p.override is not None})
-        info = RulesetInfo(name=ruleset.name, version=ruleset.version, digest=ruleset.digest, site=site)
+        return RulesetInfo(name=ruleset.name, version=ruleset.version, digest=ruleset.digest, site=site)
+
+    @classmethod
+    def of(cls, ruleset: RuleSet) -> "_Order":
+        if ruleset.site is None:  # what RulesetInfo(...).model_dump(mode="json") gives, without the model
+            info_data: dict[str, Any] | None = {"name": ruleset.name, "version": ruleset.version,
+                                                "digest": ruleset.digest}
+            if not all(type(v) is str for v in info_data.values()):
+                info_data = None
+        else:
+            info_data = None
         grades = tuple(ev for spec in ruleset.interventions.values()
                        for ev in (spec.evidence, *spec.evidence_variants.values()) if ev is not None)
         ready = all(type(spec.category) is str and type(spec.strength) is str and type(spec.details) is dict
@@ -65,18 +78,21 @@ class _Order:
             evidence_data = {id(ev): ev.model_dump(mode="json") for ev in grades}
         except Exception:  # noqa: BLE001 - not JSON-ready: every result goes through the model
             citation_data, evidence_data, ready = {}, {}, False
-        return cls(
-            info=info,
+        order = cls(
+            ruleset=ruleset,
             rank={code: i for i, code in enumerate(ruleset.interventions)},
             category_rank={c: i for i, c in enumerate(ruleset.categories)},
             kind_rank={k: i for i, k in enumerate(KIND_ORDER)},
             rule_citations={r.id: tuple(r.citations) for r in ruleset.rules},
-            info_data=info.model_dump(mode="json"),
+            info_data=info_data or {},
             citation_data=citation_data,
             evidence_data=evidence_data,
             grades=grades,
             data_ready=ready,
         )
+        if info_data is None:
+            object.__setattr__(order, "info_data", order.info.model_dump(mode="json"))
+        return order
 
 
 def _ordered(out: Collected, o: _Order) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[str]]:
