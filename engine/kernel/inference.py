@@ -586,8 +586,11 @@ class _Session:
         else:
             of_type.append(entry)
         # durable-rules gets only what its patterns test: the rules read the whole fact from `entry`
+        tested = self._tested.get(ftype)
+        if not tested:
+            return _fact_json({"type": ftype}, n)
         sent = {"type": ftype}
-        for name in self._tested.get(ftype, ()):
+        for name in tested:
             if name in f:
                 sent[name] = f[name]
         return _fact_json(sent, n)
@@ -621,8 +624,9 @@ class _Session:
         fired = out.fired
         trace = out.trace
         complete = _dre.complete_and_start_action
+        ok = self.failure is None and self.interrupt is None
         while message:
-            if self.failure is None and self.interrupt is None:
+            if ok:
                 rule_id = "(engine)"
                 try:
                     (rule_id, m), = _loads(message).items()
@@ -640,10 +644,10 @@ class _Session:
                             proxy, label = known[m[alias]["id"]]
                             matched[alias] = proxy
                             used.append(label)
-                            for name, text in described:
-                                because.append(f"{label}.{name} {proxy.get(name)} {text}")
-                        if plan.absent:
-                            used.extend(plan.absent)
+                            if described:
+                                for name, text in described:
+                                    because.append(f"{label}.{name} {proxy.get(name)} {text}")
+                        used += plan.absent
                         concluded: list[str] = []
                         new_facts: list[tuple[dict[str, Any], str]] = []
                         run._plan = plan
@@ -659,11 +663,13 @@ class _Session:
                             self._assert(new_facts)
                 except (KeyboardInterrupt, SystemExit) as exc:
                     self.interrupt = exc
+                    ok = False
                 except BaseException as exc:  # noqa: BLE001 - fail the triage closed, below
                     # Our own errors name rules and fact types; any other exception's text may carry a
                     # patient's value (KeyError('Jane')), so only its type is kept.
                     own = isinstance(exc, (RuleSetError, FactError))
                     self.failure = (rule_id, f"{type(exc).__name__}: {exc}" if own else type(exc).__name__)
+                    ok = False
             message = complete(handle, state_handle)
 
     # ------------------------------------------------------------ the state node's lifecycle
@@ -719,10 +725,10 @@ class _Session:
         try:
             state = None
             if texts:
+                # Nothing can fire yet (every rule waits for its stratum's gate): no drain until the first gate.
                 code, state = _dre.assert_facts(self._handle, "[" + ",".join(texts) + "]")
                 if code == 2:
                     raise FactError("durable-rules took an input fact for one it had already seen")
-                self._drain(state)
             for gate in self._gates:
                 code, state = _dre.assert_fact(self._handle, gate)
                 self._drain(state)
