@@ -183,14 +183,20 @@ def test_patients_whose_ids_collide_in_durables_hash_share_nothing_on_a_kept_sta
 
 def test_fact_ids_are_reused_on_a_kept_state_without_being_taken_for_duplicates():
     """Fact identity is the id (a 32-bit hash): f1..f512 serve every patient, so each retraction
-    must really forget them, or the next patient's facts would be dropped as already seen."""
-    count = []
-    t = toy([Rule("TOY-EACH", "each tag", when={"t": fact("tag")}, action=lambda c: count.append(c.fact("t")["name"]))])
-    for round_ in range(3):
-        count.clear()
-        tags = [f"r{round_}-t{i}" for i in range(MAX_FACTS - 1)]
+    must really forget them, or the next patient's facts would be taken for duplicates (FactError)
+    or matched as the previous patient's."""
+    seen = []
+    t = toy([Rule("TOY-HIT", "the probe tag", when={"t": fact("tag", name="hit")},
+                  action=lambda c: seen.append(c.fact("t")["name"]))])
+    for round_ in range(4):
+        tags = [f"r{round_}-t{i}" for i in range(MAX_FACTS - 2)]
+        tags.insert(round_ * 100, "hit")  # at a different fact id each round
+        seen.clear()
         t.triage({"id": "x", "score": 1, "tags": tags})
-        assert sorted(count) == sorted(tags)
+        assert seen == ["hit"]
+        seen.clear()
+        t.triage({"id": "x", "score": 1, "tags": tags[:5]})
+        assert seen == (["hit"] if "hit" in tags[:5] else [])
     assert t.engine.states_created == 1
     assert t.engine.fallbacks == 0
 
@@ -242,3 +248,19 @@ def test_a_state_in_which_no_rule_ever_fires_is_deleted_safely_however_it_is_rec
         "    print(t.engine.states_created)\n"
     )
     assert out.split() == ["1500", "1500", "500", "2"]
+
+
+def test_a_triage_in_which_a_rule_fires_too_often_to_retract_safely_deletes_its_state():
+    """Retracting a fact that took part in completed activations makes durable-rules scan past a
+    freed frame's 16 message slots (valgrind shows the reads); the scan stays inside the rule's own
+    frame pool only while the rule fired at most 7 - (its positive patterns) times. Beyond that the
+    wrapper deletes the state (its agenda has drained) instead of retracting."""
+    t = toy([Rule("TOY-EACH", "each tag", when={"t": fact("tag")}, action=lambda c: None)])
+    assert t.engine.plans["TOY-EACH"].safe_firings == 6
+    t.triage({"id": "x", "score": 1, "tags": [f"t{i}" for i in range(6)]})
+    assert (t.engine.unsafe_to_retract, t.engine.kept_states()) == (0, 1)
+    r = t.triage({"id": "x", "score": 1, "tags": [f"t{i}" for i in range(7)]})
+    assert len(r.trace) == 7
+    assert (t.engine.unsafe_to_retract, t.engine.kept_states()) == (1, 0)
+    t.triage({"id": "x", "score": 1, "tags": ["a"]})
+    assert (t.engine.states_created, t.engine.kept_states(), t.engine.fallbacks) == (2, 1, 0)

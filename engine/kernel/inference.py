@@ -50,6 +50,7 @@ import math
 import os
 import threading
 import weakref
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -362,7 +363,8 @@ class _Plan:
     its positive aliases in trace order with the comparisons to explain, its absence labels, and
     what it declares (as sets, for the checks every `conclude`, `param` and `recommend` makes)."""
 
-    __slots__ = ("rule", "id", "action", "when", "absent", "concludes", "reads_all", "emits", "parameters")
+    __slots__ = ("rule", "id", "action", "when", "absent", "concludes", "reads_all", "emits", "parameters",
+                 "safe_firings")
 
     def __init__(self, rule: Rule, when: tuple, absent: tuple[str, ...]):
         self.rule = rule
@@ -374,6 +376,8 @@ class _Plan:
         self.reads_all = frozenset(rule.reads_all)
         self.emits = frozenset(rule.emits)
         self.parameters = frozenset(rule.parameters)
+        #: firings in one triage after which its facts may not be retracted (see _RETRACT_SAFE_SLOTS)
+        self.safe_firings = _RETRACT_SAFE_SLOTS - len(when)
 
 
 def _plans(ruleset: RuleSet) -> dict[str, _Plan]:
@@ -504,6 +508,23 @@ class _Run(Context):
     def because(self, text: str) -> None:
         self.because_lines.append(text)
 
+
+#: A bound that keeps retraction inside memory durable-rules owns. Retracting a fact walks every
+#: frame it took part in; a completed activation's frame stays marked "dispatching" after it is
+#: freed, and for such a frame deleteMessageFromFrame scans past its 16 message slots (it zeroes
+#: the retracted message's slot without lowering the frame's count, so from the second message of
+#: the frame on it looks for one more, then two more, ... non-empty slots beyond). valgrind shows
+#: those reads (uninitialised memory in the rule's action-frame pool). The scan stops at the first
+#: non-empty slot it finds; every never-used node of the pool holds one at its start, and a rule's
+#: pool starts with 8 nodes, of which node 0 is never used and node 7 only after the pool has grown.
+#: So while a rule has at most F activations at once (F <= its firings in the triage: activations
+#: are never cancelled under stratification) and k facts per activation (gate + positive patterns),
+#: the scan ends by node F + k - 1, inside the pool, if F + k - 1 <= 7; its possible writes (two
+#: zero words where a word happens to equal the message's offset) then only hit freed or never-used
+#: nodes, in fields a node gets afresh when used (a cut free-list link only makes the pool grow).
+#: A triage in which some rule fired more often is not retracted: its state node is deleted (the
+#: agenda has drained) and the next triage starts on a fresh one, with fresh pools.
+_RETRACT_SAFE_SLOTS = 8 - 1  # = F + k - 1 <= 7 with k = 1 + positive patterns: firings <= 7 - positive patterns
 
 _instance_counter = iter(range(1, 1 << 62))
 _counter_lock = threading.Lock()
@@ -704,6 +725,14 @@ class _Session:
         self.engine.fallbacks += 1
         self._delete()
 
+    def _retraction_unsafe(self) -> bool:
+        """Whether some rule fired too often for its facts to be retracted (see _RETRACT_SAFE_SLOTS)."""
+        fired = self.out.fired
+        if len(fired) == len(set(fired)):  # the common case: every rule fired at most once
+            return False
+        plans = self._plans
+        return any(n > plans[rule_id].safe_firings for rule_id, n in Counter(fired).items() if n > 1)
+
     def run(self, facts: list[dict[str, Any]]) -> Collected:
         self._reset()
         normal = [normalise_fact(f) for f in facts]
@@ -738,6 +767,9 @@ class _Session:
         self.triages_on_state += 1
         if (self.failure is not None or self.interrupt is not None or not self._reuse
                 or self.triages_on_state >= self._recycle_after or state is None):
+            self._delete()
+        elif self._retraction_unsafe():
+            self.engine.unsafe_to_retract += 1
             self._delete()
         else:
             self._clear(state)
@@ -808,6 +840,9 @@ class Engine:
         #: the proof that a cleared state was empty failed (expected: never)
         self.states_created = 0
         self.fallbacks = 0
+        #: triages whose state was deleted rather than cleared because a rule fired too often
+        #: for retraction to stay inside durable-rules' own memory (see _RETRACT_SAFE_SLOTS)
+        self.unsafe_to_retract = 0
         _ENGINES.add(self)
         self._release(self._new_session())  # fail at load time, not on the first patient
 
