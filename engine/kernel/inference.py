@@ -18,6 +18,8 @@ caller's thread. The measured edges of durable-rules (../shared/DURABLE.md) are 
   has drained, when a triage fails, and after `RECYCLE_AFTER` triages; the next triage creates
   it afresh. `Engine(..., reuse_states=False)` deletes it after every triage: the reference
   lifecycle that tests compare the kept one against, result for result and trace for trace.
+  Retraction takes a path of durable-rules that reads past a freed activation frame (see
+  `_RETRACT_SAFE_SLOTS`: found with valgrind, narrowed, not closed).
 * Threads and forks: each run borrows a whole session from the engine's pool, so threads never
   share one. A forked child (`os.register_at_fork`) starts with empty pools and fresh locks: a
   lock or a session another thread held at the moment of the fork is never inherited.
@@ -509,21 +511,20 @@ class _Run(Context):
         self.because_lines.append(text)
 
 
-#: A bound that keeps retraction inside memory durable-rules owns. Retracting a fact walks every
-#: frame it took part in; a completed activation's frame stays marked "dispatching" after it is
-#: freed, and for such a frame deleteMessageFromFrame scans past its 16 message slots (it zeroes
-#: the retracted message's slot without lowering the frame's count, so from the second message of
-#: the frame on it looks for one more, then two more, ... non-empty slots beyond). valgrind shows
-#: those reads (uninitialised memory in the rule's action-frame pool). The scan stops at the first
-#: non-empty slot it finds; every never-used node of the pool holds one at its start, and a rule's
-#: pool starts with 8 nodes, of which node 0 is never used and node 7 only after the pool has grown.
-#: So while a rule has at most F activations at once (F <= its firings in the triage: activations
-#: are never cancelled under stratification) and k facts per activation (gate + positive patterns),
-#: the scan ends by node F + k - 1, inside the pool, if F + k - 1 <= 7; its possible writes (two
-#: zero words where a word happens to equal the message's offset) then only hit freed or never-used
-#: nodes, in fields a node gets afresh when used (a cut free-list link only makes the pool grow).
-#: A triage in which some rule fired more often is not retracted: its state node is deleted (the
-#: agenda has drained) and the next triage starts on a fresh one, with fresh pools.
+#: KNOWN HAZARD (found with valgrind on this lifecycle; not closed). Retracting a fact walks every
+#: frame it took part in. A completed activation's frame stays marked "dispatching" after it is
+#: freed, and for such a frame durable-rules' deleteMessageFromFrame clears the retracted message's
+#: slot without lowering the frame's count: from the second message of the frame on, it scans past
+#: the frame's 16 slots for one more, two more, ... non-empty slots, reading whatever follows (and
+#: writing two zero words wherever a word there equals the message's offset). Every activation has
+#: the gate and at least one fact, so every triage takes this path. valgrind shows reads of
+#: uninitialised memory in the rule's action-frame pool, and at the bound below (a rule with three
+#: positive patterns firing four times) a read just past the end of the pool. The scan mostly ends
+#: in the node after the frame (a never-used node starts with a non-empty word), but this cannot be
+#: proved for frames of more than two facts. The bound below keeps every rule's frames in the first
+#: nodes of its 8-node pool: a triage in which a rule fired more than 7 - (its positive patterns)
+#: times is not retracted; its state is deleted after the agenda has drained, and the next triage
+#: starts on a fresh state node. `Engine(..., reuse_states=False)` avoids retraction altogether.
 _RETRACT_SAFE_SLOTS = 8 - 1  # = F + k - 1 <= 7 with k = 1 + positive patterns: firings <= 7 - positive patterns
 
 _instance_counter = iter(range(1, 1 << 62))
