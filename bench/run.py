@@ -155,13 +155,19 @@ def latency(workers: list[Worker], n: int, block: int) -> dict[str, dict]:
     return out
 
 
-def throughput(workers: list[Worker], path: Path, processes: int, repeats: int) -> dict[str, dict]:
-    """Records per second through the batch module (NDJSON file in and out), alternating runs; median."""
-    runs: dict[str, list[float]] = {w.name: [] for w in workers}
-    for _, w in alternating(workers, repeats):
-        r = w.ask("throughput", path=str(path), workers=processes)
-        runs[w.name].append(r["records"] / r["seconds"])
-    return {name: {"workers": processes, "runs_per_s": rs, "per_s": statistics.median(rs)} for name, rs in runs.items()}
+def throughput(workers: list[Worker], paths: list[Path], processes: int, repeats: int) -> dict[str, dict]:
+    """Records per second through the batch module (NDJSON file in and out), the cohort split into
+    `paths` and the trees alternating file by file (A B, B A, ...), `repeats` times over; the rate
+    is each tree's records over its seconds."""
+    seconds: dict[str, float] = {w.name: 0.0 for w in workers}
+    records: dict[str, int] = {w.name: 0 for w in workers}
+    blocks = [p for _ in range(repeats) for p in paths]
+    for k, w in alternating(workers, len(blocks)):
+        r = w.ask("throughput", path=str(blocks[k]), workers=processes)
+        seconds[w.name] += r["seconds"]
+        records[w.name] += r["records"]
+    return {name: {"workers": processes, "records": records[name], "seconds": seconds[name],
+                   "per_s": records[name] / seconds[name]} for name in seconds}
 
 
 def soak_api(workers: list[Worker], n: int, chunks: int = 10) -> dict[str, dict]:
@@ -257,7 +263,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--baseline", metavar="REF", help="commit to measure side by side (e.g. e7691ad)")
     ap.add_argument("--patients", type=int, default=20_000, help="cohort size for latency and throughput")
     ap.add_argument("--block", type=int, default=1000, help="patients per alternating latency block")
-    ap.add_argument("--repeats", type=int, default=3, help="alternating throughput runs per tree (median)")
+    ap.add_argument("--repeats", type=int, default=2, help="passes over the cohort for throughput")
+    ap.add_argument("--blocks", type=int, default=10, help="alternating blocks the throughput cohort is split into")
     ap.add_argument("--soak", type=int, default=100_000, help="triages for the memory soak (API); a tenth for `batch`")
     ap.add_argument("--workers", type=int, default=None, help="processes for the N-process run (default: cores)")
     ap.add_argument("--cold-runs", type=int, default=10, help="cold starts to take the median of")
@@ -266,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", metavar="FILE", help="also write every figure as JSON")
     args = ap.parse_args(argv)
     if args.quick:
-        args.patients, args.soak, args.cold_runs, args.repeats, args.block = 2000, 2000, 3, 1, 500
+        args.patients, args.soak, args.cold_runs, args.repeats, args.block, args.blocks = 2000, 2000, 3, 1, 500, 4
 
     fig: dict = {"machine": machine()}
     m = fig["machine"]
@@ -306,8 +313,16 @@ def main(argv: list[str] | None = None) -> int:
             sp = fig["split"] = {}
             for _, w in alternating(workers, 1):
                 sp[w.name] = w.ask("split", n=min(args.patients, 5000))
-            one = fig["throughput_1"] = throughput(workers, cohort_file, 1, args.repeats)
-            many = fig["throughput_n"] = throughput(workers, cohort_file, args.workers, args.repeats)
+            parts = []
+            with cohort_file.open("rb") as fh:
+                lines = fh.readlines()
+            step = max(1, len(lines) // args.blocks)
+            for i in range(0, len(lines), step):
+                part = tmp / f"cohort-{i // step:03d}.ndjson"
+                part.write_bytes(b"".join(lines[i:i + step]))
+                parts.append(part)
+            one = fig["throughput_1"] = throughput(workers, parts, 1, args.repeats)
+            many = fig["throughput_n"] = throughput(workers, parts, args.workers, args.repeats)
             soak = fig["soak_api"] = soak_api(workers, args.soak)
             for w in workers:
                 w.close()
@@ -335,8 +350,8 @@ def main(argv: list[str] | None = None) -> int:
     for key, label in (("p50_ms", "p50"), ("p95_ms", "p95"), ("p99_ms", "p99"), ("mean_ms", "mean")):
         print(_row(label, lat["current"][key], get(lat, base, key) if base else None, ".3f", " ms"))
     print(_row("patients/s", lat["current"]["api_per_s"], get(lat, base, "api_per_s") if base else None, ".0f"))
-    print(f"  throughput through the batch module (NDJSON in and out, {args.patients} records, median of "
-          f"{args.repeats} alternating runs):")
+    print(f"  throughput through the batch module (NDJSON in and out; {args.patients} records × {args.repeats} in "
+          f"{len(parts)} alternating blocks each):")
     print(_row("1 process, patients/s", one["current"]["per_s"], get(one, base, "per_s") if base else None, ".0f"))
     print(_row(f"{args.workers} processes, patients/s", many["current"]["per_s"],
                get(many, base, "per_s") if base else None, ".0f"))
