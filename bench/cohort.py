@@ -128,3 +128,25 @@ def coverage(rule_ids: Iterable[str], fired_sets: Iterable[Iterable[str]]) -> tu
         seen.update(fired)
     never = [r for r in all_ids if r not in seen]
     return len(all_ids) - len(never), len(all_ids), never
+
+
+#: What a patient may hold that the baseline of the side-by-side benchmark (e7691ad, rule set
+#: 1.1.0) does not accept: fields and codes added since, and its 100-character medication names.
+_NEWER_PAIN_FIELDS = ("dn4_examined",)
+_NEWER_FIELDS = ("not_retrieved",)
+_NEWER_CODES = {"comorbidities": {"long_term_opioid_use"}, "red_flags": {"foot_ulcer"}}
+BASELINE_MEDICATION_NAME = 100
+
+
+def common_shape(p: dict[str, Any]) -> dict[str, Any]:
+    """`p` restricted to the input shape both the current tree and the baseline accept: newer
+    fields and codes left out, medications as plain names of at most 100 characters."""
+    q = {k: v for k, v in p.items() if k not in _NEWER_FIELDS}
+    if "pain" in q:
+        q["pain"] = {k: v for k, v in q["pain"].items() if k not in _NEWER_PAIN_FIELDS}
+    for field, codes in _NEWER_CODES.items():
+        if field in q:
+            q[field] = [c for c in q[field] if c not in codes]
+    if "medications" in q:
+        q["medications"] = [m for m in q["medications"] if isinstance(m, str) and len(m) <= BASELINE_MEDICATION_NAME]
+    return q

@@ -1,22 +1,26 @@
-"""Clinic-scale benchmark: latency, throughput, memory, cold start, and where the time goes.
+"""Clinic-scale benchmark: latency, throughput, memory, cold start, and where the time goes,
+each figure beside the same figure for a baseline commit measured in the same run.
 
-    python -m bench                 # the full run (about two minutes on 2 cores)
-    python -m bench --quick         # a smoke run with small sizes (seconds)
-    python bench/run.py --json out.json
-    python -m bench --service       # the CDS Hooks service over HTTP instead (bench/service.py)
+    python -m bench --baseline e7691ad   # side by side with commit e7691ad (about 8 minutes on 2 cores)
+    python -m bench                      # this tree alone
+    python -m bench --quick              # a smoke run with small sizes
+    python bench/run.py --baseline e7691ad --json out.json
+    python -m bench --service            # the CDS Hooks service over HTTP instead (bench/service.py)
 
-Not a test: it prints figures and checks them against the targets of issue 5, saying by how
-much a target is missed. The cohort is synthetic and seeded (bench/cohort.py): no real patient.
+`--baseline REF` checks REF out in a temporary `git worktree` and measures both trees in worker
+processes (bench/side.py), each importing its own tree's engine, on the same seeded cohort
+restricted to the input shape both accept (bench/cohort.py `common_shape`). The work alternates in
+blocks (A B, B A, A B, ...) so both trees see the same minutes of a noisy machine, and each
+figure is printed with its ratio: "faster" is a ratio measured side by side, not two numbers from
+different minutes. Not a test. The cohort is synthetic and seeded: no real patient.
 """
 
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -29,26 +33,18 @@ if __package__ in (None, ""):  # `python bench/run.py`
 
 import orjson  # noqa: E402
 
-import engine.kernel.inference as inference  # noqa: E402
-from bench.cohort import cohort, coverage  # noqa: E402
-from engine import Triager  # noqa: E402
-from engine.channels import batch as batch_mod  # noqa: E402
-from engine.kernel.inputs import parse_json  # noqa: E402
-from engine.kernel.triage import build_result  # noqa: E402
+from bench.cohort import cohort, common_shape  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+SIDE = Path(__file__).resolve().parent / "side.py"
+EXAMPLE = ROOT / "tests" / "examples" / "neuropathic-persistent.json"
+#: The speed issue's targets, as ratios measured in one run.
 TARGETS = {
-    "p50_ms": 0.5,  # ≤
-    "one_process_per_s": 2000,  # ≥
-    "two_processes_per_s": 3500,  # ≥
-    "cold_start_s": 0.3,  # ≤
-    "rss_growth_mb": 20,  # < over 100,000 triages
+    "p50_vs_baseline": 0.5,  # ≤ : API p50 at most half the baseline's
+    "one_process_vs_baseline": 1.8,  # ≥ : one-process batch throughput
+    "cold_start_vs_interpreter": 6.0,  # ≤ : `cli.py triage FILE --format json` / `python -c pass`
+    "rss_growth_mb": 20,  # < over the API soak
 }
-#: The issue's reference figures: a 26-rule set, median µs per patient, measured by the issue's author.
-PEERS = [("plain Python functions", 11), ("durable-rules, wrapped", 200), ("CLIPS (clipspy 1.0.6)", 154),
-         ("experta 1.9.4", 1674)]
-
-
 def machine() -> dict:
     cpu = platform.processor() or platform.machine()
     try:
@@ -60,9 +56,13 @@ def machine() -> dict:
         pass
     from importlib.metadata import version
 
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cores = os.cpu_count() or 1
     return {
         "cpu": cpu,
-        "cores": batch_mod.default_workers(),
+        "cores": cores,
         "python": platform.python_version(),
         "os": f"{platform.system()} {platform.release()}",
         "durable_rules": version("durable_rules"),
@@ -72,137 +72,120 @@ def machine() -> dict:
     }
 
 
-def rss_mb() -> float:
-    with open("/proc/self/statm") as fh:
-        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-
-def peak_rss_mb(who: int = resource.RUSAGE_SELF) -> float:
-    return resource.getrusage(who).ru_maxrss / 1024  # kB on Linux
-
-
 def pct(sorted_values: list[float], q: float) -> float:
     return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
+
+
+# ---------------------------------------------------------------- the two trees
+
+
+class Worker:
+    """bench/side.py in a process of its own, importing the engine of `tree`."""
+
+    def __init__(self, name: str, tree: Path):
+        self.name = name
+        self.tree = tree
+        self.proc = subprocess.Popen([sys.executable, str(SIDE), str(tree)], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, cwd=str(tree), text=True)
+
+    def ask(self, cmd: str, **args) -> dict:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(json.dumps({"cmd": cmd, **args}) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the {self.name} worker stopped (exit {self.proc.wait()})")
+        return json.loads(line)
+
+    def close(self) -> None:
+        try:
+            self.ask_quit()
+        finally:
+            self.proc.wait(timeout=30)
+
+    def ask_quit(self) -> None:
+        if self.proc.poll() is None and self.proc.stdin is not None:
+            self.proc.stdin.write(json.dumps({"cmd": "quit"}) + "\n")
+            self.proc.stdin.close()
+
+
+def _git(*args: str) -> str:
+    return subprocess.run(["git", "-C", str(ROOT), *args], check=True, capture_output=True, text=True).stdout.strip()
+
+
+class BaselineTree:
+    """REF checked out in a temporary git worktree, removed again on exit."""
+
+    def __init__(self, ref: str, parent: Path):
+        self.ref = ref
+        self.commit = _git("rev-parse", "--short", f"{ref}^{{commit}}")
+        self.path = parent / f"baseline-{self.commit}"
+
+    def __enter__(self) -> Path:
+        _git("worktree", "add", "--detach", "--quiet", str(self.path), self.commit)
+        return self.path
+
+    def __exit__(self, *exc) -> None:
+        _git("worktree", "remove", "--force", str(self.path))
+
+
+def alternating(workers: list[Worker], rounds: int):
+    """(round, worker) pairs, the order of the workers reversed every other round: A B, B A, A B ..."""
+    for k in range(rounds):
+        for w in (workers if k % 2 == 0 else workers[::-1]):
+            yield k, w
 
 
 # ---------------------------------------------------------------- measurements
 
 
-def latency(t: Triager, patients: list[dict]) -> dict:
-    """Per-patient wall time of `Triager.triage(dict)`: validation, inference and result."""
-    for p in patients[:500]:
-        t.triage(p)
-    times = []
-    clock = time.perf_counter
-    for p in patients:
-        s = clock()
-        t.triage(p)
-        times.append(clock() - s)
-    times.sort()
-    ms = [x * 1e3 for x in times]
-    return {"n": len(ms), "p50_ms": pct(ms, 0.50), "p95_ms": pct(ms, 0.95), "p99_ms": pct(ms, 0.99),
-            "mean_ms": statistics.fmean(ms), "api_per_s": len(ms) / sum(times)}
+def latency(workers: list[Worker], n: int, block: int) -> dict[str, dict]:
+    """Per-patient wall time of `Triager.triage(dict)` in blocks of `block` patients, alternating."""
+    times: dict[str, list[float]] = {w.name: [] for w in workers}
+    for w in workers:  # warm-up: first calls, caches
+        w.ask("latency", start=0, end=min(n, 500))
+    blocks = [(i, min(n, i + block)) for i in range(0, n, block)]
+    for k, w in alternating(workers, len(blocks)):
+        start, end = blocks[k]
+        times[w.name] += w.ask("latency", start=start, end=end)["times"]
+    out = {}
+    for name, ts in times.items():
+        ms = sorted(x * 1e3 for x in ts)
+        out[name] = {"n": len(ms), "p50_ms": pct(ms, 0.50), "p95_ms": pct(ms, 0.95), "p99_ms": pct(ms, 0.99),
+                     "mean_ms": statistics.fmean(ms), "api_per_s": len(ms) / (sum(ms) / 1e3)}
+    return out
 
 
-class _TimedCore:
-    """Stands in for the durable-rules C module and adds up the time spent inside its calls."""
-
-    def __init__(self, module):
-        self._m = module
-        self.seconds = 0.0
-        self.calls = 0
-
-    def __getattr__(self, name):
-        fn = getattr(self._m, name)
-        clock = time.perf_counter
-
-        def timed(*args):
-            s = clock()
-            try:
-                return fn(*args)
-            finally:
-                self.seconds += clock() - s
-                self.calls += 1
-
-        return timed
+def throughput(workers: list[Worker], paths: list[Path], processes: int, repeats: int) -> dict[str, dict]:
+    """Records per second through the batch module (NDJSON file in and out), the cohort split into
+    `paths` and the trees alternating file by file (A B, B A, ...), `repeats` times over; the rate
+    is each tree's records over its seconds."""
+    seconds: dict[str, float] = {w.name: 0.0 for w in workers}
+    records: dict[str, int] = {w.name: 0 for w in workers}
+    blocks = [p for _ in range(repeats) for p in paths]
+    for k, w in alternating(workers, len(blocks)):
+        r = w.ask("throughput", path=str(blocks[k]), workers=processes)
+        seconds[w.name] += r["seconds"]
+        records[w.name] += r["records"]
+    return {name: {"workers": processes, "records": records[name], "seconds": seconds[name],
+                   "per_s": records[name] / seconds[name]} for name in seconds}
 
 
-def split(t: Triager, patients: list[dict]) -> dict:
-    """Mean µs per patient in each stage of the batch path, timed patient by patient (nothing is
-    held between patients, as in a real run); then a second pass with durable-rules' C module
-    wrapped by a timer, for the share of inference spent inside durable-rules itself."""
-    texts = [orjson.dumps(p) for p in patients]
-    n = len(texts)
-    clock = time.perf_counter
-    ruleset, engine_, order = t.ruleset, t.engine, t._order
-    stages = [0.0] * 6
-    for text in texts:
-        t0 = clock()
-        data = parse_json(text)
-        t1 = clock()
-        model = t.validate(data)
-        t2 = clock()
-        facts = ruleset.to_facts(model)
-        t3 = clock()
-        out = engine_.run(facts)
-        t4 = clock()
-        result = build_result(ruleset, model, out, order)
-        t5 = clock()
-        result.__pydantic_serializer__.to_json(result)
-        t6 = clock()
-        for i, (x, y) in enumerate(((t0, t1), (t1, t2), (t2, t3), (t3, t4), (t4, t5), (t5, t6))):
-            stages[i] += y - x
-    real = inference._dre
-    timed = inference._dre = _TimedCore(real)
-    try:
-        for text in texts:
-            engine_.run(ruleset.to_facts(t.validate(parse_json(text))))
-    finally:
-        inference._dre = real
-    us = [x / n * 1e6 for x in stages]
-    c_us = timed.seconds / n * 1e6
-    return {
-        "patients": n, "parse_json_us": us[0], "validate_us": us[1], "to_facts_us": us[2], "inference_us": us[3],
-        "inference_durable_c_us": c_us, "inference_python_us": us[3] - c_us,
-        "durable_calls_per_patient": timed.calls / n, "build_result_us": us[4], "serialise_us": us[5],
-    }
-
-
-def write_ndjson(path: Path, n: int, seed: int) -> None:
-    with path.open("wb") as fh:
-        for p in cohort(n, seed=seed):
-            fh.write(orjson.dumps(p) + b"\n")
-
-
-def throughput(path: Path, workers: int) -> dict:
-    """Records per second through engine.channels.batch (file in, file out), excluding interpreter start."""
-    source = batch_mod.open_input(str(path))
-    with open(os.devnull, "wb") as sink:
-        s = time.perf_counter()
-        summary = batch_mod.run_batch(source.records, sink, workers)
-        wall = time.perf_counter() - s
-    source.close()
-    return {"workers": workers, "records": summary.records, "seconds": wall, "per_s": summary.records / wall}
-
-
-def soak_api(t: Triager, n: int, seed: int) -> dict:
-    """RSS over `n` triages in this process (one patient at a time, results dropped)."""
-    payloads = [orjson.dumps(p) for p in cohort(2000, seed=seed)]
-    for b in payloads:
-        t.triage_json(b)
-    gc.collect()
-    start = rss_mb()
-    curve = []
-    step = max(1, n // 10)
-    s = time.perf_counter()
-    for i in range(n):
-        t.triage_json(payloads[i % len(payloads)])
-        if (i + 1) % step == 0:
-            curve.append(round(rss_mb() - start, 2))
-    wall = time.perf_counter() - s
-    gc.collect()
-    return {"n": n, "rss_start_mb": start, "rss_growth_mb": rss_mb() - start, "growth_curve_mb": curve,
-            "per_s": n / wall}
+def soak_api(workers: list[Worker], n: int, chunks: int = 10) -> dict[str, dict]:
+    """RSS over `n` triages in each worker (JSON text in, results dropped), in alternating chunks."""
+    step = max(1, n // chunks)
+    out: dict[str, dict] = {w.name: {"n": 0, "curve_mb": [], "seconds": 0.0} for w in workers}
+    for k, w in alternating(workers, chunks):
+        r = w.ask("soak", n=step, offset=k * step)
+        o = out[w.name]
+        o.setdefault("rss_start_mb", r["rss_before_mb"])
+        o["n"] += step
+        o["seconds"] += r["seconds"]
+        o["curve_mb"].append(round(r["rss_after_mb"] - o["rss_start_mb"], 2))
+    for o in out.values():
+        o["rss_growth_mb"] = o["curve_mb"][-1]
+        o["per_s"] = o["n"] / o["seconds"]
+    return out
 
 
 _PEAK_OF_CHILD = (
@@ -213,46 +196,48 @@ _PEAK_OF_CHILD = (
 )
 
 
-def soak_batch(path: Path, n: int, workers: int) -> dict:
-    """The CLI's `batch` on `n` records in a fresh process tree: every record accounted for, and
-    the peak RSS of its largest process (the batch process or one of its workers)."""
-    out = path.with_suffix(".out.ndjson")
-    cmd = [sys.executable, "-c", _PEAK_OF_CHILD, sys.executable, str(ROOT / "cli.py"), "batch", str(path),
+def soak_batch(tree: Path, path: Path, n: int, workers: int) -> dict:
+    """`cli.py batch` of `tree` on `n` records in a fresh process tree: every record accounted for,
+    and the peak RSS of its largest process."""
+    out = path.with_name(f"{path.stem}-{tree.name}.out.ndjson")
+    cmd = [sys.executable, "-c", _PEAK_OF_CHILD, sys.executable, str(tree / "cli.py"), "batch", str(path),
            "--out", str(out), "--workers", str(workers)]
     s = time.perf_counter()
-    done = subprocess.run(cmd, capture_output=True, text=True)
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=str(tree))
     wall = time.perf_counter() - s
     lines = errors = 0
     with out.open("rb") as fh:
         for line in fh:
             lines += 1
             errors += line.startswith(b'{"line":')
+    out.unlink()
     return {"records": n, "output_lines": lines, "error_lines": errors, "exit_code": done.returncode,
             "seconds": wall, "per_s": n / wall, "workers": workers,
             "peak_rss_largest_process_mb": int(done.stdout.split()[-1]) / 1024}
 
 
-def cold_start(runs: int) -> dict:
-    """Wall time of one-patient `triage --format json` in a new interpreter, and of its parts."""
-    example = ROOT / "tests" / "examples" / "neuropathic-persistent.json"
-
-    def wall(cmd: list[str]) -> float:
-        ts = []
-        for _ in range(runs):
-            s = time.perf_counter()
-            subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True, cwd=ROOT)
-            ts.append(time.perf_counter() - s)
-        return statistics.median(ts)
-
+def cold_start(trees: list[tuple[str, Path]], runs: int) -> dict:
+    """Median wall time of one-patient `cli.py triage FILE --format json` in a new interpreter, per
+    tree, and of `python -c pass`; the commands interleaved run by run."""
     py = sys.executable
-    triage_cmd = [py, str(ROOT / "cli.py"), "triage", str(example), "--format", "json"]
-    wall(triage_cmd)  # page cache and bytecode warm: "cold" is a new process, not a cold disk
-    return {
-        "runs": runs,
-        "interpreter_s": wall([py, "-c", "pass"]),
-        "imports_s": wall([py, "-c", "import cli, rules"]),
-        "triage_s": wall(triage_cmd),
-    }
+    cmds = {"interpreter": ([py, "-c", "pass"], ROOT)}
+    for name, tree in trees:
+        # bytecode as an installed package has it (PYTHONDONTWRITEBYTECODE may forbid writing it on
+        # import, and then every start would compile every module of the tree from source)
+        subprocess.run([py, "-m", "compileall", "-q", "engine", "rules", "cli.py"], cwd=tree, check=True,
+                       stdout=subprocess.DEVNULL)
+        cmds[name] = ([py, str(tree / "cli.py"), "triage", str(EXAMPLE), "--format", "json"], tree)
+    for cmd, cwd in cmds.values():  # page cache warm: "cold" is a new process, not a cold disk
+        subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True, cwd=cwd)
+    times: dict[str, list[float]] = {k: [] for k in cmds}
+    order = list(cmds)
+    for i in range(runs):
+        for key in (order if i % 2 == 0 else order[::-1]):
+            cmd, cwd = cmds[key]
+            s = time.perf_counter()
+            subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True, cwd=cwd)
+            times[key].append(time.perf_counter() - s)
+    return {"runs": runs, **{k: statistics.median(v) for k, v in times.items()}, "all_s": times}
 
 
 # ---------------------------------------------------------------- report
@@ -266,11 +251,23 @@ def verdict(value: float, target: float, higher_is_better: bool) -> str:
     return f"MISSED by {miss:.0%}"
 
 
+def _row(label: str, cur: float | None, base: float | None, fmt: str, unit: str = "") -> str:
+    def show(v):
+        return "-" if v is None else format(v, fmt) + unit
+
+    ratio = f"×{cur / base:.2f}" if cur is not None and base not in (None, 0) else ""
+    return f"  {label:<44} {show(cur):>14} {show(base):>14} {ratio:>8}"
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--baseline", metavar="REF", help="commit to measure side by side (e.g. e7691ad)")
     ap.add_argument("--patients", type=int, default=20_000, help="cohort size for latency and throughput")
-    ap.add_argument("--soak", type=int, default=100_000, help="records for the memory soak (API and batch)")
-    ap.add_argument("--workers", type=int, default=batch_mod.default_workers(), help="processes for the N-process run")
+    ap.add_argument("--block", type=int, default=1000, help="patients per alternating latency block")
+    ap.add_argument("--repeats", type=int, default=2, help="passes over the cohort for throughput")
+    ap.add_argument("--blocks", type=int, default=10, help="alternating blocks the throughput cohort is split into")
+    ap.add_argument("--soak", type=int, default=100_000, help="triages for the memory soak (API); a tenth for `batch`")
+    ap.add_argument("--workers", type=int, default=None, help="processes for the N-process run (default: cores)")
     ap.add_argument("--cold-runs", type=int, default=10, help="cold starts to take the median of")
     ap.add_argument("--seed", type=int, default=20240501)
     ap.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
@@ -283,98 +280,138 @@ def main(argv: list[str] | None = None) -> int:
 
         return service.main(args)
     if args.quick:
-        args.patients, args.soak, args.cold_runs = 2000, 2000, 2
+        args.patients, args.soak, args.cold_runs, args.repeats, args.block, args.blocks = 2000, 2000, 3, 1, 500, 4
 
     fig: dict = {"machine": machine()}
     m = fig["machine"]
+    args.workers = args.workers or m["cores"]
     print(f"machine: {m['cpu']}, {m['cores']} cores, Python {m['python']}, {m['os']}")
     print(f"         durable-rules {m['durable_rules']}, pydantic {m['pydantic']}, orjson {m['orjson']}; "
           f"load average at start {m['load_average_at_start']}")
 
-    t = Triager()
-    patients = list(cohort(args.patients, seed=args.seed))
-    fired: set[str] = set()
-    for p in patients:
-        fired.update(e.rule for e in t.triage(p).trace)
-    hit, total, never = coverage([r.id for r in t.ruleset.rules], [fired])
-    fig["cohort"] = {"patients": len(patients), "seed": args.seed, "rules_fired": hit, "rules": total, "never_fired": never}
-    print(f"\ncohort: {len(patients)} synthetic patients (seed {args.seed}); rule set {t.ruleset.name} "
-          f"{t.ruleset.version}: {hit}/{total} rules fired at least once" + (f" (never: {', '.join(never)})" if never else ""))
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        base_ctx = BaselineTree(args.baseline, tmp) if args.baseline else None
+        trees: list[tuple[str, Path]] = [("current", ROOT)]
+        if base_ctx is not None:
+            trees.append(("baseline", base_ctx.__enter__()))
+        workers: list[Worker] = []
+        try:
+            head = _git("rev-parse", "--short", "HEAD")
+            dirty = bool(_git("status", "--porcelain", "--untracked-files=no"))
+            fig["trees"] = {"current": f"{head}{' + uncommitted changes' if dirty else ''} ({ROOT})"}
+            if base_ctx is not None:
+                fig["trees"]["baseline"] = f"{base_ctx.commit} ({args.baseline})"
+            cohort_file = tmp / "cohort.ndjson"
+            with cohort_file.open("wb") as fh:
+                for p in cohort(args.patients, seed=args.seed):
+                    fh.write(orjson.dumps(common_shape(p)) + b"\n")
+            workers = [Worker(name, tree) for name, tree in trees]
+            print()
+            fig["cohort"] = {}
+            for w in workers:
+                info = fig["cohort"][w.name] = w.ask("load", cohort=str(cohort_file))
+                print(f"{w.name:>8}: {fig['trees'][w.name]}; rule set {info['ruleset']}, {info['rules_fired']}/"
+                      f"{info['rules']} rules fired on {info['patients']} synthetic patients (seed {args.seed}), "
+                      f"{info['rejected']} rejected")
+            names = [w.name for w in workers]
 
-    lat = fig["latency"] = latency(t, patients)
-    print(f"\nlatency through the API (Triager.triage(dict), one thread, {lat['n']} patients):")
-    print(f"  p50 {lat['p50_ms']:.3f} ms   p95 {lat['p95_ms']:.3f} ms   p99 {lat['p99_ms']:.3f} ms   "
-          f"mean {lat['mean_ms']:.3f} ms  ({lat['api_per_s']:.0f} patients/s)")
+            lat = fig["latency"] = latency(workers, args.patients, args.block)
+            sp = fig["split"] = {}
+            for _, w in alternating(workers, 1):
+                sp[w.name] = w.ask("split", n=min(args.patients, 5000))
+            parts = []
+            with cohort_file.open("rb") as fh:
+                lines = fh.readlines()
+            step = max(1, len(lines) // args.blocks)
+            for i in range(0, len(lines), step):
+                part = tmp / f"cohort-{i // step:03d}.ndjson"
+                part.write_bytes(b"".join(lines[i:i + step]))
+                parts.append(part)
+            one = fig["throughput_1"] = throughput(workers, parts, 1, args.repeats)
+            many = fig["throughput_n"] = throughput(workers, parts, args.workers, args.repeats)
+            soak = fig["soak_api"] = soak_api(workers, args.soak)
+            for w in workers:
+                w.close()
+            workers = []
+            batch_file = tmp / "soak.ndjson"
+            with batch_file.open("wb") as fh:
+                for p in cohort(args.soak // 10, seed=args.seed + 2):
+                    fh.write(orjson.dumps(common_shape(p)) + b"\n")
+            sb = fig["soak_batch"] = {name: soak_batch(tree, batch_file, args.soak // 10, args.workers)
+                                      for name, tree in trees}
+            cs = fig["cold_start"] = cold_start(trees, args.cold_runs)
+        finally:
+            for w in workers:
+                w.proc.kill()
+            if base_ctx is not None:
+                base_ctx.__exit__(None, None, None)
 
-    sp = fig["split"] = split(t, patients[: min(len(patients), 5000)])
-    del patients  # the throughput runs fork: keep this process small
-    gc.collect()
-    total_us = sum(sp[k] for k in ("parse_json_us", "validate_us", "to_facts_us", "inference_us", "build_result_us",
-                                   "serialise_us"))
-    print("\nwhere the time goes (mean µs per patient, stage by stage; batch path = all rows):")
-    rows = [("parse_json (strict JSON)", sp["parse_json_us"]), ("validation (pydantic Patient)", sp["validate_us"]),
-            ("facts (rules.to_facts)", sp["to_facts_us"]),
-            ("inference: durable-rules C core", sp["inference_durable_c_us"]),
-            ("inference: our wrapper + rule actions", sp["inference_python_us"]),
-            ("result building (build_result)", sp["build_result_us"]), ("serialising the result (JSON)", sp["serialise_us"])]
-    for name, us in rows:
-        print(f"  {name:<40} {us:7.1f} µs  {us / total_us:5.1%}")
-    print(f"  {'total':<40} {total_us:7.1f} µs  ({sp['patients']} patients, "
-          f"{sp['durable_calls_per_patient']:.1f} durable-rules calls each)")
-    ours = total_us - sp["inference_durable_c_us"]
-    print(f"  durable-rules' own inference: {sp['inference_durable_c_us']:.0f} µs ({sp['inference_durable_c_us'] / total_us:.0%});"
-          f" ours: {ours:.0f} µs ({ours / total_us:.0%})")
-    print("  peers (the issue's figures, a 26-rule set, µs per patient): "
-          + ", ".join(f"{name} {us}" for name, us in PEERS))
+    def get(d: dict, name: str, key: str):
+        return d[name][key] if name in d else None
 
-    with tempfile.TemporaryDirectory() as tmp:
-        cohort_file = Path(tmp) / "cohort.ndjson"
-        write_ndjson(cohort_file, args.patients, args.seed)
-        one = fig["throughput_1"] = throughput(cohort_file, 1)
-        many = fig["throughput_n"] = throughput(cohort_file, args.workers)
-        print(f"\nthroughput through engine.channels.batch (NDJSON file in and out, {args.patients} records):")
-        print(f"  1 process:   {one['per_s']:7.0f} patients/s")
-        print(f"  {args.workers} processes: {many['per_s']:7.0f} patients/s  (×{many['per_s'] / one['per_s']:.2f})")
+    base = "baseline" if "baseline" in names else None
+    print(f"\n  {'figure':<44} {'current':>14} {(base or ''):>14} {'ratio' if base else '':>8}")
+    print("  latency through the API, Triager.triage(dict), one thread, "
+          f"{lat['current']['n']} patients in alternating blocks of {args.block}:")
+    for key, label in (("p50_ms", "p50"), ("p95_ms", "p95"), ("p99_ms", "p99"), ("mean_ms", "mean")):
+        print(_row(label, lat["current"][key], get(lat, base, key) if base else None, ".3f", " ms"))
+    print(_row("patients/s", lat["current"]["api_per_s"], get(lat, base, "api_per_s") if base else None, ".0f"))
+    print(f"  throughput through the batch module (NDJSON in and out; {args.patients} records × {args.repeats} in "
+          f"{len(parts)} alternating blocks each):")
+    print(_row("1 process, patients/s", one["current"]["per_s"], get(one, base, "per_s") if base else None, ".0f"))
+    print(_row(f"{args.workers} processes, patients/s", many["current"]["per_s"],
+               get(many, base, "per_s") if base else None, ".0f"))
+    print(f"  where the time goes, batch path, mean µs per patient ({min(args.patients, 5000)} patients):")
+    stages = [("parse_json (strict JSON)", "parse_json_us"), ("validation (pydantic Patient)", "validate_us"),
+              ("facts (rules.to_facts)", "to_facts_us"), ("inference: durable-rules C core", "inference_durable_c_us"),
+              ("inference: wrapper + rule actions", None), ("result (data or model)", "build_result_us"),
+              ("serialising the result (JSON)", "serialise_us")]
+    for name in names:
+        sp[name]["inference_python_us"] = sp[name]["inference_us"] - sp[name]["inference_durable_c_us"]
+        sp[name]["total_us"] = sum(sp[name][k] for k in ("parse_json_us", "validate_us", "to_facts_us", "inference_us",
+                                                         "build_result_us", "serialise_us"))
+    for label, key in stages + [("total", "total_us"), ("durable-rules calls per patient", "durable_calls_per_patient")]:
+        key = key or "inference_python_us"
+        print(_row(label, sp["current"][key], get(sp, base, key) if base else None, ".1f"))
+    print(f"  memory, {args.soak} triages in one process (API), RSS growth after warm-up, in alternating chunks:")
+    print(_row("RSS growth", soak["current"]["rss_growth_mb"], get(soak, base, "rss_growth_mb") if base else None,
+               "+.1f", " MB"))
+    for name in names:
+        print(f"    {name}: RSS {soak[name]['rss_start_mb']:.1f} MB at start; growth by tenth {soak[name]['curve_mb']}")
+    print(f"  `cli.py batch` of {args.soak // 10} records, {args.workers} workers (start-up included):")
+    print(_row("patients/s", sb["current"]["per_s"], get(sb, base, "per_s") if base else None, ".0f"))
+    print(_row("peak RSS of the largest process", sb["current"]["peak_rss_largest_process_mb"],
+               get(sb, base, "peak_rss_largest_process_mb") if base else None, ".1f", " MB"))
+    for name in names:
+        x = sb[name]
+        print(f"    {name}: {x['output_lines']}/{x['records']} lines out ({x['error_lines']} error records), exit {x['exit_code']}")
+    print(f"  cold start, `python cli.py triage FILE --format json`, median of {cs['runs']} interleaved runs "
+          "(bytecode compiled; the same venv, editable install included, for every command):")
+    print(_row("one patient", cs["current"], cs.get("baseline"), ".3f", " s"))
+    print(_row("python -c pass (same interpreter)", cs["interpreter"], cs["interpreter"] if base else None, ".3f", " s"))
+    print(f"    current / python -c pass: ×{cs['current'] / cs['interpreter']:.2f}"
+          + (f"; baseline / python -c pass: ×{cs['baseline'] / cs['interpreter']:.2f}" if base else ""))
 
-        soak = fig["soak_api"] = soak_api(t, args.soak, args.seed + 1)
-        print(f"\nmemory, {soak['n']} triages in one process (API): RSS {soak['rss_start_mb']:.1f} MB at start, "
-              f"grew {soak['rss_growth_mb']:+.1f} MB; growth every {soak['n'] // 10}: {soak['growth_curve_mb']}")
-        small_file, soak_file = Path(tmp) / "soak-small.ndjson", Path(tmp) / "soak.ndjson"
-        write_ndjson(small_file, args.soak // 10, args.seed + 2)
-        write_ndjson(soak_file, args.soak, args.seed + 2)
-        sb_small = fig["soak_batch_tenth"] = soak_batch(small_file, args.soak // 10, args.workers)
-        sb = fig["soak_batch"] = soak_batch(soak_file, args.soak, args.workers)
-        for x in (sb_small, sb):
-            print(f"memory, `cli.py batch` of {x['records']:>6} records, {x['workers']} workers: "
-                  f"{x['output_lines']} lines out ({x['error_lines']} error records), exit {x['exit_code']}, "
-                  f"{x['seconds']:.1f} s ({x['per_s']:.0f}/s with start-up); peak RSS of its largest process "
-                  f"{x['peak_rss_largest_process_mb']:.1f} MB")
-    fig["peak_rss_bench_mb"] = peak_rss_mb()
-    print(f"peak RSS of this benchmark process: {fig['peak_rss_bench_mb']:.1f} MB")
-
-    cs = fig["cold_start"] = cold_start(args.cold_runs)
-    print(f"\ncold start, one patient, `python cli.py triage FILE --format json` (median of {cs['runs']}):")
-    print(f"  {cs['triage_s']:.3f} s wall = interpreter {cs['interpreter_s']:.3f} s + imports "
-          f"{cs['imports_s'] - cs['interpreter_s']:.3f} s + rule set, engine and triage "
-          f"{cs['triage_s'] - cs['imports_s']:.3f} s")
-
-    checks = [
-        ("p50 ≤ 0.5 ms through the API", lat["p50_ms"], TARGETS["p50_ms"], False, f"{lat['p50_ms']:.3f} ms"),
-        ("≥ 2,000 patients/s in one process", one["per_s"], TARGETS["one_process_per_s"], True, f"{one['per_s']:.0f}/s"),
-        (f"≥ 3,500 patients/s with {args.workers} processes", many["per_s"], TARGETS["two_processes_per_s"], True,
-         f"{many['per_s']:.0f}/s"),
-        ("one-patient cold start ≤ 0.3 s", cs["triage_s"], TARGETS["cold_start_s"], False, f"{cs['triage_s']:.3f} s"),
-        (f"RSS growth over {soak['n']} triages < 20 MB", soak["rss_growth_mb"], TARGETS["rss_growth_mb"], False,
-         f"{soak['rss_growth_mb']:+.1f} MB"),
-        (f"batch of {sb['records']}: every record accounted for", float(sb["output_lines"] == sb["records"]), 1.0, True,
-         f"{sb['output_lines']}/{sb['records']} lines"),
-    ]
+    checks = [(f"RSS growth over {args.soak} triages < {TARGETS['rss_growth_mb']} MB", soak["current"]["rss_growth_mb"],
+               TARGETS["rss_growth_mb"], False, f"{soak['current']['rss_growth_mb']:+.1f} MB"),
+              ("cold start ≤ 6× `python -c pass`", cs["current"] / cs["interpreter"],
+               TARGETS["cold_start_vs_interpreter"], False, f"×{cs['current'] / cs['interpreter']:.2f}"),
+              (f"batch of {sb['current']['records']}: every record accounted for",
+               float(sb["current"]["output_lines"] == sb["current"]["records"]), 1.0, True,
+               f"{sb['current']['output_lines']}/{sb['current']['records']}")]
+    if base:
+        r_p50 = lat["current"]["p50_ms"] / lat[base]["p50_ms"]
+        r_one = one["current"]["per_s"] / one[base]["per_s"]
+        checks[:0] = [("API p50 ≤ 0.5× the baseline's", r_p50, TARGETS["p50_vs_baseline"], False, f"×{r_p50:.2f}"),
+                      ("1-process batch throughput ≥ 1.8× the baseline's", r_one, TARGETS["one_process_vs_baseline"],
+                       True, f"×{r_one:.2f}")]
     fig["targets"] = {}
-    print("\ntargets (issue 5):")
+    print("\ntargets (speed issue; ratios from this run):")
     for name, value, target, higher, shown in checks:
         v = verdict(value, target, higher)
         fig["targets"][name] = {"value": shown, "verdict": v}
-        print(f"  {name:<48} {shown:>14}  {v}")
+        print(f"  {name:<52} {shown:>12}  {v}")
     if args.json:
         Path(args.json).write_text(json.dumps(fig, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return 0

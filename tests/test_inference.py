@@ -36,7 +36,8 @@ def test_actions_run_on_the_callers_thread_and_no_background_thread_starts():
 
 
 def test_no_session_state_outlives_a_triage():
-    """The 1024-session cap and the 32-bit session-id hash are never reached: one session, deleted after each run."""
+    """The 1024-session cap and the 32-bit session-id hash are never reached: one session, whose
+    facts are all retracted after each run (its empty state node is kept: test_inference_lifecycle.py)."""
     t = toy()
     for i in range(3000):
         t.triage({"id": f"patient-{i}", "score": i % 10})
@@ -201,7 +202,7 @@ def test_the_compiled_definition_is_plain_json():
 def test_a_session_in_which_no_rule_fires_is_deleted_safely():
     """durable's deleteStateNode frees an action context that createStateNode never initialised:
     deleting a session in which no action ever ran is an invalid free (a segfault, depending on
-    the heap). The wrapper's own opening rule makes every session run one action first.
+    the heap). The wrapper's own opening rule makes every new state node run one action first.
     Run in a child process so that a regression shows as a failed test, not a dead test run."""
     import subprocess
     import sys

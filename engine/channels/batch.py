@@ -43,6 +43,7 @@ import orjson
 
 from engine.kernel.errors import FieldProblem, InferenceError, InputError
 from engine.kernel.inputs import MAX_INPUT_BYTES
+from engine.kernel.triage import data_json
 
 #: Records per task sent to a worker process (about 30 ms of work: small enough to keep two
 #: workers evenly busy, large enough that inter-process overhead stays a few per cent).
@@ -203,7 +204,7 @@ def triage_record(triager: Any, record: RawRecord) -> tuple[bytes, Outcome]:
     if problem is not None:
         return _error_line(line, source, problem), ("rejected",)
     try:
-        result = triager.triage_json(data)
+        result = triager.triage_data(data)  # JSON data, without building the result model
     except InputError as exc:
         return _error_line(line, source, exc.as_dict()), ("rejected",)
     except Exception as exc:  # noqa: BLE001 - one record's engine failure never stops the others
@@ -212,9 +213,9 @@ def triage_record(triager: Any, record: RawRecord) -> tuple[bytes, Outcome]:
         if isinstance(exc, InferenceError):
             error["rule"] = exc.rule_id
         return _error_line(line, source, error), ("internal",)
-    return (result.__pydantic_serializer__.to_json(result),
-            ("ok", tuple(r.intervention for r in result.recommendations),
-             tuple(n.kind for n in result.not_recommended)))
+    return (data_json(result),
+            ("ok", tuple(r["intervention"] for r in result["recommendations"]),
+             tuple(n["kind"] for n in result["not_recommended"])))
 
 
 def _triage_chunk(chunk: list[RawRecord]) -> list[tuple[bytes, Outcome]]:

@@ -7,9 +7,19 @@ caller's thread. The measured edges of durable-rules (../shared/DURABLE.md) are 
   `assert_facts`, `start_action_for_state`, `complete_and_start_action`) and never creates a
   `durable.engine.Host`, whose two timer threads segfault under concurrency. Every action runs
   synchronously on the caller's thread, and the agenda is drained before `run` returns.
-* No state outlives a triage: one session id per engine, deleted after the agenda has drained.
-  Engines are pooled (one per concurrent caller), so the live-session count of a ruleset is
-  never above one and session ids never collide (the 32-bit FNV hash and the 1024 cap).
+* No fact outlives a triage: each pooled session is its own durable ruleset with one constant
+  session id, so a ruleset never holds more than one state node and session ids never collide
+  (the 32-bit FNV hash and the 1024 cap). The state node is kept from one patient to the next
+  (creating it costs more than a whole triage's matching): after a triage every fact it asserted
+  is retracted, gate facts first so that no rule can complete a match while the rest go, and the
+  wrapper then proves the state empty (`start_action_for_state` offers no action and `get_facts`
+  lists none). If that proof fails, any action offered is completed without running and the
+  state is deleted (`Engine.fallbacks` counts it). The state is also deleted, after its agenda
+  has drained, when a triage fails, and after `RECYCLE_AFTER` triages; the next triage creates
+  it afresh. `Engine(..., reuse_states=False)` deletes it after every triage: the reference
+  lifecycle that tests compare the kept one against, result for result and trace for trace.
+  Retraction takes a path of durable-rules that reads past a freed activation frame (see
+  `_RETRACT_SAFE_SLOTS`: found with valgrind, narrowed, not closed).
 * Threads and forks: each run borrows a whole session from the engine's pool, so threads never
   share one. A forked child (`os.register_at_fork`) starts with empty pools and fresh locks: a
   lock or a session another thread held at the moment of the fork is never inherited.
@@ -29,9 +39,10 @@ caller's thread. The measured edges of durable-rules (../shared/DURABLE.md) are 
 * Rule ids are ours: durable-rules is given our ids as rule names and our order as `pri`.
 * A session in which no action ever started must not be deleted: durable-rules' createStateNode
   leaves the action context uninitialised and deleteStateNode frees it (an invalid free, found
-  with valgrind: a segfault when no rule fires for a patient). Every session therefore starts
-  with the wrapper's own `_session_open` rule, which fires once, does nothing, and leaves the
-  context initialised.
+  with valgrind: a segfault when no rule fires for a patient). Every new state node therefore
+  starts with the wrapper's own `_session_open` rule: its fact (`$open`) is asserted first, the
+  rule fires once, does nothing, and leaves the context initialised; the fact is then retracted.
+  A kept state node is never new again, so the opening costs nothing per patient.
 """
 
 from __future__ import annotations
@@ -41,6 +52,7 @@ import math
 import os
 import threading
 import weakref
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -63,19 +75,9 @@ _SID = "1"
 _GATE_TYPE = "$gate"
 _GATE_ALIAS = "stratum_gate"
 _OPEN_RULE = "_session_open"  # not a valid rule-set id, so it can never collide with one
+_OPEN_TYPE = "$open"
+_OPEN_ALIAS = "session"
 _INTERNAL = ("id", "sid")
-
-
-def _dumps(payload: Any) -> str:
-    """JSON text for durable-rules' C core (orjson: UTF-8 kept as text, like ensure_ascii=False).
-
-    Only normalised facts reach here, so every float is finite and below 1e15 with at most 4
-    decimals: orjson writes those exactly as `json.dumps` does, never in exponent form.
-    """
-    try:
-        return orjson.dumps(payload).decode()
-    except TypeError:  # orjson.JSONEncodeError: e.g. a lone surrogate in a string
-        raise FactError("a fact could not be serialised as UTF-8 JSON (a string holds an invalid character)") from None
 
 
 # ---------------------------------------------------------------- facts
@@ -114,10 +116,24 @@ def _normalise_scalar(value: Any, where: str, key: str | None = None) -> Any:
                     "(str, int, float, bool or a list of them)")
 
 
+#: Keys already found to be names that are not reserved (bounded: a rule set has a small vocabulary).
+_GOOD_KEYS: set[str] = set()
+_SAFE_INT = 2**53
+
+
+def _check_key(key: Any, ftype: str) -> None:
+    if type(key) is not str or not key or key in _INTERNAL or key[0] == "$":
+        raise FactError(f"fact {ftype}: key {key!r} is reserved or not a name")
+    if len(_GOOD_KEYS) < 4096:
+        _GOOD_KEYS.add(key)
+
+
 def normalise_fact(raw: Mapping[str, Any]) -> dict[str, Any]:
     """Return a flat, bounded copy of `raw` that is safe to send to durable-rules.
 
     Raises `FactError` for nesting, unsafe numbers, reserved keys or too many properties.
+    Strings and integers (every value of an ordinary fact) are checked inline; anything else
+    goes through `_normalise_scalar`, which rounds floats and names the problem.
     """
     if type(raw) is not dict and not isinstance(raw, Mapping):
         raise FactError("a fact must be a mapping")
@@ -126,21 +142,69 @@ def normalise_fact(raw: Mapping[str, Any]) -> dict[str, Any]:
         raise FactError("a fact needs a non-empty string 'type'")
     out: dict[str, Any] = {}
     leaves = len(_INTERNAL)
+    good = _GOOD_KEYS
     for key, value in raw.items():
-        if type(key) is not str or not key or key in _INTERNAL or key[0] == "$":
-            raise FactError(f"fact {ftype}: key {key!r} is reserved or not a name")
+        if key not in good:
+            _check_key(key, ftype)
         kind = type(value)
-        if kind is str and len(value) <= MAX_STRING:  # the common case, inline
-            out[key] = value
+        if kind is str:
+            out[key] = value if len(value) <= MAX_STRING else _normalise_scalar(value, ftype, key)
+            leaves += 1
+        elif kind is int:
+            out[key] = value if -_SAFE_INT < value < _SAFE_INT else _normalise_scalar(value, ftype, key)
             leaves += 1
         elif kind is list or kind is tuple:
-            out[key] = [_normalise_scalar(v, ftype, key) for v in value]
+            out[key] = [v if type(v) is str and len(v) <= MAX_STRING else _normalise_scalar(v, ftype, key)
+                        for v in value]
             leaves += len(value) or 1
         elif value is None:
             raise FactError(f"fact {ftype}.{key}: None is not allowed; leave the field out")
         else:
             out[key] = _normalise_scalar(value, ftype, key)
             leaves += 1
+    if leaves > MAX_FACT_PROPERTIES:
+        raise FactError(f"fact {ftype}: {leaves} properties with id and sid, at most {MAX_FACT_PROPERTIES}")
+    return out
+
+
+def _normalise_fields(ftype: str, fields: dict[str, Any], key: Any) -> dict[str, Any]:
+    """`normalise_fact({"type": ftype, **fields, "key": key})` (no "key" when it is None), built
+    in one pass: a rule's `conclude(...)` arguments, which never hold "type" or "key" themselves."""
+    if type(ftype) is not str or not ftype:
+        raise FactError("a fact needs a non-empty string 'type'")
+    out: dict[str, Any] = {"type": ftype}
+    leaves = len(_INTERNAL) + 1
+    good = _GOOD_KEYS
+    for k, value in fields.items():
+        if k not in good:
+            _check_key(k, ftype)
+        kind = type(value)
+        if kind is str:
+            out[k] = value if len(value) <= MAX_STRING else _normalise_scalar(value, ftype, k)
+            leaves += 1
+        elif kind is int:
+            out[k] = value if -_SAFE_INT < value < _SAFE_INT else _normalise_scalar(value, ftype, k)
+            leaves += 1
+        elif kind is list or kind is tuple:
+            out[k] = [v if type(v) is str and len(v) <= MAX_STRING else _normalise_scalar(v, ftype, k) for v in value]
+            leaves += len(value) or 1
+        elif value is None:
+            raise FactError(f"fact {ftype}.{k}: None is not allowed; leave the field out")
+        else:
+            out[k] = _normalise_scalar(value, ftype, k)
+            leaves += 1
+    if key is not None:
+        kind = type(key)
+        if kind is str and len(key) <= MAX_STRING:
+            out["key"] = key
+        elif kind is list or kind is tuple:
+            out["key"] = [v if type(v) is str and len(v) <= MAX_STRING else _normalise_scalar(v, ftype, "key")
+                          for v in key]
+            leaves += len(key) or 1
+            leaves -= 1
+        else:
+            out["key"] = _normalise_scalar(key, ftype, "key")
+        leaves += 1
     if leaves > MAX_FACT_PROPERTIES:
         raise FactError(f"fact {ftype}: {leaves} properties with id and sid, at most {MAX_FACT_PROPERTIES}")
     return out
@@ -223,6 +287,9 @@ class CompiledRules:
     strata: dict[str, int]
     order: tuple[str, ...]
     n_strata: int
+    #: fact type -> the fields some pattern tests: all of a fact that durable-rules is sent (the
+    #: rules read the whole fact from the wrapper's copy, never from durable's)
+    tested: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def compile_rules(ruleset: RuleSet) -> CompiledRules:
@@ -235,15 +302,16 @@ def compile_rules(ruleset: RuleSet) -> CompiledRules:
     for r in ruleset.rules:
         if _GATE_ALIAS in r.when or _GATE_ALIAS in r.unless:
             raise RuleSetError(f"rule {r.id}: alias {_GATE_ALIAS!r} is reserved")
+        for p in (*r.when.values(), *r.unless.values()):
+            if p.type in (_GATE_TYPE, _OPEN_TYPE):
+                raise RuleSetError(f"rule {r.id}: fact type {p.type!r} is reserved")
     strata = stratify(ruleset.rules)
     # Definition order never matters: rules are ordered by (stratum, id).
     order = tuple(sorted(ids, key=lambda i: (strata[i], i)))
     if len(order) > 60000:
         raise RuleSetError("too many rules for durable-rules' 16-bit priority")
     by_id = {r.id: r for r in ruleset.rules}
-    definition: dict = {
-        _OPEN_RULE: {"all": [{_GATE_ALIAS: {"$and": [{"type": _GATE_TYPE}, {"stratum": 0}]}}], "pri": 0}
-    }
+    definition: dict = {_OPEN_RULE: {"all": [{_OPEN_ALIAS: {"type": _OPEN_TYPE}}], "pri": 0}}
     for pri, rid in enumerate(order, start=1):
         r = by_id[rid]
         patterns = [{_GATE_ALIAS: {"$and": [{"type": _GATE_TYPE}, {"stratum": strata[rid]}]}}]
@@ -253,143 +321,38 @@ def compile_rules(ruleset: RuleSet) -> CompiledRules:
         patterns += [{f"{alias}$not": _compile_pattern(p)} for alias, p in sorted(unless.items())]
         definition[rid] = {"all": patterns, "pri": pri}
     text = json.dumps(definition, ensure_ascii=False, allow_nan=False)  # fails here, not in the C core
-    return CompiledRules(definition, text, strata, order, max(strata.values(), default=0) + 1)
+    tested: dict[str, set[str]] = {}
+    for when, unless in resolved.values():
+        for p in (*when.values(), *unless.values()):
+            tested.setdefault(p.type, set()).update(name for name, _ in p.tests)
+    return CompiledRules(definition, text, strata, order, max(strata.values(), default=0) + 1,
+                         {t: tuple(sorted(names - {"type"})) for t, names in tested.items()})
 
 
 # ---------------------------------------------------------------- one session
 
 
-@dataclass
 class Collected:
     """What one inference run concluded, as plain data in firing order (the result models are
-    built once, from this, by `engine.kernel.triage.build_result`)."""
+    built once, from this, by `engine.kernel.triage.build_result`).
 
-    facts: list[dict[str, Any]] = field(default_factory=list)
-    recommendations: dict[str, dict[str, Any]] = field(default_factory=dict)
-    withheld: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
-    unknowns: dict[str, dict[str, Any]] = field(default_factory=dict)
-    notices: dict[str, dict[str, Any]] = field(default_factory=dict)
-    trace: list[dict[str, Any]] = field(default_factory=list)
-    fired: list[str] = field(default_factory=list)
+    A plain class, not a dataclass: one is made per triage, and a dataclass costs a millisecond
+    to define at every start of the CLI.
+    """
 
+    __slots__ = ("facts", "recommendations", "withheld", "unknowns", "notices", "trace", "fired")
 
-class _Run(Context):
-    """One rule firing's view of the session: the `Context` rules act through."""
+    def __init__(self) -> None:
+        self.facts: list[dict[str, Any]] = []
+        self.recommendations: dict[str, dict[str, Any]] = {}
+        self.withheld: dict[tuple[str, str, str], dict[str, Any]] = {}
+        self.unknowns: dict[str, dict[str, Any]] = {}
+        self.notices: dict[str, dict[str, Any]] = {}
+        self.trace: list[dict[str, Any]] = []
+        self.fired: list[str] = []
 
-    __slots__ = ("_s", "_rule", "_matched", "used", "concluded", "because_lines", "new_facts")
-
-    def __init__(self, session: "_Session", rule: Rule, matched: Mapping[str, Mapping[str, Any]],
-                 used: list[str], because_lines: list[str]):
-        self._s = session
-        self._rule = rule
-        self._matched = matched
-        self.used = used
-        self.concluded: list[str] = []
-        self.because_lines = because_lines
-        self.new_facts: list[dict[str, Any]] = []
-
-    def fact(self, alias: str) -> Mapping[str, Any]:
-        if alias not in self._matched:
-            raise KeyError(f"rule {self._rule.id} has no positive pattern {alias!r}")
-        return self._matched[alias]
-
-    def all(self, type_: str) -> list[Mapping[str, Any]]:
-        if type_ not in self._rule.reads_all:
-            raise RuleSetError(f"rule {self._rule.id} reads all {type_!r} facts without declaring it in reads_all")
-        known = self._s.by_type.get(type_, ())
-        used = self.used
-        for _, label in known:
-            if label not in used:
-                used.append(label)
-        return [proxy for proxy, _ in known]
-
-    def param(self, name: str) -> Any:
-        if name not in self._rule.parameters:
-            raise RuleSetError(f"rule {self._rule.id} uses parameter {name!r}, which the rule set did not find in "
-                               "its code: write param(\"name\") with the name as a literal")
-        return self._s.values[name]
-
-    def conclude(self, type_: str, key: str | None = None, **fields: Any) -> None:
-        if type_ not in self._rule.concludes:
-            raise RuleSetError(f"rule {self._rule.id} concludes {type_!r} without declaring it")
-        raw = {"type": type_, **fields}
-        if key is not None:
-            raw["key"] = key
-        f = normalise_fact(raw)
-        label = fact_label(f)
-        if label in self._s.labels:
-            return  # already known: conclusions are idempotent
-        self._s.labels.add(label)
-        self.concluded.append(label)
-        self.new_facts.append(f)
-
-    def _check_emit(self, intervention: str) -> None:
-        if intervention not in self._rule.emits:
-            raise RuleSetError(f"rule {self._rule.id} emits {intervention!r} without declaring it")
-
-    def recommend(self, intervention, rationale, details=None, evidence=None, review=None, citations=None) -> None:
-        self._check_emit(intervention)
-        spec = self._s.ruleset.interventions[intervention]
-        ev = spec.evidence if evidence is None else spec.evidence_variants[evidence]
-        if citations:
-            library = self._s.ruleset.citations
-            missing = [c for c in citations if c not in library]
-            if missing or ev is None:
-                raise RuleSetError(f"rule {self._rule.id} cites {missing or citations} for {intervention}, which "
-                                   "is not in the citation library (or the intervention has no grade)")
-            ev = ev.model_copy(update={"citations": [*ev.citations, *(c for c in citations if c not in ev.citations)]})
-        col = self._s.out
-        prior = col.recommendations.get(intervention)
-        if prior is not None:
-            if prior["rule"] != self._rule.id:
-                raise RuleSetError(
-                    f"rules {prior['rule']} and {self._rule.id} both recommend {intervention}; one rule must own it"
-                )
-            prior["rationale"].extend(x for x in rationale if x not in prior["rationale"])
-        else:
-            col.recommendations[intervention] = {
-                "intervention": intervention,
-                "category": spec.category,
-                "strength": spec.strength,
-                "evidence": ev,
-                "details": {**spec.details, **(details or {})},
-                "rationale": list(rationale),
-                "rule": self._rule.id,
-            }
-            if review is not None:
-                weeks, text = review
-                col.recommendations[intervention]["review"] = {"weeks": weeks, "text": text}
-        self.concluded.append(f"recommend:{intervention}")
-
-    def withhold(self, intervention: str, kind: str, reason: str) -> None:
-        self._check_emit(intervention)
-        key = (intervention, kind, self._rule.id)
-        col = self._s.out
-        prior = col.withheld.get(key)
-        if prior is None:
-            col.withheld[key] = {"intervention": intervention, "kind": kind, "reason": reason, "rule": self._rule.id}
-        elif reason not in prior["reason"].split("; "):
-            prior["reason"] += "; " + reason
-        self.concluded.append(f"not_recommended:{intervention}:{kind}")
-
-    def unknown(self, fact_name: str, reason: str, blocks: list[str]) -> None:
-        """An unknown the pathway needs; named again by another rule, its blocks and reasons merge."""
-        prior = self._s.out.unknowns.get(fact_name)
-        if prior is None:
-            self._s.out.unknowns[fact_name] = {"fact": fact_name, "reason": reason, "blocks": sorted(set(blocks)),
-                                               "rule": self._rule.id}
-        else:
-            prior["blocks"] = sorted(set(prior["blocks"]) | set(blocks))
-            if reason not in prior["reason"].split("; "):
-                prior["reason"] += "; " + reason
-        self.concluded.append(f"unknown:{fact_name}")
-
-    def notice(self, code: str, text: str, affects: list[str]) -> None:
-        self._s.out.notices[code] = {"code": code, "text": text, "affects": sorted(affects), "rule": self._rule.id}
-        self.concluded.append(f"notice:{code}")
-
-    def because(self, text: str) -> None:
-        self.because_lines.append(text)
+    def __repr__(self) -> str:
+        return f"Collected(fired={self.fired!r})"
 
 
 def _described_tests(p: Pattern) -> tuple[tuple[str, str], ...]:
@@ -397,14 +360,26 @@ def _described_tests(p: Pattern) -> tuple[tuple[str, str], ...]:
     return tuple((name, test.text) for name, test in p.tests if name != "key" and test.op != "==")
 
 
-@dataclass(frozen=True)
 class _Plan:
     """What a firing of one rule needs, worked out once per engine instead of once per firing:
-    its positive aliases in trace order with the comparisons to explain, and its absence labels."""
+    its positive aliases in trace order with the comparisons to explain, its absence labels, and
+    what it declares (as sets, for the checks every `conclude`, `param` and `recommend` makes)."""
 
-    rule: Rule
-    when: tuple[tuple[str, tuple[tuple[str, str], ...]], ...]
-    absent: tuple[str, ...]
+    __slots__ = ("rule", "id", "action", "when", "absent", "concludes", "reads_all", "emits", "parameters",
+                 "safe_firings")
+
+    def __init__(self, rule: Rule, when: tuple, absent: tuple[str, ...]):
+        self.rule = rule
+        self.id = rule.id
+        self.action = rule.action
+        self.when = when
+        self.absent = absent
+        self.concludes = frozenset(rule.concludes)
+        self.reads_all = frozenset(rule.reads_all)
+        self.emits = frozenset(rule.emits)
+        self.parameters = frozenset(rule.parameters)
+        #: firings in one triage after which its facts may not be retracted (see _RETRACT_SAFE_SLOTS)
+        self.safe_firings = _RETRACT_SAFE_SLOTS - len(when)
 
 
 def _plans(ruleset: RuleSet) -> dict[str, _Plan]:
@@ -419,23 +394,202 @@ def _plans(ruleset: RuleSet) -> dict[str, _Plan]:
     return plans
 
 
+class _Run(Context):
+    """The `Context` rules act through: one per session, pointed at each firing in turn.
+
+    The running-rule context variable (`param()` inside an action) is set to it once per triage,
+    not once per firing; between firings only the wrapper's own code runs.
+    """
+
+    __slots__ = ("_s", "_plan", "_matched", "used", "concluded", "because_lines", "new_facts")
+
+    def __init__(self, session: "_Session"):
+        self._s = session
+        self._plan: _Plan | None = None
+        self._matched: dict[str, Mapping[str, Any]] = {}
+        self.used: list[str] = []
+        self.concluded: list[str] = []
+        self.because_lines: list[str] = []
+        self.new_facts: list[tuple[dict[str, Any], str]] = []
+
+    def fact(self, alias: str) -> Mapping[str, Any]:
+        try:
+            return self._matched[alias]
+        except KeyError:
+            raise KeyError(f"rule {self._plan.id} has no positive pattern {alias!r}") from None
+
+    def all(self, type_: str) -> list[Mapping[str, Any]]:
+        if type_ not in self._plan.reads_all:
+            raise RuleSetError(f"rule {self._plan.id} reads all {type_!r} facts without declaring it in reads_all")
+        known = self._s.by_type.get(type_, ())
+        used = self.used
+        for _, label in known:
+            if label not in used:
+                used.append(label)
+        return [proxy for proxy, _ in known]
+
+    def param(self, name: str) -> Any:
+        if name not in self._plan.parameters:
+            raise RuleSetError(f"rule {self._plan.id} uses parameter {name!r}, which the rule set did not find in "
+                               "its code: write param(\"name\") with the name as a literal")
+        return self._s.values[name]
+
+    def conclude(self, type_: str, key: str | None = None, **fields: Any) -> None:
+        if type_ not in self._plan.concludes:
+            raise RuleSetError(f"rule {self._plan.id} concludes {type_!r} without declaring it")
+        if "type" in fields or "key" in fields:  # odd, but written as the dict it would make
+            raw = {"type": type_, **fields}
+            if key is not None:
+                raw["key"] = key
+            f = normalise_fact(raw)
+        else:
+            f = _normalise_fields(type_, fields, key)
+        key = f.get("key")
+        label = f"{f['type']}:{key}" if key is not None else f["type"]
+        labels = self._s.labels
+        if label in labels:
+            return  # already known: conclusions are idempotent
+        labels.add(label)
+        self.concluded.append(label)
+        self.new_facts.append((f, label))
+
+    def _check_emit(self, intervention: str) -> None:
+        if intervention not in self._plan.emits:
+            raise RuleSetError(f"rule {self._plan.id} emits {intervention!r} without declaring it")
+
+    def recommend(self, intervention, rationale, details=None, evidence=None, review=None, citations=None) -> None:
+        self._check_emit(intervention)
+        spec = self._s.ruleset.interventions[intervention]
+        ev = spec.evidence if evidence is None else spec.evidence_variants[evidence]
+        if citations:
+            library = self._s.ruleset.citations
+            missing = [c for c in citations if c not in library]
+            if missing or ev is None:
+                raise RuleSetError(f"rule {self._plan.id} cites {missing or citations} for {intervention}, which "
+                                   "is not in the citation library (or the intervention has no grade)")
+            ev = ev.model_copy(update={"citations": [*ev.citations, *(c for c in citations if c not in ev.citations)]})
+        col = self._s.out
+        rule_id = self._plan.id
+        prior = col.recommendations.get(intervention)
+        if prior is not None:
+            if prior["rule"] != rule_id:
+                raise RuleSetError(
+                    f"rules {prior['rule']} and {rule_id} both recommend {intervention}; one rule must own it"
+                )
+            prior["rationale"].extend(x for x in rationale if x not in prior["rationale"])
+        else:
+            entry = {
+                "intervention": intervention,
+                "category": spec.category,
+                "strength": spec.strength,
+                "evidence": ev,
+                "details": {**spec.details, **(details or {})},
+                "rationale": list(rationale),
+                "rule": rule_id,
+            }
+            if review is not None:
+                weeks, text = review
+                entry["review"] = {"weeks": weeks, "text": text}
+            col.recommendations[intervention] = entry
+        self.concluded.append(f"recommend:{intervention}")
+
+    def withhold(self, intervention: str, kind: str, reason: str) -> None:
+        self._check_emit(intervention)
+        rule_id = self._plan.id
+        key = (intervention, kind, rule_id)
+        withheld = self._s.out.withheld
+        prior = withheld.get(key)
+        if prior is None:
+            withheld[key] = {"intervention": intervention, "kind": kind, "reason": reason, "rule": rule_id}
+        elif reason not in prior["reason"].split("; "):
+            prior["reason"] += "; " + reason
+        self.concluded.append(f"not_recommended:{intervention}:{kind}")
+
+    def unknown(self, fact_name: str, reason: str, blocks: list[str]) -> None:
+        """An unknown the pathway needs; named again by another rule, its blocks and reasons merge."""
+        prior = self._s.out.unknowns.get(fact_name)
+        if prior is None:
+            self._s.out.unknowns[fact_name] = {"fact": fact_name, "reason": reason, "blocks": sorted(set(blocks)),
+                                               "rule": self._plan.id}
+        else:
+            prior["blocks"] = sorted(set(prior["blocks"]) | set(blocks))
+            if reason not in prior["reason"].split("; "):
+                prior["reason"] += "; " + reason
+        self.concluded.append(f"unknown:{fact_name}")
+
+    def notice(self, code: str, text: str, affects: list[str]) -> None:
+        self._s.out.notices[code] = {"code": code, "text": text, "affects": sorted(affects), "rule": self._plan.id}
+        self.concluded.append(f"notice:{code}")
+
+    def because(self, text: str) -> None:
+        self.because_lines.append(text)
+
+
+#: KNOWN HAZARD (found with valgrind on this lifecycle; not closed). Retracting a fact walks every
+#: frame it took part in. A completed activation's frame stays marked "dispatching" after it is
+#: freed, and for such a frame durable-rules' deleteMessageFromFrame clears the retracted message's
+#: slot without lowering the frame's count: from the second message of the frame on, it scans past
+#: the frame's 16 slots for one more, two more, ... non-empty slots, reading whatever follows (and
+#: writing two zero words wherever a word there equals the message's offset). Every activation has
+#: the gate and at least one fact, so every triage takes this path. valgrind shows reads of
+#: uninitialised memory in the rule's action-frame pool, and at the bound below (a rule with three
+#: positive patterns firing four times) a read just past the end of the pool. The scan mostly ends
+#: in the node after the frame (a never-used node starts with a non-empty word), but this cannot be
+#: proved for frames of more than two facts. The bound below keeps every rule's frames in the first
+#: nodes of its 8-node pool: a triage in which a rule fired more than 7 - (its positive patterns)
+#: times is not retracted; its state is deleted after the agenda has drained, and the next triage
+#: starts on a fresh state node. `Engine(..., reuse_states=False)` avoids retraction altogether.
+_RETRACT_SAFE_SLOTS = 8 - 1  # = F + k - 1 <= 7 with k = 1 + positive patterns: firings <= 7 - positive patterns
+
 _instance_counter = iter(range(1, 1 << 62))
 _counter_lock = threading.Lock()
 
+#: JSON tails that give a fact its id and the session id (`{...}` + tail), and the retraction of
+#: each id: worked out once for the whole id range f1..f{MAX_FACTS}.
+_FIDS = tuple(f"f{i}" for i in range(MAX_FACTS + 1))
+_ID_TAILS = tuple(f',"id":"f{i}","sid":"{_SID}"}}' for i in range(MAX_FACTS + 1))
+_RETRACTS = tuple(f'{{"id":"f{i}","sid":"{_SID}"}}' for i in range(MAX_FACTS + 1))
+_OPEN_FACT = json.dumps({"id": "open", "sid": _SID, "type": _OPEN_TYPE})
+_OPEN_RETRACT = json.dumps({"id": "open", "sid": _SID})
+_EMPTY = "[]"
+
+_loads = orjson.loads
+_orjson_dumps = orjson.dumps
+
+
+def _fact_json(f: dict[str, Any], n: int) -> str:
+    """`f` with id f`n` and the session id, as JSON text: `{**f, "id": ..., "sid": ...}` without
+    the copy (a fact always has at least its type, so its JSON ends in `}` after a member)."""
+    try:
+        return _orjson_dumps(f)[:-1].decode() + _ID_TAILS[n]
+    except TypeError:  # orjson.JSONEncodeError: e.g. a lone surrogate in a string
+        raise FactError("a fact could not be serialised as UTF-8 JSON (a string holds an invalid character)") from None
+
 
 class _Session:
-    """One durable-rules ruleset with one session id, used by one thread at a time."""
+    """One durable-rules ruleset with one session id, used by one thread at a time.
+
+    Its state node is kept between triages (see the module docstring): `fresh` says the next
+    triage must create it.
+    """
 
     def __init__(self, engine: "Engine"):
+        self.engine = engine
         self.ruleset = engine.ruleset
         self.values = engine.ruleset.parameter_values
         self._plans = engine.plans
-        self._compiled = engine.compiled
         self._gates = engine.gates
+        self._gate_retracts = engine.gate_retracts
+        self._tested = engine.compiled.tested
+        self._reuse = engine.reuse_states
+        self._recycle_after = engine.recycle_after
         with _counter_lock:
             n = next(_instance_counter)
         self.name = f"{engine.ruleset.name}-{n}"
         self._handle = _dre.create_ruleset(self.name, engine.compiled.definition_json)
+        self._ctx = _Run(self)
+        self.fresh = True
+        self.triages_on_state = 0
         self._reset()
 
     def _reset(self) -> None:
@@ -450,48 +604,43 @@ class _Session:
         self.interrupt: BaseException | None = None
         self.holds_state = False
 
-    def _fire(self, rule_id: str, m: Mapping[str, Any]) -> None:
-        plan = self._plans[rule_id]
-        known = self._known
-        matched: dict[str, Mapping[str, Any]] = {}
-        used: list[str] = []
-        because: list[str] = []
-        for alias, described in plan.when:
-            # The fact durable matched, as we sent it (an id we never handed out is a KeyError: fail closed).
-            proxy, label = known[m[alias]["id"]]
-            matched[alias] = proxy
-            used.append(label)
-            for name, text in described:
-                because.append(f"{label}.{name} {proxy.get(name)} {text}")
-        used.extend(plan.absent)
-        run = _Run(self, plan.rule, matched, used, because)
-        token = _RUNNING.set(run)
-        try:
-            plan.rule.action(run)
-        finally:
-            _RUNNING.reset(token)
-        self.out.fired.append(rule_id)
-        self.out.trace.append({"rule": rule_id, "used": used, "concluded": run.concluded, "because": because})
-        if run.new_facts:
-            self._assert(run.new_facts)
+    # ------------------------------------------------------------ facts
 
-    def _assign_id(self, f: dict[str, Any], label: str) -> dict[str, Any]:
-        self._next_id += 1
-        if self._next_id > MAX_FACTS:
+    def _register(self, f: dict[str, Any], label: str) -> str:
+        """Give `f` the next fact id; return the JSON text to send."""
+        n = self._next_id + 1
+        if n > MAX_FACTS:
             raise FactError(f"more than {MAX_FACTS} facts in one triage")
-        fid = f"f{self._next_id}"
+        self._next_id = n
         entry = (MappingProxyType(f), label)
-        self._known[fid] = entry
+        self._known[_FIDS[n]] = entry
         self.out.facts.append(f)
-        self.by_type.setdefault(f["type"], []).append(entry)
-        return {**f, "id": fid, "sid": _SID}
+        ftype = f["type"]
+        of_type = self.by_type.get(ftype)
+        if of_type is None:
+            self.by_type[ftype] = [entry]
+        else:
+            of_type.append(entry)
+        # durable-rules gets only what its patterns test: the rules read the whole fact from `entry`
+        tested = self._tested.get(ftype)
+        if not tested:
+            return _fact_json({"type": ftype}, n)
+        sent = {"type": ftype}
+        for name in tested:
+            if name in f:
+                sent[name] = f[name]
+        return _fact_json(sent, n)
 
-    def _assert(self, facts: list[dict[str, Any]]) -> None:
-        for f in facts:  # one at a time, in the order concluded
-            payload = self._assign_id(f, fact_label(f))
-            code, _ = _dre.assert_fact(self._handle, _dumps(payload))
+    def _assert(self, facts: list[tuple[dict[str, Any], str]]) -> None:
+        handle = self._handle
+        register = self._register
+        assert_fact = _dre.assert_fact
+        for f, label in facts:  # one at a time, in the order concluded
+            code, _ = assert_fact(handle, register(f, label))
             if code == 2:
-                raise FactError(f"durable-rules took fact {payload['id']} for one it had already seen")
+                raise FactError(f"durable-rules took fact {_FIDS[self._next_id]} for one it had already seen")
+
+    # ------------------------------------------------------------ the agenda
 
     def _drain(self, state_handle: int) -> None:
         """Run every pending action on this thread until the agenda is empty.
@@ -500,46 +649,145 @@ class _Session:
         always empty when this returns (and the state can be deleted safely).
         """
         started = _dre.start_action_for_state(self._handle, state_handle)
-        message = started[1] if started else None
+        if not started:
+            return
+        message = started[1]
+        handle = self._handle
+        plans = self._plans
+        known = self._known
+        run = self._ctx
+        out = self.out
+        fired = out.fired
+        trace = out.trace
+        complete = _dre.complete_and_start_action
+        ok = self.failure is None and self.interrupt is None
         while message:
-            if self.failure is None and self.interrupt is None:
+            if ok:
+                rule_id = "(engine)"
                 try:
-                    (rule_id, matched), = orjson.loads(message).items()
-                    if rule_id != _OPEN_RULE:
-                        self._fire(rule_id, matched)
+                    (rule_id, m), = _loads(message).items()
+                    plan = plans.get(rule_id)
+                    if plan is None:
+                        if rule_id != _OPEN_RULE:  # the wrapper's own rule does nothing
+                            raise KeyError(rule_id)
+                    else:
+                        matched: dict[str, Mapping[str, Any]] = {}
+                        used: list[str] = []
+                        because: list[str] = []
+                        for alias, described in plan.when:
+                            # The fact durable matched, as we sent it (an id we never handed out is a
+                            # KeyError: fail closed).
+                            proxy, label = known[m[alias]["id"]]
+                            matched[alias] = proxy
+                            used.append(label)
+                            if described:
+                                for name, text in described:
+                                    because.append(f"{label}.{name} {proxy.get(name)} {text}")
+                        used += plan.absent
+                        concluded: list[str] = []
+                        new_facts: list[tuple[dict[str, Any], str]] = []
+                        run._plan = plan
+                        run._matched = matched
+                        run.used = used
+                        run.concluded = concluded
+                        run.because_lines = because
+                        run.new_facts = new_facts
+                        plan.action(run)
+                        fired.append(rule_id)
+                        trace.append({"rule": rule_id, "used": used, "concluded": concluded, "because": because})
+                        if new_facts:
+                            self._assert(new_facts)
                 except (KeyboardInterrupt, SystemExit) as exc:
                     self.interrupt = exc
+                    ok = False
                 except BaseException as exc:  # noqa: BLE001 - fail the triage closed, below
                     # Our own errors name rules and fact types; any other exception's text may carry a
                     # patient's value (KeyError('Jane')), so only its type is kept.
                     own = isinstance(exc, (RuleSetError, FactError))
-                    self.failure = (locals().get("rule_id", "(engine)"),
-                                    f"{type(exc).__name__}: {exc}" if own else type(exc).__name__)
-            message = _dre.complete_and_start_action(self._handle, state_handle)
+                    self.failure = (rule_id, f"{type(exc).__name__}: {exc}" if own else type(exc).__name__)
+                    ok = False
+            message = complete(handle, state_handle)
+
+    # ------------------------------------------------------------ the state node's lifecycle
+
+    def _open(self) -> None:
+        """Create the state node and initialise its action context (`_session_open` fires once)."""
+        code, state = _dre.assert_fact(self._handle, _OPEN_FACT)
+        self._drain(state)
+        _dre.retract_fact(self._handle, _OPEN_RETRACT)
+        self.fresh = False
+        self.triages_on_state = 0
+        self.engine.states_created += 1
+
+    def _delete(self) -> None:
+        """Delete the state node (only ever after its agenda has drained)."""
+        _dre.delete_state(self._handle, _SID)
+        self.fresh = True
+
+    def _clear(self, state_handle: int) -> None:
+        """Retract every fact this triage asserted and prove that nothing is left to fire;
+        otherwise complete whatever is left without running it and delete the state."""
+        handle = self._handle
+        ids = self._gate_retracts + _RETRACTS[1:self._next_id + 1]
+        code, _ = _dre.retract_facts(handle, "[" + ",".join(ids) + "]")
+        started = _dre.start_action_for_state(handle, state_handle)
+        if code == 0 and not started and _dre.get_facts(handle, _SID) == _EMPTY:
+            return
+        if started:
+            message = started[1]
+            while message:  # completed, never run
+                message = _dre.complete_and_start_action(handle, state_handle)
+        self.engine.fallbacks += 1
+        self._delete()
+
+    def _retraction_unsafe(self) -> bool:
+        """Whether some rule fired too often for its facts to be retracted (see _RETRACT_SAFE_SLOTS)."""
+        fired = self.out.fired
+        if len(fired) == len(set(fired)):  # the common case: every rule fired at most once
+            return False
+        plans = self._plans
+        return any(n > plans[rule_id].safe_firings for rule_id, n in Counter(fired).items() if n > 1)
 
     def run(self, facts: list[dict[str, Any]]) -> Collected:
         self._reset()
         normal = [normalise_fact(f) for f in facts]
-        labels = []
+        labels = self.labels
+        named = []
         for f in normal:
-            label = fact_label(f)
-            if label in self.labels:
+            key = f.get("key")
+            label = f"{f['type']}:{key}" if key is not None else f["type"]
+            if label in labels:
                 raise FactError(f"two input facts share the label {label!r}; give them distinct keys")
-            self.labels.add(label)
-            labels.append(label)
-        payload = [self._assign_id(f, label) for f, label in zip(normal, labels)]
-        text = _dumps(payload) if payload else ""  # a fact that cannot be sent fails here, before any state exists
+            labels.add(label)
+            named.append(label)
+        # a fact that cannot be sent fails here, before any state exists
+        texts = [self._register(f, label) for f, label in zip(normal, named)]
         self.holds_state = True
-        if payload:
-            code, handle = _dre.assert_facts(self._handle, text)
-            if code == 2:
-                raise FactError("durable-rules took an input fact for one it had already seen")
-            self._drain(handle)
-        for gate in self._gates:
-            code, handle = _dre.assert_fact(self._handle, gate)
-            self._drain(handle)
-        # Every agenda has drained (_drain returns only then): deleting the state is safe now.
-        _dre.delete_state(self._handle, _SID)
+        if self.fresh:
+            self._open()
+        token = _RUNNING.set(self._ctx)
+        try:
+            state = None
+            if texts:
+                # Nothing can fire yet (every rule waits for its stratum's gate): no drain until the first gate.
+                code, state = _dre.assert_facts(self._handle, "[" + ",".join(texts) + "]")
+                if code == 2:
+                    raise FactError("durable-rules took an input fact for one it had already seen")
+            for gate in self._gates:
+                code, state = _dre.assert_fact(self._handle, gate)
+                self._drain(state)
+        finally:
+            _RUNNING.reset(token)
+        # Every agenda has drained (_drain returns only then): retracting or deleting is safe now.
+        self.triages_on_state += 1
+        if (self.failure is not None or self.interrupt is not None or not self._reuse
+                or self.triages_on_state >= self._recycle_after or state is None):
+            self._delete()
+        elif self._retraction_unsafe():
+            self.engine.unsafe_to_retract += 1
+            self._delete()
+        else:
+            self._clear(state)
         self.holds_state = False
         if self.interrupt is not None:
             raise self.interrupt
@@ -570,27 +818,46 @@ def _after_fork_in_child() -> None:
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
+#: Triages on one state node before it is deleted and created afresh (a bound on anything the C
+#: core might keep per state; creating one costs about one triage).
+RECYCLE_AFTER = 1000
+
 
 class Engine:
     """A compiled rule set and a pool of durable-rules sessions, safe to share between threads.
 
     Each call to `run` borrows a session for its whole run, so one session id never serves two
-    patients at once and no ruleset ever holds more than one live session.
+    patients at once and no ruleset ever holds more than one state node.
+
+    `reuse_states=False` deletes each session's state node after every triage (the reference
+    lifecycle, for tests); `recycle_after` bounds the triages one state node serves.
     """
 
-    def __init__(self, ruleset: RuleSet):
+    def __init__(self, ruleset: RuleSet, reuse_states: bool = True, recycle_after: int = RECYCLE_AFTER):
         errors = ruleset.errors()
         if errors:
             raise RuleSetError("rule set is inconsistent:\n  " + "\n  ".join(f.message for f in errors))
+        if recycle_after < 1:
+            raise ValueError("recycle_after must be at least 1")
         self.ruleset = ruleset
+        self.reuse_states = reuse_states
+        self.recycle_after = recycle_after
         self.compiled = compile_rules(ruleset)
         self.plans = _plans(ruleset)
-        #: the stratum gate facts, serialised once
-        self.gates = tuple(json.dumps({"id": f"g{s}", "sid": _SID, "type": _GATE_TYPE, "stratum": s})
-                           for s in range(self.compiled.n_strata))
+        #: the stratum gate facts, serialised once, and their retractions
+        self.gates = tuple(json.dumps({"id": f"g{s}", "sid": _SID, "type": _GATE_TYPE, "stratum": s},
+                                      separators=(",", ":")) for s in range(self.compiled.n_strata))
+        self.gate_retracts = tuple(json.dumps({"id": f"g{s}", "sid": _SID}) for s in range(self.compiled.n_strata))
         self._idle: list[_Session] = []
         self._lock = threading.Lock()
         self.sessions_created = 0
+        #: state nodes created (a kept state node serves many triages) and states deleted because
+        #: the proof that a cleared state was empty failed (expected: never)
+        self.states_created = 0
+        self.fallbacks = 0
+        #: triages whose state was deleted rather than cleared because a rule fired too often
+        #: for retraction to stay inside durable-rules' own memory (see _RETRACT_SAFE_SLOTS)
+        self.unsafe_to_retract = 0
         _ENGINES.add(self)
         self._release(self._new_session())  # fail at load time, not on the first patient
 
@@ -609,16 +876,30 @@ class Engine:
         with self._lock:
             self._idle.append(s)
 
-    def live_sessions(self) -> int:
-        """Sessions that hold state in durable-rules right now (0 between triages)."""
+    def _idle_sessions(self) -> list[_Session]:
         with self._lock:
-            idle = list(self._idle)
+            return list(self._idle)
+
+    def live_sessions(self) -> int:
+        """Idle sessions whose durable-rules state holds a fact right now (0 between triages:
+        every fact a triage asserted has been retracted, or its state deleted)."""
         n = 0
-        for s in idle:
+        for s in self._idle_sessions():
+            try:
+                facts = _dre.get_facts(s._handle, _SID)
+            except Exception:  # noqa: BLE001 - 'no such session' is the expected answer for a deleted state
+                continue
+            n += facts != _EMPTY
+        return n
+
+    def kept_states(self) -> int:
+        """Idle sessions that keep an (empty) state node for their next triage."""
+        n = 0
+        for s in self._idle_sessions():
             try:
                 _dre.get_state(s._handle, _SID)
                 n += 1
-            except Exception:  # noqa: BLE001 - 'no such session' is the expected answer
+            except Exception:  # noqa: BLE001 - 'no such session'
                 pass
         return n
 
@@ -627,7 +908,7 @@ class Engine:
         try:
             return session.run(facts)
         finally:
-            # A session whose run stopped part-way may still hold state or pending actions:
+            # A session whose run stopped part-way may still hold facts or pending actions:
             # never reuse or delete it (delete_state with pending actions segfaults); drop it.
             if not session.holds_state:
                 self._release(session)

@@ -37,9 +37,14 @@ class StrictModel(BaseModel):
 
 
 class OutputModel(BaseModel):
-    """Base of result models: closed, immutable once built."""
+    """Base of result models: closed, immutable once built.
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    Their validators are built on first use (`defer_build`), not at import: the batch path and
+    `triage --format json` write results as JSON data and never build most of them, which keeps
+    them out of the CLI's cold start.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class Evidence(OutputModel):
