@@ -232,7 +232,7 @@ def triage(
     input: Annotated[InputKind, typer.Option("--input", help="auto: a FHIR R4 Bundle is recognised by its resourceType; json: CONTRACT.md patient; fhir: FHIR R4 Bundle")] = InputKind.auto,
     as_of: Annotated[str | None, typer.Option("--as-of", metavar="YYYY-MM-DD", help="FHIR: reference date for ages and durations (default: Bundle.timestamp, else meta.lastUpdated)")] = None,
     strict_fhir: Annotated[bool, typer.Option("--strict-fhir", help="FHIR: validate the whole Bundle against the FHIR R4 models first (milliseconds; by default only the elements the mapping reads are type-checked)")] = False,
-    changes: Annotated[bool, typer.Option("--changes/--no-changes", help="search what would change each withheld option (where the engine provides the search)")] = True,
+    changes: Annotated[bool | None, typer.Option("--changes/--no-changes", help="search what would change each withheld option (default: on for the clinician's formats, off for json, which scripts read: ask with --changes)")] = None,
     base_url: Annotated[str | None, typer.Option("--base-url", help="cds-hooks: the service's public base URL; each card's source is then its pathway page")] = None,
     site: Annotated[str | None, typer.Option("--site", metavar="FILE", help="site configuration (TOML): the clinic's parameter values within their bounds (default: $CDS_SITE)")] = None,
 ) -> None:
@@ -242,7 +242,7 @@ def triage(
         triager = _triager()
         triaged = _triage_input(triager, file, input, as_of, strict_fhir)
         result = triaged.result
-        if changes:
+        if changes if changes is not None else format is not Format.json:
             result = _what_would_change(triager, triaged.patient, result)
     except InputError as exc:
         _fail_input(exc)

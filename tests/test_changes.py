@@ -378,13 +378,19 @@ def test_the_views_say_when_no_change_within_the_pathway_makes_it_an_option():
     assert f"would change: {NO_CHANGE}" in result_markdown(result, t.ruleset)
 
 
-def test_the_cli_searches_by_default_for_json_and_fhir_input():
+def test_the_cli_searches_by_default_for_the_clinicians_formats_and_on_request_for_json():
+    """The text view searches by default (JSON input and FHIR alike); `--format json`, which scripts read,
+    searches when asked with --changes."""
     runner = CliRunner()
     for path in (example_path("opioid-user"), ROOT / "tests" / "fhir" / "opioid-user.json"):
-        res = runner.invoke(app, ["triage", str(path), "--format", "json"])
+        res = runner.invoke(app, ["triage", str(path), "--format", "json", "--changes"])
         assert res.exit_code == 0, res.output
         ldn = [n for n in json.loads(res.stdout)["not_recommended"] if n["intervention"] == LDN]
         assert ldn[0]["what_would_change"][0]["text"].startswith("tramadol has been stopped for 10 days")
+        res = runner.invoke(app, ["triage", str(path), "--format", "json"])
+        assert all("what_would_change" not in n for n in json.loads(res.stdout)["not_recommended"])
+        text = runner.invoke(app, ["triage", str(path), "--details"])
+        assert "tramadol has been stopped for 10 days" in text.stdout
 
 
 # ------------------------------------------------------------------ the kernel is generic

@@ -80,16 +80,17 @@ def test_markdown_and_html_read_fhir_input_too():
 
 @pytest.mark.parametrize("name", EXAMPLES)
 def test_the_json_matches_the_embedding_api(name):
-    """`triage FILE --format json` is the embedding API's result passed through `what_would_change`
-    (what would change each withheld escalation); with `--no-changes` it is `triage(patient)` itself."""
+    """`triage FILE --format json` (what scripts read) is `triage(patient)` itself; with `--changes` it is
+    that result passed through `what_would_change` (what would change each withheld escalation)."""
     from engine import default_triager, triage, what_would_change
 
     patient, t = load_example(name), default_triager()
     res = run(["triage", str(example_path(name)), "--format", "json"])
+    assert json.loads(res.stdout) == triage(patient).model_dump(mode="json")
+    assert not any("what_would_change" in n for n in json.loads(res.stdout)["not_recommended"])
+    res = run(["triage", str(example_path(name)), "--format", "json", "--changes"])
     assert json.loads(res.stdout) == what_would_change(t, patient, t.triage(patient)).model_dump(mode="json")
     assert any("what_would_change" in n for n in json.loads(res.stdout)["not_recommended"])
-    res = run(["triage", str(example_path(name)), "--format", "json", "--no-changes"])
-    assert json.loads(res.stdout) == triage(patient).model_dump(mode="json")
 
 
 def test_the_same_input_gives_byte_identical_json_across_processes():

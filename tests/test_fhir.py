@@ -155,8 +155,9 @@ def test_cli_recognises_a_bundle_without_being_told() -> None:
     assert "tramadol (RxNorm 10689)" in fhir.stdout
     # what would change each withheld option is searched on the patient the Bundle maps to: the same
     # changes in the same words (the edits keep the medication's RxNorm code from the Bundle)
-    fhir = runner.invoke(app, ["triage", str(FHIR_DIR / "opioid-user.json"), "--format", "json"])
-    plain = runner.invoke(app, ["triage", "-", "--format", "json"], input=json.dumps(load_example("opioid-user")))
+    fhir = runner.invoke(app, ["triage", str(FHIR_DIR / "opioid-user.json"), "--format", "json", "--changes"])
+    plain = runner.invoke(app, ["triage", "-", "--format", "json", "--changes"],
+                          input=json.dumps(load_example("opioid-user")))
 
     def texts(out: str) -> dict:
         return {n["intervention"]: [c["text"] for c in n["what_would_change"]]

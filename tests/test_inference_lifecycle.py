@@ -31,9 +31,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def toy(rules=None, **engine_options) -> Triager:
+    """A toy triager on the kept-state lifecycle (opt-in: `reuse_states=True`), unless told otherwise."""
     t = Triager(toy_ruleset(rules or chain_rules()))
-    if engine_options:
-        t.engine = Engine(t.ruleset, **engine_options)
+    t.engine = Engine(t.ruleset, **{"reuse_states": True, **engine_options})
     return t
 
 
@@ -214,6 +214,7 @@ def test_a_state_that_cannot_be_proved_empty_is_drained_without_running_and_dele
         "ran = []\n"
         "rules = [Rule('TOY-SEEN', 'seen', when={'s': fact('subject')}, action=lambda c: ran.append(1))]\n"
         "t = Triager(toy_ruleset(rules))\n"
+        "t.engine = inference.Engine(t.ruleset, reuse_states=True)\n"
         "class Sabotaged:\n"
         "    def __getattr__(self, name):\n"
         "        return getattr(real, name)\n"
@@ -240,7 +241,8 @@ def test_a_state_in_which_no_rule_ever_fires_is_deleted_safely_however_it_is_rec
         "from engine.kernel.inference import Engine\n"
         "from tests.toy import toy_ruleset, chain_rules\n"
         "import pydantic, rich  # heap churn, as in a real process\n"
-        "for options in ({'reuse_states': False}, {'recycle_after': 1}, {'recycle_after': 3}, {}):\n"
+        "for options in ({}, {'reuse_states': True, 'recycle_after': 1}, {'reuse_states': True, 'recycle_after': 3},\n"
+        "                {'reuse_states': True}):\n"
         "    t = Triager(toy_ruleset(chain_rules()))\n"
         "    t.engine = Engine(t.ruleset, **options)\n"
         "    for i in range(1500):\n"

@@ -9,8 +9,12 @@ caller's thread. The measured edges of durable-rules (../shared/DURABLE.md) are 
   synchronously on the caller's thread, and the agenda is drained before `run` returns.
 * No fact outlives a triage: each pooled session is its own durable ruleset with one constant
   session id, so a ruleset never holds more than one state node and session ids never collide
-  (the 32-bit FNV hash and the 1024 cap). The state node is kept from one patient to the next
-  (creating it costs more than a whole triage's matching): after a triage every fact it asserted
+  (the 32-bit FNV hash and the 1024 cap). By default the state node is deleted after every triage
+  (once its agenda has drained). It CAN be kept from one patient to the next, which saves creating
+  it (`Engine(..., reuse_states=True)`), but that path is off by default: retracting facts takes a
+  path of durable-rules 2.0.28 that valgrind showed reading past a freed activation frame, with
+  possible stray writes that cannot be ruled out (`_RETRACT_SAFE_SLOTS`); a clinical engine does
+  not trade memory safety for a quarter of the C core's time. With reuse: after a triage every fact it asserted
   is retracted, gate facts first so that no rule can complete a match while the rest go, and the
   wrapper then proves the state empty (`start_action_for_state` offers no action and `get_facts`
   lists none). If that proof fails, any action offered is completed without running and the
@@ -829,11 +833,14 @@ class Engine:
     Each call to `run` borrows a session for its whole run, so one session id never serves two
     patients at once and no ruleset ever holds more than one state node.
 
-    `reuse_states=False` deletes each session's state node after every triage (the reference
-    lifecycle, for tests); `recycle_after` bounds the triages one state node serves.
+    By default each session's state node is deleted after every triage. `reuse_states=True` keeps it
+    and retracts the facts instead: faster, and pinned result for result against deletion on 20,005
+    patients, but OFF by default because durable-rules' retraction path has a memory-safety hazard
+    that valgrind exposed and that is narrowed, not closed (see `_RETRACT_SAFE_SLOTS`).
+    `recycle_after` bounds the triages one kept state node serves.
     """
 
-    def __init__(self, ruleset: RuleSet, reuse_states: bool = True, recycle_after: int = RECYCLE_AFTER):
+    def __init__(self, ruleset: RuleSet, reuse_states: bool = False, recycle_after: int = RECYCLE_AFTER):
         errors = ruleset.errors()
         if errors:
             raise RuleSetError("rule set is inconsistent:\n  " + "\n  ".join(f.message for f in errors))
