@@ -194,8 +194,8 @@ def test_what_would_change_in_json_markdown_and_html():
 
 
 def test_the_cli_calls_the_search_hook_when_it_exists(monkeypatch):
-    """triage calls engine.kernel.changes.what_would_change(triager, patient, result) when the module
-    exists (here a stand-in), and not with --no-changes."""
+    """triage calls engine.kernel.changes.what_would_change(triager, patient, result) (here a stand-in)
+    for json when asked with --changes, and not with --no-changes (json's default, for scripts)."""
     import sys
     import types
 
@@ -211,7 +211,7 @@ def test_the_cli_calls_the_search_hook_when_it_exists(monkeypatch):
     monkeypatch.setitem(sys.modules, "engine.kernel.changes", module)
     import engine.kernel
     monkeypatch.setattr(engine.kernel, "changes", module, raising=False)
-    res = runner.invoke(app, ["triage", str(example_path("new-onset")), "-f", "json"])
+    res = runner.invoke(app, ["triage", str(example_path("new-onset")), "-f", "json", "--changes"])
     assert res.exit_code == 0, res.output
     assert calls == ["example-new-onset"]
     assert all(n["what_would_change"] == [{"text": "stand-in change", "edits": []}]
