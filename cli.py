@@ -20,8 +20,11 @@ def _no_plugin_loader() -> None:
     been imported, register a stand-in loader that answers "no plugins" while they are disabled
     and hands everything else to the real loader, loaded on first need."""
     name = "pydantic.plugin._loader"
-    if os.environ.get("PYDANTIC_DISABLE_PLUGINS") not in _PLUGINS_OFF or "pydantic" in sys.modules \
-            or name in sys.modules:
+    if (
+        os.environ.get("PYDANTIC_DISABLE_PLUGINS") not in _PLUGINS_OFF
+        or "pydantic" in sys.modules
+        or name in sys.modules
+    ):
         return
     import types
 
@@ -39,12 +42,12 @@ def _no_plugin_loader() -> None:
         spec.loader.exec_module(module)
         return module
 
-    def get_plugins():  # noqa: ANN202 - pydantic's signature
+    def get_plugins():
         if os.environ.get("PYDANTIC_DISABLE_PLUGINS") in _PLUGINS_OFF:
             return ()
         return real().get_plugins()
 
-    def __getattr__(attr: str):  # noqa: ANN202, N807 - a module's attribute hook
+    def __getattr__(attr: str):
         if attr.startswith("__"):  # the import system's own questions (__path__, ...): not the loader's
             raise AttributeError(attr)
         return getattr(real(), attr)
@@ -108,7 +111,8 @@ if __name__ == "__main__":
         from rich.console import Console as _Console
 
         _Console(stderr=True, highlight=False).print(
-            f"internal error ({type(_exc).__name__}); no result was produced.", markup=False)
+            f"internal error ({type(_exc).__name__}); no result was produced.", markup=False
+        )
         sys.exit(1)
     if _code is not None:
         try:
@@ -117,7 +121,8 @@ if __name__ == "__main__":
             from rich.console import Console as _Console
 
             _Console(stderr=True, highlight=False).print(
-                f"internal error ({type(_exc).__name__}); no result was produced.", markup=False)
+                f"internal error ({type(_exc).__name__}); no result was produced.", markup=False
+            )
             sys.exit(1)
         # The result is out: skip tearing down every module of the interpreter (~10% of the start).
         os._exit(_code)
@@ -142,7 +147,7 @@ app = typer.Typer(
 )
 
 
-def Console(*args, **kwargs):  # noqa: N802 - rich's Console, imported on first use: `triage --format json` never needs rich (cold start)
+def Console(*args, **kwargs):
     from rich.console import Console as _Console
 
     return _Console(*args, **kwargs)
@@ -198,7 +203,9 @@ def _read_input(path: str, limit: int = MAX_INPUT_BYTES) -> bytes:
         with p.open("rb") as fh:
             return fh.read(limit + 1)
     except FileNotFoundError:
-        raise InputError([FieldProblem("FILE", f"no such file: {path}", "a patient JSON file, or - for stdin")]) from None
+        raise InputError(
+            [FieldProblem("FILE", f"no such file: {path}", "a patient JSON file, or - for stdin")]
+        ) from None
     except OSError as exc:
         raise InputError([FieldProblem("FILE", f"cannot read {path}: {exc.strerror}", "a readable file")]) from None
 
@@ -227,14 +234,64 @@ def result_json(result: Result) -> str:
 @app.command()
 def triage(
     file: Annotated[str, typer.Argument(help="patient JSON file, or - to read stdin")],
-    format: Annotated[Format, typer.Option("--format", "-f", help="text for a clinician (one screen), json for scripts, markdown for a clinical note, html for one self-contained page with the pathway, cds-hooks for cards")] = Format.text,
-    details: Annotated[bool, typer.Option("--details", help="text: everything (every detail and reason in full, what would change each withheld option, every unknown, the sources) instead of one screen")] = False,
-    input: Annotated[InputKind, typer.Option("--input", help="auto: a FHIR R4 Bundle is recognised by its resourceType; json: CONTRACT.md patient; fhir: FHIR R4 Bundle")] = InputKind.auto,
-    as_of: Annotated[str | None, typer.Option("--as-of", metavar="YYYY-MM-DD", help="FHIR: reference date for ages and durations (default: Bundle.timestamp, else meta.lastUpdated)")] = None,
-    strict_fhir: Annotated[bool, typer.Option("--strict-fhir", help="FHIR: validate the whole Bundle against the FHIR R4 models first (milliseconds; by default only the elements the mapping reads are type-checked)")] = False,
-    changes: Annotated[bool | None, typer.Option("--changes/--no-changes", help="search what would change each withheld option (default: on for the clinician's formats, off for json, which scripts read: ask with --changes)")] = None,
-    base_url: Annotated[str | None, typer.Option("--base-url", help="cds-hooks: the service's public base URL; each card's source is then its pathway page")] = None,
-    site: Annotated[str | None, typer.Option("--site", metavar="FILE", help="site configuration (TOML): the clinic's parameter values within their bounds (default: $CDS_SITE)")] = None,
+    format: Annotated[
+        Format,
+        typer.Option(
+            "--format",
+            "-f",
+            help="text for a clinician (one screen), json for scripts, markdown for a clinical note, html for one self-contained page with the pathway, cds-hooks for cards",
+        ),
+    ] = Format.text,
+    details: Annotated[
+        bool,
+        typer.Option(
+            "--details",
+            help="text: everything (every detail and reason in full, what would change each withheld option, every unknown, the sources) instead of one screen",
+        ),
+    ] = False,
+    input: Annotated[
+        InputKind,
+        typer.Option(
+            "--input",
+            help="auto: a FHIR R4 Bundle is recognised by its resourceType; json: CONTRACT.md patient; fhir: FHIR R4 Bundle",
+        ),
+    ] = InputKind.auto,
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of",
+            metavar="YYYY-MM-DD",
+            help="FHIR: reference date for ages and durations (default: Bundle.timestamp, else meta.lastUpdated)",
+        ),
+    ] = None,
+    strict_fhir: Annotated[
+        bool,
+        typer.Option(
+            "--strict-fhir",
+            help="FHIR: validate the whole Bundle against the FHIR R4 models first (milliseconds; by default only the elements the mapping reads are type-checked)",
+        ),
+    ] = False,
+    changes: Annotated[
+        bool | None,
+        typer.Option(
+            "--changes/--no-changes",
+            help="search what would change each withheld option (default: on for the clinician's formats, off for json, which scripts read: ask with --changes)",
+        ),
+    ] = None,
+    base_url: Annotated[
+        str | None,
+        typer.Option(
+            "--base-url", help="cds-hooks: the service's public base URL; each card's source is then its pathway page"
+        ),
+    ] = None,
+    site: Annotated[
+        str | None,
+        typer.Option(
+            "--site",
+            metavar="FILE",
+            help="site configuration (TOML): the clinic's parameter values within their bounds (default: $CDS_SITE)",
+        ),
+    ] = None,
 ) -> None:
     """Triage one patient (CONTRACT.md JSON or a FHIR R4 Bundle): recommendations with evidence grades, and what was not recommended and why."""
     _use_site(site)
@@ -316,8 +373,18 @@ def _use_site(site: str | None) -> None:
     try:
         apply_site(load_ruleset(), load_site(site))
     except SiteError as exc:
-        _fail_input(InputError([FieldProblem("--site", str(exc), "a TOML file: [parameters.NAME] value, reason, "
-                                             "set_by, within each parameter's bounds (see `rules show`)")]))
+        _fail_input(
+            InputError(
+                [
+                    FieldProblem(
+                        "--site",
+                        str(exc),
+                        "a TOML file: [parameters.NAME] value, reason, "
+                        "set_by, within each parameter's bounds (see `rules show`)",
+                    )
+                ]
+            )
+        )
     _site = str(Path(site).resolve())
 
 
@@ -348,19 +415,50 @@ def _ruleset():
 @app.command()
 def explain(
     file: Annotated[str, typer.Argument(help="patient JSON file or FHIR R4 Bundle, or - to read stdin")],
-    intervention: Annotated[str | None, typer.Option("--intervention", "-i", help="only this intervention code, e.g. low_dose_naltrexone")] = None,
-    format: Annotated[Format, typer.Option("--format", "-f", help="text (a tree), json (the same tree as nested objects), markdown")] = Format.text,
-    input: Annotated[InputKind, typer.Option("--input", help="auto: a FHIR R4 Bundle is recognised by its resourceType; json: CONTRACT.md patient; fhir: FHIR R4 Bundle")] = InputKind.auto,
-    as_of: Annotated[str | None, typer.Option("--as-of", metavar="YYYY-MM-DD", help="FHIR: reference date for ages and durations (default: Bundle.timestamp, else meta.lastUpdated)")] = None,
-    site: Annotated[str | None, typer.Option("--site", metavar="FILE", help="site configuration (TOML): the clinic's parameter values within their bounds (default: $CDS_SITE)")] = None,
+    intervention: Annotated[
+        str | None, typer.Option("--intervention", "-i", help="only this intervention code, e.g. low_dose_naltrexone")
+    ] = None,
+    format: Annotated[
+        Format, typer.Option("--format", "-f", help="text (a tree), json (the same tree as nested objects), markdown")
+    ] = Format.text,
+    input: Annotated[
+        InputKind,
+        typer.Option(
+            "--input",
+            help="auto: a FHIR R4 Bundle is recognised by its resourceType; json: CONTRACT.md patient; fhir: FHIR R4 Bundle",
+        ),
+    ] = InputKind.auto,
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of",
+            metavar="YYYY-MM-DD",
+            help="FHIR: reference date for ages and durations (default: Bundle.timestamp, else meta.lastUpdated)",
+        ),
+    ] = None,
+    site: Annotated[
+        str | None,
+        typer.Option(
+            "--site",
+            metavar="FILE",
+            help="site configuration (TOML): the clinic's parameter values within their bounds (default: $CDS_SITE)",
+        ),
+    ] = None,
 ) -> None:
     """Explain a triage: how each recommendation and not-recommended entry was derived from the patient's facts.
 
     Every step names its rule, what it compared, its parameters and its graded sources; unknowns are listed with what they block (for a FHIR Bundle, the mapping's unknowns too).
     """
     if format in (Format.cds_hooks, Format.html):
-        _fail_input(InputError([FieldProblem("--format", f"{format.value} is a format of triage, not of explain",
-                                             "text, json or markdown")]))
+        _fail_input(
+            InputError(
+                [
+                    FieldProblem(
+                        "--format", f"{format.value} is a format of triage, not of explain", "text, json or markdown"
+                    )
+                ]
+            )
+        )
     _use_site(site)
     try:
         from engine.views.explain import explain_patient
@@ -392,7 +490,14 @@ def explain(
 def rules_list(
     ctx: typer.Context,
     format: Annotated[ViewFormat, typer.Option("--format", "-f", help="text (a table) or json")] = ViewFormat.text,
-    site: Annotated[str | None, typer.Option("--site", metavar="FILE", help="site configuration (TOML): the clinic's parameter values within their bounds (default: $CDS_SITE)")] = None,
+    site: Annotated[
+        str | None,
+        typer.Option(
+            "--site",
+            metavar="FILE",
+            help="site configuration (TOML): the clinic's parameter values within their bounds (default: $CDS_SITE)",
+        ),
+    ] = None,
 ) -> None:
     """The knowledge base: every rule with its purpose, conclusions, parameters, citations and grades.
 
@@ -406,23 +511,38 @@ def rules_list(
     ruleset = _ruleset()
     rows = rule_rows(ruleset)
     if format is ViewFormat.json:
-        _print_json({"ruleset": {"name": ruleset.name, "version": ruleset.version, "digest": ruleset.digest},
-                     "rules": rows, "gaps": basis_gaps(ruleset)})
+        _print_json(
+            {
+                "ruleset": {"name": ruleset.name, "version": ruleset.version, "digest": ruleset.digest},
+                "rules": rows,
+                "gaps": basis_gaps(ruleset),
+            }
+        )
         return
     out = Console(highlight=False)
     out.print(f"[bold]{ruleset.name} {ruleset.version}[/]  [dim]{len(rows)} rules · digest {ruleset.digest[:12]}[/]")
     out.print(rules_table(rows))
     gaps = basis_gaps(ruleset)
     if gaps:
-        out.print(f"[bold red]{len(gaps)} rules have no citation and rest on more than project parameters:[/] "
-                  + ", ".join(gaps), highlight=False)
+        out.print(
+            f"[bold red]{len(gaps)} rules have no citation and rest on more than project parameters:[/] "
+            + ", ".join(gaps),
+            highlight=False,
+        )
 
 
 @rules_app.command("show")
 def rules_show(
     rule_id: Annotated[str, typer.Argument(metavar="ID", help="rule id, e.g. LDN-OFFER")],
     format: Annotated[ViewFormat, typer.Option("--format", "-f", help="text or json")] = ViewFormat.text,
-    site: Annotated[str | None, typer.Option("--site", metavar="FILE", help="site configuration (TOML): the clinic's parameter values within their bounds (default: $CDS_SITE)")] = None,
+    site: Annotated[
+        str | None,
+        typer.Option(
+            "--site",
+            metavar="FILE",
+            help="site configuration (TOML): the clinic's parameter values within their bounds (default: $CDS_SITE)",
+        ),
+    ] = None,
 ) -> None:
     """One rule with its full sources: patterns, parameters (with a site's value beside the default), citations, grades and its place in the chain."""
     from engine.views.explain import find_rule, rule_detail, rule_detail_view
@@ -447,7 +567,14 @@ class GraphFormat(str, Enum):
 
 @rules_app.command("graph")
 def rules_graph(
-    format: Annotated[GraphFormat, typer.Option("--format", "-f", help="html: a self-contained page with a legend and the list of rules; svg: the picture alone")] = GraphFormat.html,
+    format: Annotated[
+        GraphFormat,
+        typer.Option(
+            "--format",
+            "-f",
+            help="html: a self-contained page with a legend and the list of rules; svg: the picture alone",
+        ),
+    ] = GraphFormat.html,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="write to this file instead of stdout")] = None,
 ) -> None:
     """Draw the whole pathway: patient facts, the rules that read them, the findings they conclude and the options they decide, generated from the rule set."""
@@ -501,24 +628,55 @@ EXIT_REJECTED = 3  # some records were rejected; each has an error line in --out
 
 def _batch_summary(summary, out: str) -> None:
     """Counts only (never a patient's data), on stderr."""
-    err.print(f"[bold]batch[/]: {summary.records} records · {summary.triaged} triaged · "
-              f"{summary.rejected} rejected · {summary.failed} failed", highlight=False, soft_wrap=True)
+    err.print(
+        f"[bold]batch[/]: {summary.records} records · {summary.triaged} triaged · "
+        f"{summary.rejected} rejected · {summary.failed} failed",
+        highlight=False,
+        soft_wrap=True,
+    )
     for title, counts in (("recommended", summary.recommendations), ("not recommended", summary.not_recommended)):
         if counts:
             err.print(f"  {title}:", markup=False)
             for code, n in sorted(counts.items()):
                 err.print(f"    {code:<28} {n:>8}", markup=False, highlight=False)
     if summary.rejected or summary.failed:
-        err.print(f"  each rejected or failed record has an error line at its line number in {out}",
-                  markup=False, highlight=False, soft_wrap=True)
+        err.print(
+            f"  each rejected or failed record has an error line at its line number in {out}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 @app.command()
 def batch(
-    input: Annotated[str, typer.Argument(metavar="INPUT", help="NDJSON file (one patient per line), a directory of *.json patient files, or - for stdin")],
-    out: Annotated[str, typer.Option("--out", "-o", help="output NDJSON file, or - for stdout: one line per input record, in input order")],
-    workers: Annotated[int | None, typer.Option("--workers", "-w", min=1, help="worker processes (default: the number of cores); 1 triages in this process")] = None,
-    site: Annotated[str | None, typer.Option("--site", metavar="FILE", help="site configuration (TOML): the clinic's parameter values within their bounds (default: $CDS_SITE)")] = None,
+    input: Annotated[
+        str,
+        typer.Argument(
+            metavar="INPUT",
+            help="NDJSON file (one patient per line), a directory of *.json patient files, or - for stdin",
+        ),
+    ],
+    out: Annotated[
+        str,
+        typer.Option(
+            "--out", "-o", help="output NDJSON file, or - for stdout: one line per input record, in input order"
+        ),
+    ],
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers", "-w", min=1, help="worker processes (default: the number of cores); 1 triages in this process"
+        ),
+    ] = None,
+    site: Annotated[
+        str | None,
+        typer.Option(
+            "--site",
+            metavar="FILE",
+            help="site configuration (TOML): the clinic's parameter values within their bounds (default: $CDS_SITE)",
+        ),
+    ] = None,
 ) -> None:
     """Triage many patients: one NDJSON line out per input record, in input order.
 
@@ -536,7 +694,17 @@ def batch(
         sink = sys.stdout.buffer if out == "-" else open(out, "wb")  # noqa: SIM115 - closed below
     except OSError as exc:
         source.close()
-        _fail_input(InputError([FieldProblem("--out", f"cannot write {out}: {exc.strerror or type(exc).__name__}", "a writable file path, or -")]))
+        _fail_input(
+            InputError(
+                [
+                    FieldProblem(
+                        "--out",
+                        f"cannot write {out}: {exc.strerror or type(exc).__name__}",
+                        "a writable file path, or -",
+                    )
+                ]
+            )
+        )
     n_workers = workers or b.default_workers()
     progress = None
     on_record = None
@@ -555,7 +723,7 @@ def batch(
         summary = b.run_batch(source.records, sink, n_workers, on_record, site=_site)
     except KeyboardInterrupt:
         err.print("interrupted: the output is incomplete", markup=False)
-        raise typer.Exit(EXIT_INTERNAL)
+        raise typer.Exit(EXIT_INTERNAL) from None
     except Exception as exc:  # noqa: BLE001 - exit 1 with a message, never a traceback
         _fail_internal(exc)
     finally:
@@ -576,11 +744,27 @@ _PROJECT_DIR = Path(__file__).resolve().parent
 
 @rules_app.command("check")
 def rules_check(
-    strict: Annotated[bool, typer.Option("--strict", help="warnings fail too (a rule no scenario exercises, a rule id not in the snapshot)")] = False,
-    ruleset_module: Annotated[str | None, typer.Option("--ruleset", help="rule-set module to check (default: $CDS_RULESET, else rules)")] = None,
-    snapshot: Annotated[Path, typer.Option("--snapshot", help="committed snapshot of the rule ids")] = _PROJECT_DIR / "tests" / "rule_ids.txt",
-    features: Annotated[Path, typer.Option("--features", help="directory of the Gherkin *.feature files")] = _PROJECT_DIR / "features",
-    update_snapshot: Annotated[bool, typer.Option("--update-snapshot", help="write the current rule ids to the snapshot first (a deliberate removal)")] = False,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict", help="warnings fail too (a rule no scenario exercises, a rule id not in the snapshot)"
+        ),
+    ] = False,
+    ruleset_module: Annotated[
+        str | None, typer.Option("--ruleset", help="rule-set module to check (default: $CDS_RULESET, else rules)")
+    ] = None,
+    snapshot: Annotated[Path, typer.Option("--snapshot", help="committed snapshot of the rule ids")] = _PROJECT_DIR
+    / "tests"
+    / "rule_ids.txt",
+    features: Annotated[
+        Path, typer.Option("--features", help="directory of the Gherkin *.feature files")
+    ] = _PROJECT_DIR / "features",
+    update_snapshot: Annotated[
+        bool,
+        typer.Option(
+            "--update-snapshot", help="write the current rule ids to the snapshot first (a deliberate removal)"
+        ),
+    ] = False,
     format: Annotated[ViewFormat, typer.Option("--format", "-f", help="text or json")] = ViewFormat.text,
 ) -> None:
     """Check the rule set: unique, stable rule ids; citations resolve; grades; scenarios; parameters; digest.
@@ -590,8 +774,8 @@ def rules_check(
     import importlib
     import os
 
-    from engine.tools.checker import check_ruleset, fired_rules_in_features, read_snapshot, snapshot_text
     from engine.kernel.loader import load_ruleset
+    from engine.tools.checker import check_ruleset, fired_rules_in_features, read_snapshot, snapshot_text
 
     try:
         rs = load_ruleset(ruleset_module)
@@ -602,19 +786,29 @@ def rules_check(
     if update_snapshot:
         snapshot.parent.mkdir(parents=True, exist_ok=True)
         snapshot.write_text(snapshot_text(rs), encoding="utf-8")
-        err.print(f"snapshot written: {snapshot} ({len({r.id for r in rs.rules})} rule ids)", markup=False, soft_wrap=True)
+        err.print(
+            f"snapshot written: {snapshot} ({len({r.id for r in rs.rules})} rule ids)", markup=False, soft_wrap=True
+        )
     ids = read_snapshot(snapshot) if snapshot.is_file() else None
     fired = fired_rules_in_features(features) if features.is_dir() else None
     report = check_ruleset(rs, snapshot=ids, scenario_rules=fired, package_dir=package_dir)
     if format is ViewFormat.json:
-        _print_json({"ruleset": {"name": rs.name, "version": rs.version, "digest": rs.digest}, **report.as_dict(strict)})
+        _print_json(
+            {"ruleset": {"name": rs.name, "version": rs.version, "digest": rs.digest}, **report.as_dict(strict)}
+        )
     else:
-        out = [(f"rules check: {rs.name} {rs.version} (digest {rs.digest[:12]}), {report.rules} rules, "
-                f"{report.exercised} exercised by scenarios")]
+        out = [
+            (
+                f"rules check: {rs.name} {rs.version} (digest {rs.digest[:12]}), {report.rules} rules, "
+                f"{report.exercised} exercised by scenarios"
+            )
+        ]
         out += [f"{f.level:<8} {f.check:<13} {f.message}" for f in report.findings]
         verdict = "passed" if report.passed(strict) else "FAILED"
-        out.append(f"{verdict}{' (strict)' if strict else ''}: {len(report.errors)} errors, "
-                   f"{len(report.warnings)} warnings, {len(report.of('note'))} notes")
+        out.append(
+            f"{verdict}{' (strict)' if strict else ''}: {len(report.errors)} errors, "
+            f"{len(report.warnings)} warnings, {len(report.of('note'))} notes"
+        )
         sys.stdout.write("\n".join(out) + "\n")
     if not report.passed(strict):
         failing = report.errors + (report.warnings if strict else [])
@@ -657,7 +851,9 @@ def _triage_input(triager, file: str, kind: InputKind, as_of: str | None, strict
 
     from engine.kernel.inputs import FHIR_MAX_BYTES, MAX_INPUT_BYTES, is_fhir, parse_json
 
-    fhir_only = [(flag, used) for flag, used in (("--as-of", as_of is not None), ("--strict-fhir", strict_fhir)) if used]
+    fhir_only = [
+        (flag, used) for flag, used in (("--as-of", as_of is not None), ("--strict-fhir", strict_fhir)) if used
+    ]
     if kind is InputKind.json:
         if fhir_only:
             raise InputError([FieldProblem(fhir_only[0][0], "applies to FHIR input only", "--input fhir or auto")])
@@ -691,20 +887,65 @@ def _triage_input(triager, file: str, kind: InputKind, as_of: str | None, strict
 
 @app.command()
 def serve(
-    host: Annotated[str, typer.Option("--host", help="interface to listen on (keep 127.0.0.1 unless behind a TLS proxy)")] = "127.0.0.1",
+    host: Annotated[
+        str, typer.Option("--host", help="interface to listen on (keep 127.0.0.1 unless behind a TLS proxy)")
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=0, max=65535, help="TCP port")] = 8000,
-    public_url: Annotated[str | None, typer.Option("--public-url", help="this service's base URL as the EHR calls it; token audience is <public-url>/cds-services/<id> (default http://HOST:PORT)")] = None,
-    trust: Annotated[list[str] | None, typer.Option("--trust", metavar="ISSUER=JWKS", help="a trusted EHR: its token issuer (iss) and its public keys (a JWKS file, or an https:// URL), which sign for that issuer only; repeat once per EHR")] = None,
-    db: Annotated[Path, typer.Option("--db", help="SQLite database shared by the workers: token replay memory and card feedback (created if absent)")] = Path("cds-service.sqlite3"),
-    workers: Annotated[int, typer.Option("--workers", min=1, max=64, help="worker processes (each one triages one request at a time)")] = 1,
-    max_body: Annotated[int, typer.Option("--max-body", min=1024, help="largest accepted request body, in bytes")] = 4 * 1024 * 1024,
-    max_token_lifetime: Annotated[int, typer.Option("--max-token-lifetime", min=1, max=3600, help="longest accepted token lifetime (exp - iat), in seconds")] = 300,
-    insecure: Annotated[bool, typer.Option("--insecure", help="accept requests WITHOUT verifying tokens: local demos only, loudly logged")] = False,
-    server_timing: Annotated[bool, typer.Option("--server-timing", help="add a Server-Timing header (time of each stage) to hook responses, for benchmarks")] = False,
+    public_url: Annotated[
+        str | None,
+        typer.Option(
+            "--public-url",
+            help="this service's base URL as the EHR calls it; token audience is <public-url>/cds-services/<id> (default http://HOST:PORT)",
+        ),
+    ] = None,
+    trust: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--trust",
+            metavar="ISSUER=JWKS",
+            help="a trusted EHR: its token issuer (iss) and its public keys (a JWKS file, or an https:// URL), which sign for that issuer only; repeat once per EHR",
+        ),
+    ] = None,
+    db: Annotated[
+        Path,
+        typer.Option(
+            "--db",
+            help="SQLite database shared by the workers: token replay memory and card feedback (created if absent)",
+        ),
+    ] = Path("cds-service.sqlite3"),
+    workers: Annotated[
+        int, typer.Option("--workers", min=1, max=64, help="worker processes (each one triages one request at a time)")
+    ] = 1,
+    max_body: Annotated[int, typer.Option("--max-body", min=1024, help="largest accepted request body, in bytes")] = 4
+    * 1024
+    * 1024,
+    max_token_lifetime: Annotated[
+        int,
+        typer.Option(
+            "--max-token-lifetime", min=1, max=3600, help="longest accepted token lifetime (exp - iat), in seconds"
+        ),
+    ] = 300,
+    insecure: Annotated[
+        bool,
+        typer.Option("--insecure", help="accept requests WITHOUT verifying tokens: local demos only, loudly logged"),
+    ] = False,
+    server_timing: Annotated[
+        bool,
+        typer.Option(
+            "--server-timing", help="add a Server-Timing header (time of each stage) to hook responses, for benchmarks"
+        ),
+    ] = False,
     jwks: Annotated[str | None, typer.Option("--jwks", hidden=True)] = None,
     issuer: Annotated[list[str] | None, typer.Option("--issuer", hidden=True)] = None,
     feedback_log: Annotated[Path | None, typer.Option("--feedback-log", hidden=True)] = None,
-    site: Annotated[str | None, typer.Option("--site", metavar="FILE", help="site configuration (TOML): the clinic's parameter values within their bounds (default: $CDS_SITE)")] = None,
+    site: Annotated[
+        str | None,
+        typer.Option(
+            "--site",
+            metavar="FILE",
+            help="site configuration (TOML): the clinic's parameter values within their bounds (default: $CDS_SITE)",
+        ),
+    ] = None,
 ) -> None:
     """Run the CDS Hooks service (patient-view): discovery, hook calls with prefetched FHIR, feedback.
 
@@ -712,17 +953,32 @@ def serve(
     """
     problems = []
     if jwks is not None or issuer:
-        problems.append(FieldProblem("--jwks/--issuer", "replaced by --trust ISSUER=JWKS: each EHR's keys now sign for its own issuer only",
-                                     "--trust https://ehr.example.org=ehr-jwks.json (once per EHR)"))
+        problems.append(
+            FieldProblem(
+                "--jwks/--issuer",
+                "replaced by --trust ISSUER=JWKS: each EHR's keys now sign for its own issuer only",
+                "--trust https://ehr.example.org=ehr-jwks.json (once per EHR)",
+            )
+        )
     if feedback_log is not None:
-        problems.append(FieldProblem("--feedback-log", "replaced by --db: feedback is kept in the service's SQLite database",
-                                     "--db FILE; read it with `forefoot-cds feedback report --db FILE`"))
+        problems.append(
+            FieldProblem(
+                "--feedback-log",
+                "replaced by --db: feedback is kept in the service's SQLite database",
+                "--db FILE; read it with `forefoot-cds feedback report --db FILE`",
+            )
+        )
     pairs = []
     for item in trust or ():
         name, sep, source = item.partition("=")
         if not sep:
-            problems.append(FieldProblem("--trust", "must be ISSUER=JWKS (split at the first '=')",
-                                         "--trust https://ehr.example.org=ehr-jwks.json or ...=https://ehr.example.org/jwks.json"))
+            problems.append(
+                FieldProblem(
+                    "--trust",
+                    "must be ISSUER=JWKS (split at the first '=')",
+                    "--trust https://ehr.example.org=ehr-jwks.json or ...=https://ehr.example.org/jwks.json",
+                )
+            )
             continue
         pairs.append((name.strip(), source.strip()))
     if problems:
@@ -737,42 +993,82 @@ def serve(
     try:
         from engine.channels.service import ServiceConfig, StoreError, run
     except ImportError as exc:
-        err.print(f"serve needs the service extra: pip install 'forefoot-cds[service]' ({exc.name} is missing)", markup=False)
-        raise typer.Exit(EXIT_INTERNAL)
+        err.print(
+            f"serve needs the service extra: pip install 'forefoot-cds[service]' ({exc.name} is missing)", markup=False
+        )
+        raise typer.Exit(EXIT_INTERNAL) from None
     url = (public_url or f"http://{host}:{port}").rstrip("/")
-    config = ServiceConfig(public_url=url, trust=tuple(pairs), insecure=insecure, db=db, max_body=max_body,
-                           max_token_lifetime=max_token_lifetime, source_url=url + "/cds-services",
-                           server_timing=server_timing)
+    config = ServiceConfig(
+        public_url=url,
+        trust=tuple(pairs),
+        insecure=insecure,
+        db=db,
+        max_body=max_body,
+        max_token_lifetime=max_token_lifetime,
+        source_url=url + "/cds-services",
+        server_timing=server_timing,
+    )
     bad = config.problems()
     if bad:
-        _fail_input(InputError([FieldProblem("serve", p, "--trust ISSUER=JWKS (a file or https:// URL), or --insecure for a local demo")
-                                for p in bad]))
-    err.print(f"CDS Hooks service: http://{host}:{port}/cds-services (token audience base {url}; {workers} worker(s); "
-              f"database {db})", markup=False, highlight=False)
+        _fail_input(
+            InputError(
+                [
+                    FieldProblem(
+                        "serve", p, "--trust ISSUER=JWKS (a file or https:// URL), or --insecure for a local demo"
+                    )
+                    for p in bad
+                ]
+            )
+        )
+    err.print(
+        f"CDS Hooks service: http://{host}:{port}/cds-services (token audience base {url}; {workers} worker(s); "
+        f"database {db})",
+        markup=False,
+        highlight=False,
+    )
     try:
         run(config, host, port, workers)
     except ImportError as exc:
-        err.print(f"serve needs the service extra: pip install 'forefoot-cds[service]' ({exc.name} is missing)", markup=False)
-        raise typer.Exit(EXIT_INTERNAL)
+        err.print(
+            f"serve needs the service extra: pip install 'forefoot-cds[service]' ({exc.name} is missing)", markup=False
+        )
+        raise typer.Exit(EXIT_INTERNAL) from None
     except StoreError as exc:
         _fail_input(InputError([FieldProblem("--db", str(exc), "a writable SQLite file on a local file system")]))
     except (OSError, ValueError) as exc:
-        _fail_input(InputError([FieldProblem("--trust", f"unusable key set ({type(exc).__name__}): {exc}",
-                                             "a JWKS file of public keys, or an https:// URL")]))
+        _fail_input(
+            InputError(
+                [
+                    FieldProblem(
+                        "--trust",
+                        f"unusable key set ({type(exc).__name__}): {exc}",
+                        "a JWKS file of public keys, or an https:// URL",
+                    )
+                ]
+            )
+        )
     except (EngineError, Exception) as exc:  # noqa: BLE001 - exit 1 with a message, never a traceback
         _fail_internal(exc)
 
 
 # `feedback`: what clinicians did with the cards, for a CDS governance committee.
-feedback_app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
-                           help="Card feedback kept by `serve` (accepted or overridden, and why).")
+feedback_app = typer.Typer(
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    no_args_is_help=True,
+    help="Card feedback kept by `serve` (accepted or overridden, and why).",
+)
 app.add_typer(feedback_app, name="feedback")
 
 
 @feedback_app.command("report")
 def feedback_report(
-    db: Annotated[Path, typer.Option("--db", help="the service's SQLite database (serve --db)")] = Path("cds-service.sqlite3"),
-    since: Annotated[str | None, typer.Option("--since", metavar="YYYY-MM-DD", help="only feedback received from this day on (UTC)")] = None,
+    db: Annotated[Path, typer.Option("--db", help="the service's SQLite database (serve --db)")] = Path(
+        "cds-service.sqlite3"
+    ),
+    since: Annotated[
+        str | None, typer.Option("--since", metavar="YYYY-MM-DD", help="only feedback received from this day on (UTC)")
+    ] = None,
     format: Annotated[ViewFormat, typer.Option("--format", "-f", help="text (a table) or json")] = ViewFormat.text,
 ) -> None:
     """Override rate and override reasons per rule and card: what a CDS governance committee reviews.
@@ -805,26 +1101,58 @@ def feedback_report(
         return "-" if x is None else f"{x:.0%}"
 
     head = ("rule", "card", "shown", "feedback", "accepted", "overridden", "override rate", "override reasons")
-    rows = [(r["rule"], r["kind"] if r["intervention"] == "*" else f"{r['kind']}: {r['intervention']}", str(r["shown"]),
-             str(r["feedback"]), str(r["accepted"]), str(r["overridden"]), pct(r["override_rate"]),
-             ", ".join(f"{code} {n}" for code, n in r["reasons"].items()) or "-") for r in report["rows"]]
+    rows = [
+        (
+            r["rule"],
+            r["kind"] if r["intervention"] == "*" else f"{r['kind']}: {r['intervention']}",
+            str(r["shown"]),
+            str(r["feedback"]),
+            str(r["accepted"]),
+            str(r["overridden"]),
+            pct(r["override_rate"]),
+            ", ".join(f"{code} {n}" for code, n in r["reasons"].items()) or "-",
+        )
+        for r in report["rows"]
+    ]
     accepted = sum(r["accepted"] for r in report["rows"])
-    rows.append(("all cards", "", str(sum(r["shown"] for r in report["rows"])), str(report["feedback"]), str(accepted),
-                 str(report["overridden"]), pct(report["override_rate"]), ""))
+    rows.append(
+        (
+            "all cards",
+            "",
+            str(sum(r["shown"] for r in report["rows"])),
+            str(report["feedback"]),
+            str(accepted),
+            str(report["overridden"]),
+            pct(report["override_rate"]),
+            "",
+        )
+    )
     widths = [max(len(row[i]) for row in [head, *rows]) for i in range(len(head))]
 
     def line(row: tuple[str, ...]) -> str:
-        cells = [c.ljust(w) if i in (0, 1, 7) else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))]
+        cells = [
+            c.ljust(w) if i in (0, 1, 7) else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=False))
+        ]
         return "  ".join(cells).rstrip()
 
-    span = (f"from {report['first_feedback']} to {report['last_feedback']}" if report["first_feedback"]
-            else "no feedback yet")
-    out = [f"Card feedback, {span} (database {db}); override rate = overridden / (accepted + overridden)", "",
-           line(head), *(line(r) for r in rows)]
+    span = (
+        f"from {report['first_feedback']} to {report['last_feedback']}"
+        if report["first_feedback"]
+        else "no feedback yet"
+    )
+    out = [
+        f"Card feedback, {span} (database {db}); override rate = overridden / (accepted + overridden)",
+        "",
+        line(head),
+        *(line(r) for r in rows),
+    ]
     unknown = report["feedback_on_unknown_cards"]
     if unknown:
-        out += ["", f"feedback on cards this service does not remember (not issued here, or more than a day old): "
-                    + ", ".join(f"{k} {v}" for k, v in sorted(unknown.items()))]
+        out += [
+            "",
+            "feedback on cards this service does not remember (not issued here, or more than a day old): "
+            + ", ".join(f"{k} {v}" for k, v in sorted(unknown.items())),
+        ]
     typer.echo("\n".join(out))
 
 

@@ -39,8 +39,12 @@ def _cli_ms(path: Path, *extra: str, repeat: int = 7) -> float:
     times = []
     for _ in range(repeat):
         start = time.perf_counter()
-        subprocess.run([sys.executable, str(ROOT / "cli.py"), "triage", str(path), "--format", "json", *extra],
-                       check=True, capture_output=True, cwd=ROOT)
+        subprocess.run(
+            [sys.executable, str(ROOT / "cli.py"), "triage", str(path), "--format", "json", *extra],
+            check=True,
+            capture_output=True,
+            cwd=ROOT,
+        )
         times.append((time.perf_counter() - start) * 1000)
     return statistics.median(times)
 
@@ -49,8 +53,11 @@ def _search(t, patient: dict) -> tuple[float, int]:
     """(ms, engine runs) of one search."""
     result = t.triage(patient)
     spec = t.ruleset.changes
-    codes = [n.intervention for n in result.not_recommended
-             if t.ruleset.interventions[n.intervention].category in spec.categories]
+    codes = [
+        n.intervention
+        for n in result.not_recommended
+        if t.ruleset.interventions[n.intervention].category in spec.categories
+    ]
     start = time.perf_counter()
     search = changes._Search(t, spec, changes.ChangeState(t.ruleset, patient, (), patient, 0, result), spec.budget)
     search.run(list(dict.fromkeys(codes)))
@@ -67,8 +74,10 @@ def main() -> int:
         path = _example(name)
         with_search, without = _cli_ms(path), _cli_ms(path, "--no-changes")
         ms, runs = _search(t, json.loads(path.read_text(encoding="utf-8")))
-        print(f"  {name:24s} {with_search:5.0f} ms with the search, {without:5.0f} ms --no-changes; "
-              f"search alone {ms:5.1f} ms, {runs:3d} engine runs")
+        print(
+            f"  {name:24s} {with_search:5.0f} ms with the search, {without:5.0f} ms --no-changes; "
+            f"search alone {ms:5.1f} ms, {runs:3d} engine runs"
+        )
     if args.n:
         runs, times = [], []
         for patient in cohort(args.n, seed=7):
@@ -80,10 +89,12 @@ def main() -> int:
             times.append(ms)
         runs.sort()
         times.sort()
-        print(f"cohort of {len(runs)}: engine runs per patient median {runs[len(runs) // 2]}, "
-              f"p90 {runs[int(len(runs) * 0.9)]}, most {runs[-1]} (budget {t.ruleset.changes.budget}); "
-              f"search median {times[len(times) // 2]:.0f} ms, p90 {times[int(len(times) * 0.9)]:.0f} ms, "
-              f"most {times[-1]:.0f} ms")
+        print(
+            f"cohort of {len(runs)}: engine runs per patient median {runs[len(runs) // 2]}, "
+            f"p90 {runs[int(len(runs) * 0.9)]}, most {runs[-1]} (budget {t.ruleset.changes.budget}); "
+            f"search median {times[len(times) // 2]:.0f} ms, p90 {times[int(len(times) * 0.9)]:.0f} ms, "
+            f"most {times[-1]:.0f} ms"
+        )
     return 0
 
 

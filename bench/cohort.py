@@ -9,14 +9,22 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterable, Iterator
-from typing import Any
-
-from typing import get_args
+from typing import Any, get_args
 
 from rules.vocabulary import ESCALATIONS, FIRST_LINE, Comorbidity, ExamFinding, RecordSection, RedFlag
 
-DN4 = ("burning", "painful_cold", "electric_shocks", "tingling", "pins_and_needles", "numbness", "itching",
-       "hypoesthesia_to_touch", "hypoesthesia_to_pinprick", "brush_allodynia")
+DN4 = (
+    "burning",
+    "painful_cold",
+    "electric_shocks",
+    "tingling",
+    "pins_and_needles",
+    "numbness",
+    "itching",
+    "hypoesthesia_to_touch",
+    "hypoesthesia_to_pinprick",
+    "brush_allodynia",
+)
 RESPONSES = ("none", "partial", "resolved", "worsened", "not_tolerated")
 EXAM = get_args(ExamFinding)
 COMORBIDITIES = get_args(Comorbidity)
@@ -24,17 +32,43 @@ RED_FLAGS = get_args(RedFlag)
 SECTIONS = get_args(RecordSection)
 #: opioids (plain, combination, brand, partial agonist), antagonists, common non-opioids, and names the
 #: vocabulary does not know (which the pathway must report as unrecognised).
-MEDICATIONS = ("tramadol", "Oxycodone/APAP 5-325mg", "buprenorphine/naloxone", "codeine 30 mg", "Suboxone",
-               "naltrexone", "ibuprofen", "paracetamol", "metformin", "sertraline", "amitriptyline",
-               "pregabalin", "methotrexate", "insulin", "atorvastatin", "zz-unlisted-drug", "métamizole",
-               "Zomorph 10 mg", "co-codamol 30/500", "naloxone nasal spray (kit)", "naloxegol 25 mg",
-               "LDN 4.5 mg at night", "naltrexone 50 mg", "benzhydrocodone/APAP", "apomorphine")
+MEDICATIONS = (
+    "tramadol",
+    "Oxycodone/APAP 5-325mg",
+    "buprenorphine/naloxone",
+    "codeine 30 mg",
+    "Suboxone",
+    "naltrexone",
+    "ibuprofen",
+    "paracetamol",
+    "metformin",
+    "sertraline",
+    "amitriptyline",
+    "pregabalin",
+    "methotrexate",
+    "insulin",
+    "atorvastatin",
+    "zz-unlisted-drug",
+    "métamizole",
+    "Zomorph 10 mg",
+    "co-codamol 30/500",
+    "naloxone nasal spray (kit)",
+    "naloxegol 25 mg",
+    "LDN 4.5 mg at night",
+    "naltrexone 50 mg",
+    "benzhydrocodone/APAP",
+    "apomorphine",
+)
 #: structured medications as e-prescribing sends them: codes without text, stopped drugs
-STRUCTURED = ({"rxnorm": "835605"}, {"rxnorm": "1049621", "name": "oxycodone hydrochloride 5 MG Oral Tablet"},
-              {"rxnorm": "999999999"}, {"name": "tramadol", "status": "stopped", "stopped_days_ago": 2},
-              {"name": "tramadol", "status": "stopped", "stopped_days_ago": 30},
-              {"name": "zz-unlisted-drug", "status": "stopped", "stopped_days_ago": 3},
-              {"name": "metformin", "status": "stopped", "stopped_days_ago": 5})
+STRUCTURED = (
+    {"rxnorm": "835605"},
+    {"rxnorm": "1049621", "name": "oxycodone hydrochloride 5 MG Oral Tablet"},
+    {"rxnorm": "999999999"},
+    {"name": "tramadol", "status": "stopped", "stopped_days_ago": 2},
+    {"name": "tramadol", "status": "stopped", "stopped_days_ago": 30},
+    {"name": "zz-unlisted-drug", "status": "stopped", "stopped_days_ago": 3},
+    {"name": "metformin", "status": "stopped", "stopped_days_ago": 5},
+)
 
 
 def _some(rng: random.Random, pool: tuple[str, ...], p_any: float, most: int) -> list[str]:
@@ -53,8 +87,15 @@ def patient(rng: random.Random, i: int) -> dict[str, Any]:
         p["weight_kg"] = round(rng.uniform(45, 130), 1)
         p["height_cm"] = round(rng.uniform(150, 198), 1)
     # durations cluster around the 6 / 12 / 24-week thresholds so both sides of each are hit
-    weeks = rng.choice((rng.uniform(0, 6), rng.uniform(6, 12), rng.uniform(12, 30), rng.uniform(30, 200),
-                        float(rng.choice((6, 12, 24)))))
+    weeks = rng.choice(
+        (
+            rng.uniform(0, 6),
+            rng.uniform(6, 12),
+            rng.uniform(12, 30),
+            rng.uniform(30, 200),
+            float(rng.choice((6, 12, 24))),
+        )
+    )
     weeks = min(round(weeks, 1), (age + 1) * 52)
     pain: dict[str, Any] = {"site": "forefoot", "duration_weeks": weeks}
     if rng.random() < 0.8:
@@ -73,8 +114,11 @@ def patient(rng: random.Random, i: int) -> dict[str, Any]:
     p["exam_findings"] = _some(rng, EXAM, 0.6, 3)
     tried = _some(rng, FIRST_LINE, 0.75, 4) + _some(rng, ESCALATIONS, 0.2, 2)
     p["prior_treatments"] = [
-        {"treatment": t, "weeks": float(rng.choice((rng.randint(1, 5), 6, rng.randint(7, 14), rng.randint(15, 30)))),
-         "response": rng.choice(RESPONSES)}
+        {
+            "treatment": t,
+            "weeks": float(rng.choice((rng.randint(1, 5), 6, rng.randint(7, 14), rng.randint(15, 30)))),
+            "response": rng.choice(RESPONSES),
+        }
         for t in tried
     ]
     if rng.random() < 0.02:
@@ -85,24 +129,38 @@ def patient(rng: random.Random, i: int) -> dict[str, Any]:
             {"treatment": "metatarsal_pad", "weeks": 10.0, "response": "none"},
             {"treatment": "footwear_modification", "weeks": 10.0, "response": "none"},
             {"treatment": "activity_modification", "weeks": 10.0, "response": "none"},
-            {"treatment": "pulsed_radiofrequency", "weeks": float(rng.randint(12, 40)),
-             "response": rng.choice(("partial", "resolved"))}]
+            {
+                "treatment": "pulsed_radiofrequency",
+                "weeks": float(rng.randint(12, 40)),
+                "response": rng.choice(("partial", "resolved")),
+            },
+        ]
     if rng.random() < 0.02:
         # insoles under way in rheumatoid arthritis when a red flag appears
         p["prior_treatments"] = [t for t in p["prior_treatments"] if t["treatment"] != "insoles"] + [
-            {"treatment": "insoles", "weeks": float(rng.randint(2, 12)), "response": "partial"}]
+            {"treatment": "insoles", "weeks": float(rng.randint(2, 12)), "response": "partial"}
+        ]
         p["_ra_flag"] = True
     if "gastrocnemius_tightness" in p["exam_findings"] and "calf_stretching" not in tried and rng.random() < 0.5:
         # the surgical branch needs stretching tried and failed: make it common enough to reach
-        p["prior_treatments"].append({"treatment": "calf_stretching", "weeks": float(rng.randint(6, 30)),
-                                      "response": rng.choice(("none", "worsened", "partial"))})
+        p["prior_treatments"].append(
+            {
+                "treatment": "calf_stretching",
+                "weeks": float(rng.randint(6, 30)),
+                "response": rng.choice(("none", "worsened", "partial")),
+            }
+        )
     p["comorbidities"] = _some(rng, COMORBIDITIES, 0.35, 2)
     if p.pop("_ra_flag", False):
         p["comorbidities"] = sorted(set(p["comorbidities"]) | {"rheumatoid_arthritis"})
     p["medications"] = _some(rng, MEDICATIONS, 0.6, 3) + [dict(m) for m in _some(rng, STRUCTURED, 0.15, 2)]
     p["red_flags"] = _some(rng, RED_FLAGS, 0.1, 2)
-    if "rheumatoid_arthritis" in p["comorbidities"] and any(t["treatment"] == "insoles" for t in p["prior_treatments"]) \
-            and not p["red_flags"] and rng.random() < 0.3:
+    if (
+        "rheumatoid_arthritis" in p["comorbidities"]
+        and any(t["treatment"] == "insoles" for t in p["prior_treatments"])
+        and not p["red_flags"]
+        and rng.random() < 0.3
+    ):
         p["red_flags"] = [rng.choice(RED_FLAGS)]
     if rng.random() < 0.05:
         p["not_retrieved"] = rng.sample(SECTIONS, rng.randint(1, 2))

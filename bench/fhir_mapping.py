@@ -23,7 +23,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # `python bench/fhir_mapping.py`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.channels.fhir import default_mapper  # noqa: E402
+from engine.channels.fhir import default_mapper
 
 FHIR_DIR = Path(__file__).resolve().parents[1] / "tests" / "fhir"
 EXAMPLES = ("neuropathic-persistent", "new-onset", "opioid-user", "red-flag-charcot", "rheumatoid")
@@ -34,26 +34,73 @@ def typical_bundle() -> dict:
     data = json.loads((FHIR_DIR / "opioid-user.json").read_text(encoding="utf-8"))
     pid = data["entry"][0]["resource"]["id"]
     subject = {"reference": f"Patient/{pid}"}
-    icd, sct, rx = ("http://hl7.org/fhir/sid/icd-10-cm", "http://snomed.info/sct",
-                    "http://www.nlm.nih.gov/research/umls/rxnorm")
+    icd, sct, rx = (
+        "http://hl7.org/fhir/sid/icd-10-cm",
+        "http://snomed.info/sct",
+        "http://www.nlm.nih.gov/research/umls/rxnorm",
+    )
     extra = []
-    for i, (system, code) in enumerate([(icd, "I10"), (sct, "38341003"), (icd, "E78.5"), (icd, "K21.9"),
-                                        (icd, "E11.9"), (icd, "M79.7"), (sct, "195967001"), (icd, "Z79.4")]):
-        extra.append({"resourceType": "Condition", "id": f"extra-c{i}", "subject": subject,
-                      "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
-                                                     "code": "active"}]},
-                      "code": {"coding": [{"system": system, "code": code}]}, "recordedDate": "2024-05-01"})
-    for i, (code, text) in enumerate([("197361", "amlodipine 5 MG Oral Tablet"), ("314076", "lisinopril 10 MG Oral Tablet"),
-                                      ("617312", "atorvastatin 20 MG Oral Tablet"), ("197517", "clarithromycin 500 MG"),
-                                      ("860975", "metformin hydrochloride 500 MG"), ("198211", "simvastatin 40 MG")]):
-        extra.append({"resourceType": "MedicationStatement", "id": f"extra-m{i}", "status": "active", "subject": subject,
-                      "medicationCodeableConcept": {"coding": [{"system": rx, "code": code}], "text": text},
-                      "effectivePeriod": {"start": "2024-01-01"}})
+    for i, (system, code) in enumerate(
+        [
+            (icd, "I10"),
+            (sct, "38341003"),
+            (icd, "E78.5"),
+            (icd, "K21.9"),
+            (icd, "E11.9"),
+            (icd, "M79.7"),
+            (sct, "195967001"),
+            (icd, "Z79.4"),
+        ]
+    ):
+        extra.append(
+            {
+                "resourceType": "Condition",
+                "id": f"extra-c{i}",
+                "subject": subject,
+                "clinicalStatus": {
+                    "coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}]
+                },
+                "code": {"coding": [{"system": system, "code": code}]},
+                "recordedDate": "2024-05-01",
+            }
+        )
+    for i, (code, text) in enumerate(
+        [
+            ("197361", "amlodipine 5 MG Oral Tablet"),
+            ("314076", "lisinopril 10 MG Oral Tablet"),
+            ("617312", "atorvastatin 20 MG Oral Tablet"),
+            ("197517", "clarithromycin 500 MG"),
+            ("860975", "metformin hydrochloride 500 MG"),
+            ("198211", "simvastatin 40 MG"),
+        ]
+    ):
+        extra.append(
+            {
+                "resourceType": "MedicationStatement",
+                "id": f"extra-m{i}",
+                "status": "active",
+                "subject": subject,
+                "medicationCodeableConcept": {"coding": [{"system": rx, "code": code}], "text": text},
+                "effectivePeriod": {"start": "2024-01-01"},
+            }
+        )
     for i in range(2):
-        extra.append({"resourceType": "Observation", "id": f"extra-o{i}", "status": "final", "subject": subject,
-                      "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
-                      "valueQuantity": {"value": 70 + i, "unit": "/min", "system": "http://unitsofmeasure.org",
-                                        "code": "/min"}, "effectiveDateTime": "2025-01-10"})
+        extra.append(
+            {
+                "resourceType": "Observation",
+                "id": f"extra-o{i}",
+                "status": "final",
+                "subject": subject,
+                "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
+                "valueQuantity": {
+                    "value": 70 + i,
+                    "unit": "/min",
+                    "system": "http://unitsofmeasure.org",
+                    "code": "/min",
+                },
+                "effectiveDateTime": "2025-01-10",
+            }
+        )
     data["entry"] += [{"fullUrl": f"{r['resourceType']}/{r['id']}", "resource": r} for r in extra]
     return data
 
@@ -80,11 +127,11 @@ def main(argv: list[str] | None = None) -> int:
     bundles = {name: json.loads((FHIR_DIR / f"{name}.json").read_text(encoding="utf-8")) for name in EXAMPLES}
     bundles["typical (opioid-user+16)"] = typical_bundle()
     for name, data in bundles.items():
-        default = _median_us(lambda: mapper.map(data), args.rounds)
+        default = _median_us(lambda data=data: mapper.map(data), args.rounds)
         medians.append(default)
         line = f"{name:<24}{len(data.get('entry', [])):>8}{default:>12.1f}"
         if strict:
-            full = _median_us(lambda: mapper.map(data, strict=True), max(50, args.rounds // 10))
+            full = _median_us(lambda data=data: mapper.map(data, strict=True), max(50, args.rounds // 10))
             strict_medians.append(full)
             line += f"{full:>12.1f}"
         print(line)

@@ -77,18 +77,37 @@ class Keys:
 
         key, iss = (self.es, ISS_ES) if alg == "ES384" else (self.rs, ISS_RS)
         now = int(time.time())
-        return [jwt.encode({"alg": alg, "kid": key.kid}, {"iss": iss, "aud": audience, "iat": now, "exp": now + 240,
-                                                          "jti": str(uuid.uuid4())}, key, algorithms=[alg])
-                for _ in range(n)]
+        return [
+            jwt.encode(
+                {"alg": alg, "kid": key.kid},
+                {"iss": iss, "aud": audience, "iat": now, "exp": now + 240, "jti": str(uuid.uuid4())},
+                key,
+                algorithms=[alg],
+            )
+            for _ in range(n)
+        ]
 
 
 def start(tmp: Path, keys: Keys, workers: int) -> tuple[subprocess.Popen, int]:
     port = _free_port()
-    cmd = [sys.executable, str(ROOT / "cli.py"), "serve", "--port", str(port), "--workers", str(workers),
-           "--db", str(tmp / "bench.sqlite3"), "--server-timing",
-           "--trust", f"{ISS_ES}={keys.jwks(keys.es, tmp / 'es.json')}",
-           "--trust", f"{ISS_RS}={keys.jwks(keys.rs, tmp / 'rs.json')}"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=open(tmp / "serve.stderr", "wb"))
+    cmd = [
+        sys.executable,
+        str(ROOT / "cli.py"),
+        "serve",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--db",
+        str(tmp / "bench.sqlite3"),
+        "--server-timing",
+        "--trust",
+        f"{ISS_ES}={keys.jwks(keys.es, tmp / 'es.json')}",
+        "--trust",
+        f"{ISS_RS}={keys.jwks(keys.rs, tmp / 'rs.json')}",
+    ]
+    stderr = open(tmp / "serve.stderr", "wb")  # noqa: SIM115 - the server process writes to it until it stops
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=stderr)
     deadline = time.monotonic() + 90
     while True:
         if proc.poll() is not None:
@@ -120,8 +139,10 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 def request_bytes(port: int, body: bytes, token: str) -> bytes:
-    head = (f"POST /cds-services/{SERVICE} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
-            f"Authorization: Bearer {token}\r\nContent-Length: {len(body)}\r\n\r\n")
+    head = (
+        f"POST /cds-services/{SERVICE} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+        f"Authorization: Bearer {token}\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
     return head.encode() + body
 
 
@@ -190,8 +211,11 @@ class EngineAlone:
             b, n = bundle_from_prefetch(prefetch)
             return triage_bundle(triager, b, as_of=as_of, mapper=mapper, names=n)
 
-        self.steps = {"triage": lambda: triager.triage(patient), "map_and_triage": map_and_triage,
-                      "answer": lambda: cards(map_and_triage(), triager.ruleset)}
+        self.steps = {
+            "triage": lambda: triager.triage(patient),
+            "map_and_triage": map_and_triage,
+            "answer": lambda: cards(map_and_triage(), triager.ruleset),
+        }
         self.samples: dict[str, list[float]] = {k: [] for k in self.steps}
         self.block(50, keep=False)
 
@@ -227,10 +251,15 @@ def main(args: Any) -> int:
     workers = 2
     body = REQUEST_FILE.read_bytes()
     request = json.loads(body)
-    fig: dict[str, Any] = {"workers": workers, "request": str(REQUEST_FILE.relative_to(ROOT)),
-                           "request_bytes": len(body)}
-    print(f"CDS Hooks service benchmark: {workers} workers on 127.0.0.1, request {fig['request']} "
-          f"({len(body)} bytes), cpu count {os.cpu_count()}, load average {os.getloadavg()}")
+    fig: dict[str, Any] = {
+        "workers": workers,
+        "request": str(REQUEST_FILE.relative_to(ROOT)),
+        "request_bytes": len(body),
+    }
+    print(
+        f"CDS Hooks service benchmark: {workers} workers on 127.0.0.1, request {fig['request']} "
+        f"({len(body)} bytes), cpu count {os.cpu_count()}, load average {os.getloadavg()}"
+    )
     keys = Keys()
     alone = EngineAlone(request)
     blocks = 3 if args.quick else 10
@@ -254,9 +283,14 @@ def main(args: Any) -> int:
                     alone.block(n_seq // blocks // 4)
                 bad = sum(status != 200 for _, status, _ in rows)
                 lat = [r[0] * 1e3 for r in rows]
-                fig[f"sequential_{alg}"] = {"n": len(rows), "errors": bad, "p50_ms": pct(lat, 0.5),
-                                            "p95_ms": pct(lat, 0.95), "per_s": len(rows) / total,
-                                            "server_stages_ms": stage_medians(rows)}
+                fig[f"sequential_{alg}"] = {
+                    "n": len(rows),
+                    "errors": bad,
+                    "p50_ms": pct(lat, 0.5),
+                    "p95_ms": pct(lat, 0.95),
+                    "per_s": len(rows) / total,
+                    "server_stages_ms": stage_medians(rows),
+                }
             rounds = 1 if args.quick else 3
             for clients in (8, 32) * rounds:  # in turn, so that a noisy minute does not fall on one of them
                 reqs = [request_bytes(port, body, t) for t in keys.tokens(n_conc // rounds, "ES384", audience)]
@@ -268,8 +302,15 @@ def main(args: Any) -> int:
             for clients in (8, 32):
                 c = fig[f"concurrent_{clients}"]
                 lat = [r[0] * 1e3 for r in c.pop("rows")]
-                c.update({"n": len(lat), "errors": c.pop("bad"), "per_s": statistics.median(c["rates"]), "p50_ms": pct(lat, 0.5),
-                          "p95_ms": pct(lat, 0.95)})
+                c.update(
+                    {
+                        "n": len(lat),
+                        "errors": c.pop("bad"),
+                        "per_s": statistics.median(c["rates"]),
+                        "p50_ms": pct(lat, 0.5),
+                        "p95_ms": pct(lat, 0.95),
+                    }
+                )
         finally:
             stop(proc)
     eng = fig["engine"] = alone.medians_us()
@@ -278,27 +319,37 @@ def main(args: Any) -> int:
     print(f"  triage of the mapped patient (Triager.triage)             {eng['triage_us'] / 1e3:7.3f} ms")
     print(f"  FHIR mapping + triage (prefetch to Bundle, triage_bundle) {eng['map_and_triage_us'] / 1e3:7.3f} ms")
     print(f"  the whole answer in process (+ the cards)                 {eng['answer_us'] / 1e3:7.3f} ms")
-    print(f"\nthe HTTP floor: GET /cds-services (discovery, prepared once), sequential p50 {fig['http_floor_ms']:.3f} ms")
+    print(
+        f"\nthe HTTP floor: GET /cds-services (discovery, prepared once), sequential p50 {fig['http_floor_ms']:.3f} ms"
+    )
     for alg in ("ES384", "RS384"):
         s = fig[f"sequential_{alg}"]
         print(f"\nsequential, one keep-alive connection, {alg} tokens, {s['n']} requests ({s['errors']} errors):")
         print(f"  p50 {s['p50_ms']:.3f} ms   p95 {s['p95_ms']:.3f} ms   {s['per_s']:.0f} requests/s")
-        print(f"  p50 / triage {s['p50_ms'] * 1e3 / eng['triage_us']:.2f}x   "
-              f"p50 / (mapping + triage) {s['p50_ms'] * 1e3 / eng['map_and_triage_us']:.2f}x")
+        print(
+            f"  p50 / triage {s['p50_ms'] * 1e3 / eng['triage_us']:.2f}x   "
+            f"p50 / (mapping + triage) {s['p50_ms'] * 1e3 / eng['map_and_triage_us']:.2f}x"
+        )
         stages = s["server_stages_ms"]
-        print("  inside the server (median ms per stage, Server-Timing): "
-              + ", ".join(f"{k} {v:.3f}" for k, v in stages.items()))
+        print(
+            "  inside the server (median ms per stage, Server-Timing): "
+            + ", ".join(f"{k} {v:.3f}" for k, v in stages.items())
+        )
         if "total" in stages:
-            print(f"  outside the server's handler (HTTP, event loop, loopback, client): "
-                  f"{s['p50_ms'] - stages['total']:.3f} ms of the p50")
+            print(
+                f"  outside the server's handler (HTTP, event loop, loopback, client): "
+                f"{s['p50_ms'] - stages['total']:.3f} ms of the p50"
+            )
             engine = sum(stages.get(k, 0.0) for k in ("map", "triage", "cards"))
             s["around_engine_ms"] = s["p50_ms"] - engine
             print(f"  around the engine (all but mapping, triage and cards): {s['around_engine_ms']:.3f} ms of the p50")
     for clients in (8, 32):
         c = fig[f"concurrent_{clients}"]
-        print(f"\n{clients} concurrent clients, ES384, {c['n']} requests ({c['errors']} errors): "
-              f"{c['per_s']:.0f} requests/s (median of {len(c['rates'])} rounds: "
-              f"{', '.join(f'{r:.0f}' for r in c['rates'])}), p50 {c['p50_ms']:.2f} ms, p95 {c['p95_ms']:.2f} ms")
+        print(
+            f"\n{clients} concurrent clients, ES384, {c['n']} requests ({c['errors']} errors): "
+            f"{c['per_s']:.0f} requests/s (median of {len(c['rates'])} rounds: "
+            f"{', '.join(f'{r:.0f}' for r in c['rates'])}), p50 {c['p50_ms']:.2f} ms, p95 {c['p95_ms']:.2f} ms"
+        )
     if args.json:
         Path(args.json).write_text(json.dumps(fig, indent=2))
     errors = sum(v.get("errors", 0) for v in fig.values() if isinstance(v, dict))

@@ -98,8 +98,14 @@ class Side:
             except Exception:  # noqa: BLE001 - counted: the cohort must be one both versions accept
                 rejected += 1
         rs = self.t.ruleset
-        return {"tree": TREE, "rejected": rejected, "patients": len(self.patients), "rules": len(rs.rules),
-                "rules_fired": len(fired), "ruleset": f"{rs.name} {rs.version}"}
+        return {
+            "tree": TREE,
+            "rejected": rejected,
+            "patients": len(self.patients),
+            "rules": len(rs.rules),
+            "rules_fired": len(fired),
+            "ruleset": f"{rs.name} {rs.version}",
+        }
 
     def latency(self, start: int, end: int) -> dict:
         """Seconds per `Triager.triage(dict)` for patients[start:end], one at a time."""
@@ -160,9 +166,16 @@ class Side:
             inference._dre = real
         k = len(texts)
         us = [x / k * 1e6 for x in stages]
-        return {"parse_json_us": us[0], "validate_us": us[1], "to_facts_us": us[2], "inference_us": us[3],
-                "inference_durable_c_us": timed.seconds / k * 1e6, "build_result_us": us[4], "serialise_us": us[5],
-                "durable_calls_per_patient": timed.calls / k}
+        return {
+            "parse_json_us": us[0],
+            "validate_us": us[1],
+            "to_facts_us": us[2],
+            "inference_us": us[3],
+            "inference_durable_c_us": timed.seconds / k * 1e6,
+            "build_result_us": us[4],
+            "serialise_us": us[5],
+            "durable_calls_per_patient": timed.calls / k,
+        }
 
     def soak(self, n: int, offset: int) -> dict:
         """RSS before and after `n` more triages (JSON text in, results dropped)."""

@@ -12,8 +12,8 @@ The engine knows no clinical terms: the rule set (by default the `rules` package
 patient model, the facts, the rules and the evidence.
 """
 
-from engine.kernel.errors import EngineError, FieldProblem, InferenceError, InputError, RuleSetError
 from engine.kernel.changes import what_would_change
+from engine.kernel.errors import EngineError, FieldProblem, InferenceError, InputError, RuleSetError
 from engine.kernel.models import Change, NotRecommended, Recommendation, Result
 from engine.kernel.triage import Triager, default_triager, triage, triage_many
 

@@ -54,4 +54,4 @@ RULESET = RuleSet(
     },
 )
 
-__all__ = ["RULESET", "Patient", "NAME", "VERSION"]
+__all__ = ["NAME", "RULESET", "VERSION", "Patient"]

@@ -51,16 +51,20 @@ CATEGORIES = ("adjunct", "interventional", "surgical_referral")
 #: First-line modalities a trial may be started of, in the order they are proposed.
 TRIALS = ("metatarsal_pad", "insoles", "calf_stretching", "footwear_modification", "activity_modification")
 #: Examination findings that a surgical referral treats, and how the text names them.
-FINDINGS = {"plantar_plate_instability": "plantar plate instability",
-            "flexible_toe_deformity": "a flexible lesser-toe deformity",
-            "gastrocnemius_tightness": "gastrocnemius tightness"}
+FINDINGS = {
+    "plantar_plate_instability": "plantar plate instability",
+    "flexible_toe_deformity": "a flexible lesser-toe deformity",
+    "gastrocnemius_tightness": "gastrocnemius tightness",
+}
 #: Parts of the record, retrieved (holding nothing new), in words.
-SECTIONS = {"medications": "the medication list is retrieved (no opioid in it)",
-            "comorbidities": "the conditions are retrieved (no opioid dependence or liver disease)",
-            "red_flags": "the red flags are retrieved (none)",
-            "prior_treatments": "the treatments already tried are retrieved (none recorded)",
-            "exam_findings": "the examination findings are retrieved (nothing new)",
-            "pain.neuropathic_features": "the DN4 record is retrieved"}
+SECTIONS = {
+    "medications": "the medication list is retrieved (no opioid in it)",
+    "comorbidities": "the conditions are retrieved (no opioid dependence or liver disease)",
+    "red_flags": "the red flags are retrieved (none)",
+    "prior_treatments": "the treatments already tried are retrieved (none recorded)",
+    "exam_findings": "the examination findings are retrieved (nothing new)",
+    "pain.neuropathic_features": "the DN4 record is retrieved",
+}
 #: Drug classes that suggest opioids are in use (stopped once current opioid use is checked).
 POSSIBLE_OPIOID = ("opioid_antagonist", "opioid_induced_constipation")
 DN4_ITEMS: tuple[str, ...] = get_args(DN4Item)
@@ -143,10 +147,20 @@ def _dn4(ruleset: RuleSet, pain: Mapping[str, Any]) -> tuple[list[str], list[str
     pool = [i for i in DN4_ITEMS if not (interview and i in DN4_EXAM_ITEMS)]
     items = [i for i in pool if i in (pain.get("neuropathic_features") or [])]
     if interview:
-        return items, [i for i in pool if i not in items], _p(ruleset, "dn4_interview_cutoff"), \
-            _p(ruleset, "dn4_interview_items_total"), True
-    return items, [i for i in pool if i not in items], _p(ruleset, "dn4_neuropathic_cutoff"), \
-        _p(ruleset, "dn4_items_total"), False
+        return (
+            items,
+            [i for i in pool if i not in items],
+            _p(ruleset, "dn4_interview_cutoff"),
+            _p(ruleset, "dn4_interview_items_total"),
+            True,
+        )
+    return (
+        items,
+        [i for i in pool if i not in items],
+        _p(ruleset, "dn4_neuropathic_cutoff"),
+        _p(ruleset, "dn4_items_total"),
+        False,
+    )
 
 
 # ------------------------------------------------------------------ when each step happens (days from now)
@@ -162,9 +176,14 @@ def _at(ruleset: RuleSet, original: Mapping[str, Any], s: Step) -> int:
         return _ceil_days(_p(ruleset, "adequate_trial_weeks") - t["weeks"])
     if s.kind == "stop":
         free = _p(ruleset, "opioid_free_days")
-        return max([max(0, math.ceil(free - (m.get("stopped_days_ago") or 0))) if _stopped(m) else math.ceil(free)
-                    for m in _medications(original) if _subject(m) == s.subject and _class(m) in OPIOID_CLASSES],
-                   default=0)
+        return max(
+            [
+                max(0, math.ceil(free - (m.get("stopped_days_ago") or 0))) if _stopped(m) else math.ceil(free)
+                for m in _medications(original)
+                if _subject(m) == s.subject and _class(m) in OPIOID_CLASSES
+            ],
+            default=0,
+        )
     return 0
 
 
@@ -249,11 +268,25 @@ def _propose_trial(s: ChangeState) -> Iterable[Step]:
     r = s.ruleset
     d0 = s.original["pain"]["duration_weeks"]
     adequate = _p(r, "adequate_trial_weeks")
-    failing = sum(t["weeks"] for t in _treatments(s.original) if t["treatment"] in FIRST_LINE
-                  and t["weeks"] >= adequate and t["response"] in _p(r, "failed_trial_responses"))
+    failing = sum(
+        t["weeks"]
+        for t in _treatments(s.original)
+        if t["treatment"] in FIRST_LINE and t["weeks"] >= adequate and t["response"] in _p(r, "failed_trial_responses")
+    )
     recalcitrant = _p(r, "recalcitrant_trial_weeks")
-    lengths = sorted({math.ceil(x * 10) / 10 for x in (adequate, _p(r, "persistent_pain_weeks") - d0, recalcitrant - d0,
-                                                      recalcitrant - failing, recalcitrant) if x >= adequate})
+    lengths = sorted(
+        {
+            math.ceil(x * 10) / 10
+            for x in (
+                adequate,
+                _p(r, "persistent_pain_weeks") - d0,
+                recalcitrant - d0,
+                recalcitrant - failing,
+                recalcitrant,
+            )
+            if x >= adequate
+        }
+    )
     tried = _tried(s.patient)
     for code in TRIALS:
         if code not in tried and s.result.recommended(code) is not None:
@@ -292,8 +325,11 @@ def _propose_stop(s: ChangeState) -> Iterable[Step]:
 
 def _propose_confirm(s: ChangeState) -> Iterable[Step]:
     free = _p(s.ruleset, "opioid_free_days")
-    out = [_subject(m) for m in _medications(s.original) if _class(m) == "unrecognised"
-           and (not _stopped(m) or (m.get("stopped_days_ago") or 0) < free)]
+    out = [
+        _subject(m)
+        for m in _medications(s.original)
+        if _class(m) == "unrecognised" and (not _stopped(m) or (m.get("stopped_days_ago") or 0) < free)
+    ]
     for name in sorted(set(out)):
         yield Step("confirm", name)
 
@@ -385,8 +421,11 @@ def describe(s: ChangeState) -> str:
             parts.append(f"{_a(_label(r, st.subject))} trial started now fails{after}")
         elif st.kind == "end":
             t = next(t for t in _treatments(p) if t["treatment"] == st.subject)
-            parts.append(f"the {_label(r, st.subject)} trial ends without benefit at {_weeks(t['weeks'])}"
-                         if _at(r, o, st) else f"the {_label(r, st.subject)} trial is judged without benefit")
+            parts.append(
+                f"the {_label(r, st.subject)} trial ends without benefit at {_weeks(t['weeks'])}"
+                if _at(r, o, st)
+                else f"the {_label(r, st.subject)} trial is judged without benefit"
+            )
     for st in s.steps:
         if st.kind == "dn4":
             _, _, cutoff, total, interview = _dn4(r, o["pain"])
@@ -399,8 +438,10 @@ def describe(s: ChangeState) -> str:
             else:
                 stopped = all(_stopped(m) for m in meds if _class(m) in OPIOID_CLASSES)
                 wait = f"in {_from_now(_at(r, o, st))}; " if stopped else ""
-                parts.append(f"{name} has been stopped for {days(_p(r, 'opioid_free_days'))} ({wait}the label: 7-10 "
-                             "opioid-free days)")
+                parts.append(
+                    f"{name} has been stopped for {days(_p(r, 'opioid_free_days'))} ({wait}the label: 7-10 "
+                    "opioid-free days)"
+                )
         elif st.kind == "confirm":
             parts.append(f"'{_short(st.subject)}' is confirmed not to be an opioid")
         elif st.kind == "retrieve":
@@ -424,11 +465,15 @@ def _going(s: ChangeState) -> list[str]:
         if t["treatment"] in ended or not _under_way(r, t):
             continue
         if t["treatment"] in FIRST_LINE and t["response"] in ("none", "partial"):
-            going.append(f"{_label(r, t['treatment'])} continued "
-                         f"({'no benefit' if t['response'] == 'none' else 'partial response'})")
+            going.append(
+                f"{_label(r, t['treatment'])} continued "
+                f"({'no benefit' if t['response'] == 'none' else 'partial response'})"
+            )
         elif t["treatment"] == "pulsed_radiofrequency" and t["weeks"] < _p(r, "prf_review_weeks"):
-            done.append(f"{_label(r, t['treatment'])} is judged at {weeks(_p(r, 'prf_review_weeks'))} "
-                        f"(response {t['response']} so far)")
+            done.append(
+                f"{_label(r, t['treatment'])} is judged at {weeks(_p(r, 'prf_review_weeks'))} "
+                f"(response {t['response']} so far)"
+            )
     return done + going
 
 
@@ -479,7 +524,15 @@ def edits(s: ChangeState) -> list[dict[str, Any]]:
     return out
 
 
-CHANGES = ChangeSpec(categories=CATEGORIES, kinds=KINDS, apply=apply, describe=describe, edits=edits,
-                     max_changes=3, alternatives=3, budget=300)
+CHANGES = ChangeSpec(
+    categories=CATEGORIES,
+    kinds=KINDS,
+    apply=apply,
+    describe=describe,
+    edits=edits,
+    max_changes=3,
+    alternatives=3,
+    budget=300,
+)
 
 __all__ = ["CHANGES"]

@@ -16,17 +16,33 @@ from .medications import CLASS_PRIORITY, classify, normalise_medication
 from .patient import Medication, Patient
 from .vocabulary import ADJUNCT, FIRST_LINE, INTERVENTIONAL, PROCEDURES, SURGICAL
 
-_LINE = {**{c: "first_line" for c in FIRST_LINE}, **{c: "adjunct" for c in ADJUNCT},
-         **{c: "interventional" for c in INTERVENTIONAL}, **{c: "surgical" for c in SURGICAL}}
+_LINE = {
+    **{c: "first_line" for c in FIRST_LINE},
+    **{c: "adjunct" for c in ADJUNCT},
+    **{c: "interventional" for c in INTERVENTIONAL},
+    **{c: "surgical" for c in SURGICAL},
+}
 
 #: Which patient attribute each field of each input fact comes from ("*": the fact as a whole).
 #: The rule set derives from this which patient attributes each rule reads.
 FACT_SOURCES: dict[str, dict[str, str]] = {
-    "patient": {"age": "age", "sex": "sex", "pregnant": "pregnant", "breastfeeding": "breastfeeding",
-                "body_measures": "weight_kg"},
-    "pain": {"site": "pain.site", "side": "pain.side", "duration_weeks": "pain.duration_weeks",
-             "severity": "pain.severity", "dn4_items": "pain.neuropathic_features",
-             "dn4_recorded": "pain.dn4_assessed", "dn4_examined": "pain.dn4_examined", "*": "pain.site"},
+    "patient": {
+        "age": "age",
+        "sex": "sex",
+        "pregnant": "pregnant",
+        "breastfeeding": "breastfeeding",
+        "body_measures": "weight_kg",
+    },
+    "pain": {
+        "site": "pain.site",
+        "side": "pain.side",
+        "duration_weeks": "pain.duration_weeks",
+        "severity": "pain.severity",
+        "dn4_items": "pain.neuropathic_features",
+        "dn4_recorded": "pain.dn4_assessed",
+        "dn4_examined": "pain.dn4_examined",
+        "*": "pain.site",
+    },
     "body": {"weight_kg": "weight_kg", "height_cm": "height_cm", "*": "weight_kg"},
     "treatment": {"*": "prior_treatments"},
     "exam": {"*": "exam_findings"},
@@ -48,9 +64,13 @@ def _medication_fact(m: Medication) -> dict[str, Any]:
     c = classify(m.name, m.rxnorm)
     name = (m.name or "").strip() or f"RxNorm {m.rxnorm}"
     f: dict[str, Any] = {
-        "type": "medication", "name": name[:200] + ("…" if len(name) > 200 else ""),
-        "drug_class": c.drug_class, "matched": list(c.matched), "source": c.source[:240],
-        "status": m.status, "stopped_days": -1 if m.stopped_days_ago is None else m.stopped_days_ago,
+        "type": "medication",
+        "name": name[:200] + ("…" if len(name) > 200 else ""),
+        "drug_class": c.drug_class,
+        "matched": list(c.matched),
+        "source": c.source[:240],
+        "status": m.status,
+        "stopped_days": -1 if m.stopped_days_ago is None else m.stopped_days_ago,
     }
     if m.rxnorm:
         f["rxnorm"] = m.rxnorm
@@ -87,17 +107,33 @@ def to_facts(p: Patient) -> list[dict[str, Any]]:
         facts.append({"type": "body", "weight_kg": p.weight_kg, "height_cm": p.height_cm})
     for t in sorted(p.prior_treatments, key=lambda t: t.treatment):
         procedure = t.treatment in PROCEDURES
-        facts.append({"type": "treatment", "key": t.treatment, "treatment": t.treatment, "weeks": t.weeks,
-                      "response": t.response, "line": _LINE[t.treatment],
-                      "kind": "procedure" if procedure else "trial",
-                      "exceeds_pain": "yes" if not procedure and t.weeks > pain.duration_weeks else "no"})
+        facts.append(
+            {
+                "type": "treatment",
+                "key": t.treatment,
+                "treatment": t.treatment,
+                "weeks": t.weeks,
+                "response": t.response,
+                "line": _LINE[t.treatment],
+                "kind": "procedure" if procedure else "trial",
+                "exceeds_pain": "yes" if not procedure and t.weeks > pain.duration_weeks else "no",
+            }
+        )
     for code in sorted(p.exam_findings):
         facts.append({"type": "exam", "key": code, "code": code})
     for code in sorted(p.comorbidities):
         facts.append({"type": "comorbidity", "key": code, "code": code})
     meds: dict[str, dict[str, Any]] = {}
-    order = sorted(p.medications, key=lambda m: (normalise_medication(m.name or ""), m.name or "", m.rxnorm or "",
-                                                  m.status, m.stopped_days_ago or 0))
+    order = sorted(
+        p.medications,
+        key=lambda m: (
+            normalise_medication(m.name or ""),
+            m.name or "",
+            m.rxnorm or "",
+            m.status,
+            m.stopped_days_ago or 0,
+        ),
+    )
     for m in order:
         key = normalise_medication(m.name or "") or f"rxnorm {m.rxnorm}"
         if m.status == "stopped":

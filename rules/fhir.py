@@ -39,8 +39,13 @@ def code_list(path: Path, key: str | None = None) -> list[dict[str, str]]:
         raise RuleSetError(f"code list {path.name} must be a non-empty JSON list of {{system, code, display}}")
     out = []
     for i, item in enumerate(data):
-        if not (isinstance(item, dict) and isinstance(item.get("system"), str) and isinstance(item.get("code"), str)
-                and item["code"].strip() and isinstance(item.get("display", ""), str)):
+        if not (
+            isinstance(item, dict)
+            and isinstance(item.get("system"), str)
+            and isinstance(item.get("code"), str)
+            and item["code"].strip()
+            and isinstance(item.get("display", ""), str)
+        ):
             raise RuleSetError(f"code list {path.name}[{i}] is not an object with string system, code and display")
         out.append({"system": item["system"], "code": item["code"].strip(), "display": item.get("display", "")})
     return out
@@ -56,8 +61,14 @@ def _rows_from(entry: dict[str, Any], systems: dict[str, str]) -> list[dict[str,
         alias = alias_of.get(c["system"])
         if alias is None:
             raise RuleSetError(f"code list {entry['file']}: code system {c['system']} has no alias in [systems]")
-        row = {"system": alias, "code": c["code"], "to": dict(entry["to"]),
-               "source": f"{names.get(alias, alias)} {c['code']} {c['display']}; from {entry['source']}".replace("  ", " ")}
+        row = {
+            "system": alias,
+            "code": c["code"],
+            "to": dict(entry["to"]),
+            "source": f"{names.get(alias, alias)} {c['code']} {c['display']}; from {entry['source']}".replace(
+                "  ", " "
+            ),
+        }
         if alias == "icd10cm":
             row["match"] = "prefix"
         if entry.get("note"):

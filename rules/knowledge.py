@@ -17,9 +17,17 @@ def _load(name: str) -> dict[str, Any]:
 
 def _parameter(name: str, v: dict[str, Any]) -> Parameter:
     allowed = v.get("allowed")
-    return Parameter(name=name, value=v["value"], unit=v["unit"], source=v["source"], note=v["note"],
-                     min=v.get("min"), max=v.get("max"), allowed=tuple(allowed) if allowed is not None else None,
-                     reviewed=v.get("reviewed"))
+    return Parameter(
+        name=name,
+        value=v["value"],
+        unit=v["unit"],
+        source=v["source"],
+        note=v["note"],
+        min=v.get("min"),
+        max=v.get("max"),
+        allowed=tuple(allowed) if allowed is not None else None,
+        reviewed=v.get("reviewed"),
+    )
 
 
 PARAMETERS: dict[str, Parameter] = {name: _parameter(name, v) for name, v in _load("parameters.toml").items()}

@@ -35,21 +35,38 @@ import json
 import re
 import tomllib
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 DATA = Path(__file__).parent / "data"
 
-DRUG_CLASSES = ("opioid_agonist", "opioid_partial_agonist", "opioid_antagonist",   # antagonist = naloxone/nalmefene on their own
-                "opioid_induced_constipation", "naltrexone_full_dose", "naltrexone_low_dose",
-                "naltrexone_dose_unknown", "non_opioid", "unrecognised")
+DRUG_CLASSES = (
+    "opioid_agonist",
+    "opioid_partial_agonist",
+    "opioid_antagonist",  # antagonist = naloxone/nalmefene on their own
+    "opioid_induced_constipation",
+    "naltrexone_full_dose",
+    "naltrexone_low_dose",
+    "naltrexone_dose_unknown",
+    "non_opioid",
+    "unrecognised",
+)
 #: Most dangerous for naltrexone first: the class of a name is the first of these it matches.
 #: An unrecognised word outranks only the classes that would let LDN go ahead.
-CLASS_PRIORITY = ("opioid_agonist", "opioid_partial_agonist", "naltrexone_full_dose", "opioid_antagonist",
-                  "opioid_induced_constipation", "naltrexone_dose_unknown", "unrecognised",
-                  "naltrexone_low_dose", "non_opioid")
+CLASS_PRIORITY = (
+    "opioid_agonist",
+    "opioid_partial_agonist",
+    "naltrexone_full_dose",
+    "opioid_antagonist",
+    "opioid_induced_constipation",
+    "naltrexone_dose_unknown",
+    "unrecognised",
+    "naltrexone_low_dose",
+    "non_opioid",
+)
 OPIOID_CLASSES = ("opioid_agonist", "opioid_partial_agonist")
 NALTREXONE_CLASSES = ("naltrexone_full_dose", "naltrexone_low_dose", "naltrexone_dose_unknown")
 #: Names longer than this are not read (unrecognised); RxNorm displays run to a few hundred.
@@ -58,17 +75,40 @@ MAX_NAME_CHARS = 10_000
 _RANK = {cls: i for i, cls in enumerate(CLASS_PRIORITY)}
 #: A name ending in a number ("Tylenol 3") does not match when one of these follows the number:
 #: "acetaminophen 3 g a day" is a dose, not Tylenol No. 3.
-_UNITS_AFTER_NUMBER = frozenset({"mg", "mgs", "milligram", "milligrams", "g", "gm", "gram", "grams", "mcg", "ug",
-                                 "microgram", "micrograms", "ml", "mls", "kg", "l", "iu", "units", "unit"})
-_NAME_CLASSES = frozenset(DRUG_CLASSES) | {"naltrexone"}   # "naltrexone": the dose decides
+_UNITS_AFTER_NUMBER = frozenset(
+    {
+        "mg",
+        "mgs",
+        "milligram",
+        "milligrams",
+        "g",
+        "gm",
+        "gram",
+        "grams",
+        "mcg",
+        "ug",
+        "microgram",
+        "micrograms",
+        "ml",
+        "mls",
+        "kg",
+        "l",
+        "iu",
+        "units",
+        "unit",
+    }
+)
+_NAME_CLASSES = frozenset(DRUG_CLASSES) | {"naltrexone"}  # "naltrexone": the dose decides
 
 
 @dataclass(frozen=True)
 class Classification:
-    drug_class: str        # one of DRUG_CLASSES
-    matched: tuple[str, ...]   # what matched: ingredient/brand names as written in the vocabulary, and/or "RxNorm 835605"
-    source: str            # one short line saying where the match comes from
-    dose_mg: float | None = None   # for naltrexone: the dose read from the name, when stated
+    drug_class: str  # one of DRUG_CLASSES
+    matched: tuple[
+        str, ...
+    ]  # what matched: ingredient/brand names as written in the vocabulary, and/or "RxNorm 835605"
+    source: str  # one short line saying where the match comes from
+    dose_mg: float | None = None  # for naltrexone: the dose read from the name, when stated
 
 
 class VocabularyError(Exception):
@@ -96,10 +136,10 @@ def _key(name: str) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class _Entry:
-    name: str        # as written in the vocabulary
+    name: str  # as written in the vocabulary
     drug_class: str  # a DRUG_CLASS, or "naltrexone"
-    source: str      # "<name>: <source>"
-    kind: str        # ingredient | brand | compound | abbreviation | withheld | non_opioid
+    source: str  # "<name>: <source>"
+    kind: str  # ingredient | brand | compound | abbreviation | withheld | non_opioid
 
 
 class _Vocabulary:
@@ -123,9 +163,10 @@ class _Vocabulary:
         old = self.phrases.get(key)
         if old is not None:
             if old.drug_class != drug_class:
-                raise VocabularyError(f"{name!r} is {drug_class} in {origin} but {old.drug_class} "
-                                      f"({old.name!r}) in {self.origin[key]}")
-            return   # the first source stays (the value sets are loaded first)
+                raise VocabularyError(
+                    f"{name!r} is {drug_class} in {origin} but {old.drug_class} ({old.name!r}) in {self.origin[key]}"
+                )
+            return  # the first source stays (the value sets are loaded first)
         self.phrases[key] = _Entry(name, drug_class, f"{name}: {source}", kind)
         self.origin[key] = origin
 
@@ -138,8 +179,11 @@ class _Vocabulary:
         for key in self.filler:
             flengths.setdefault(key[0], set()).add(len(key))
         self.filler_lengths = {t: tuple(sorted(ls, reverse=True)) for t, ls in flengths.items()}
-        self.stems = {key[0]: e for key, e in self.phrases.items()
-                      if len(key) == 1 and e.kind == "ingredient" and e.drug_class in OPIOID_CLASSES and len(key[0]) >= 5}
+        self.stems = {
+            key[0]: e
+            for key, e in self.phrases.items()
+            if len(key) == 1 and e.kind == "ingredient" and e.drug_class in OPIOID_CLASSES and len(key[0]) >= 5
+        }
         self._check()
 
     def _check(self) -> None:
@@ -147,8 +191,10 @@ class _Vocabulary:
             if len(key) == 1 and e.drug_class not in OPIOID_CLASSES:
                 hit = self.prefixed(key[0])
                 if hit is not None:
-                    raise VocabularyError(f"{e.name!r} ({e.drug_class}, {self.origin[key]}) would read as "
-                                          f"{hit[0].name} after the prefix {hit[1]!r}: fix the names or the prefixes")
+                    raise VocabularyError(
+                        f"{e.name!r} ({e.drug_class}, {self.origin[key]}) would read as "
+                        f"{hit[0].name} after the prefix {hit[1]!r}: fix the names or the prefixes"
+                    )
         for key in self.filler:
             e = self.phrases.get(key)
             if e is not None and e.drug_class != "non_opioid":
@@ -164,7 +210,7 @@ def _prefixed(v: _Vocabulary, word: str, depth: int = 0) -> tuple[_Entry, str] |
         return None
     for p in v.prefixes:
         if word.startswith(p) and len(word) > len(p):
-            rest = word[len(p):]
+            rest = word[len(p) :]
             if rest in v.stems:
                 return v.stems[rest], p
             deeper = _prefixed(v, rest, depth + 1)
@@ -177,9 +223,13 @@ def _toml(name: str) -> dict[str, Any]:
     return tomllib.loads((DATA / name).read_text(encoding="utf-8"))
 
 
-_KIND_LABEL = {"opioid_agonist": "opioid agonist", "opioid_partial_agonist": "opioid partial agonist",
-               "opioid_antagonist": "opioid antagonist", "naltrexone": "naltrexone (dose decides)",
-               "non_opioid": "non-opioid co-ingredient"}
+_KIND_LABEL = {
+    "opioid_agonist": "opioid agonist",
+    "opioid_partial_agonist": "opioid partial agonist",
+    "opioid_antagonist": "opioid antagonist",
+    "naltrexone": "naltrexone (dose decides)",
+    "non_opioid": "non-opioid co-ingredient",
+}
 
 
 @lru_cache(maxsize=1)
@@ -191,14 +241,27 @@ def _vocabulary() -> _Vocabulary:
     v.prefixes = tuple(sorted(table["prefixes"]["words"], key=len, reverse=True))
     for code, e in generated["rxnorm"].items():
         sets = e["value_sets"]
-        v.rxnorm[code] = (e["drug_class"], f"RxNorm {code}: CDC value set{'s' if len(sets) > 1 else ''} {', '.join(sets)}")
+        v.rxnorm[code] = (
+            e["drug_class"],
+            f"RxNorm {code}: CDC value set{'s' if len(sets) > 1 else ''} {', '.join(sets)}",
+        )
     for name, e in sorted(generated["ingredients"].items()):
         cls = e["ingredient_class"]
-        v.add(name, cls, f"{_KIND_LABEL[cls]} in the CDC opioid value sets ({e['source']})", "ingredient",
-              "opioid_vocabulary.json")
+        v.add(
+            name,
+            cls,
+            f"{_KIND_LABEL[cls]} in the CDC opioid value sets ({e['source']})",
+            "ingredient",
+            "opioid_vocabulary.json",
+        )
     for brand, e in sorted(generated["brands"].items()):
-        v.add(brand, e["drug_class"], f"US brand of {' / '.join(e['ingredients'])} (CDC opioid value sets, RxNorm)",
-              "brand", "opioid_vocabulary.json")
+        v.add(
+            brand,
+            e["drug_class"],
+            f"US brand of {' / '.join(e['ingredients'])} (CDC opioid value sets, RxNorm)",
+            "brand",
+            "opioid_vocabulary.json",
+        )
     extra = _toml("opioid_names_extra.toml")
     for group in extra["group"]:
         for name in group["names"]:
@@ -222,7 +285,9 @@ def _vocabulary() -> _Vocabulary:
 _NUM = r"(\d+(?:[.,]\d+)?)"
 _UNIT = r"(mg|mgs|milligrams?|mcg|micrograms?|ug|µg|μg)"
 _GAP = r"(?:[\s:=(),\-]|hydrochloride|hcl|\(?ldn\)?|low|dose|tablets?|tabs?|capsules?|caps?|oral|compounded|liquid|solution)*?"
-_DOSE_AFTER = re.compile(r"(?:(?<![a-z])naltrexone|\bldn\b)" + _GAP + _NUM + r"(?:\s*(?:-|–|to)\s*" + _NUM + r")?\s*" + _UNIT + r"(?![a-z])")
+_DOSE_AFTER = re.compile(
+    r"(?:(?<![a-z])naltrexone|\bldn\b)" + _GAP + _NUM + r"(?:\s*(?:-|–|to)\s*" + _NUM + r")?\s*" + _UNIT + r"(?![a-z])"
+)
 _DOSE_BEFORE = re.compile(r"(?<![\d.,])" + _NUM + r"\s*" + _UNIT + r"\s+(?:of\s+)?(?:naltrexone|ldn)(?![a-z])")
 _PRODUCT_NUMBER = re.compile(r"#\s*\d")
 
@@ -249,25 +314,42 @@ def _naltrexone(hits: list[_Entry], names: Iterable[_Entry], raw: str, low_max: 
     dose = max(doses) if doses else None
     full = [e for e in hits if e.drug_class == "naltrexone_full_dose"]
     if dose is not None and dose > low_max:
-        return Classification("naltrexone_full_dose", matched,
-                              f"naltrexone {dose:g} mg: more than {low_max:g} mg is full-dose naltrexone", dose)
+        return Classification(
+            "naltrexone_full_dose",
+            matched,
+            f"naltrexone {dose:g} mg: more than {low_max:g} mg is full-dose naltrexone",
+            dose,
+        )
     if full:
         return Classification("naltrexone_full_dose", matched, full[0].source, dose)
     if dose is not None:
-        return Classification("naltrexone_low_dose", matched,
-                              f"naltrexone {dose:g} mg: at most {low_max:g} mg is low-dose naltrexone (LDN)", dose)
+        return Classification(
+            "naltrexone_low_dose",
+            matched,
+            f"naltrexone {dose:g} mg: at most {low_max:g} mg is low-dose naltrexone (LDN)",
+            dose,
+        )
     if any(e.name.casefold() == "bupropion" for e in names):
-        return Classification("naltrexone_full_dose", matched,
-                              "naltrexone with bupropion and no dose (Contrave, Mysimba): full-dose naltrexone", dose)
+        return Classification(
+            "naltrexone_full_dose",
+            matched,
+            "naltrexone with bupropion and no dose (Contrave, Mysimba): full-dose naltrexone",
+            dose,
+        )
     low = [e for e in hits if e.drug_class == "naltrexone_low_dose"]
     if low:
         return Classification("naltrexone_low_dose", matched, low[0].source, None)
-    return Classification("naltrexone_dose_unknown", matched,
-                          "naltrexone with no dose stated: low dose (LDN, at most "
-                          f"{low_max:g} mg) and full dose (50 mg) cannot be told apart", None)
+    return Classification(
+        "naltrexone_dose_unknown",
+        matched,
+        "naltrexone with no dose stated: low dose (LDN, at most "
+        f"{low_max:g} mg) and full dose (50 mg) cannot be told apart",
+        None,
+    )
 
 
 # ------------------------------------------------------------------ names
+
 
 def _classify_name(name: str) -> Classification:
     v = _vocabulary()
@@ -277,11 +359,11 @@ def _classify_name(name: str) -> Classification:
         return Classification("unrecognised", (), "no medication name (no letters or digits)")
     n = len(tokens)
     explained = [False] * n
-    found: list[tuple[int, _Entry, str]] = []   # (position, entry, source line)
+    found: list[tuple[int, _Entry, str]] = []  # (position, entry, source line)
     for i, tok in enumerate(tokens):
         for length in v.lengths.get(tok, ()):
             if i + length <= n:
-                key = tuple(tokens[i:i + length])
+                key = tuple(tokens[i : i + length])
                 e = v.phrases.get(key)
                 if e is not None:
                     if key[-1].isdigit() and i + length < n and tokens[i + length] in _UNITS_AFTER_NUMBER:
@@ -293,8 +375,14 @@ def _classify_name(name: str) -> Classification:
             hit = v.prefixed(tok)
             if hit is not None:
                 stem, prefix = hit
-                found.append((i, stem, f"{tok}: {stem.name} after the chemical prefix {prefix}- "
-                                       f"(ingredient_classes.toml); {stem.source.split(': ', 1)[1]}"))
+                found.append(
+                    (
+                        i,
+                        stem,
+                        f"{tok}: {stem.name} after the chemical prefix {prefix}- "
+                        f"(ingredient_classes.toml); {stem.source.split(': ', 1)[1]}",
+                    )
+                )
                 explained[i] = True
     for i, tok in enumerate(tokens):
         if explained[i]:
@@ -303,7 +391,7 @@ def _classify_name(name: str) -> Classification:
             explained[i] = True
             continue
         for length in v.filler_lengths.get(tok, ()):
-            if i + length <= n and tuple(tokens[i:i + length]) in v.filler:
+            if i + length <= n and tuple(tokens[i : i + length]) in v.filler:
                 for j in range(i, i + length):
                     explained[j] = True
                 break
@@ -312,7 +400,9 @@ def _classify_name(name: str) -> Classification:
     by_class: dict[str, list[tuple[_Entry, str]]] = {}
     for _, e, src in found:
         by_class.setdefault(e.drug_class, []).append((e, src))
-    naltrexone_hits = [e for e in entries if e.drug_class in ("naltrexone", "naltrexone_full_dose", "naltrexone_low_dose")]
+    naltrexone_hits = [
+        e for e in entries if e.drug_class in ("naltrexone", "naltrexone_full_dose", "naltrexone_low_dose")
+    ]
     if naltrexone_hits:
         candidates.append(_naltrexone(naltrexone_hits, entries, folded.casefold(), v.low_dose_max_mg))
     for cls, hits in by_class.items():
@@ -324,22 +414,38 @@ def _classify_name(name: str) -> Classification:
     if residue:
         words = ", ".join(f"'{w}'" for w in dict.fromkeys(residue))
         if candidates:
-            candidates.append(Classification("unrecognised", (), f"unrecognised word{'s' if len(residue) > 1 else ''} "
-                                             f"{words} beside the recognised names: confirm it is not an opioid"))
+            candidates.append(
+                Classification(
+                    "unrecognised",
+                    (),
+                    f"unrecognised word{'s' if len(residue) > 1 else ''} "
+                    f"{words} beside the recognised names: confirm it is not an opioid",
+                )
+            )
         else:
-            return Classification("unrecognised", (), f"not in the medication vocabulary (unrecognised: {words}): "
-                                                      "confirm it is not an opioid")
+            return Classification(
+                "unrecognised",
+                (),
+                f"not in the medication vocabulary (unrecognised: {words}): confirm it is not an opioid",
+            )
     if not candidates:
         return Classification("unrecognised", (), "only dose, form or direction words: no medicine named")
     best = min(candidates, key=lambda c: _RANK[c.drug_class])
     if best.drug_class in ("non_opioid", "naltrexone_low_dose") and _PRODUCT_NUMBER.search(folded):
-        best = Classification("unrecognised", (), "a product number ('#3') with no numbered product in the vocabulary: "
-                              "numbered products such as 'Tylenol #3' contain codeine; confirm it is not an opioid")
+        best = Classification(
+            "unrecognised",
+            (),
+            "a product number ('#3') with no numbered product in the vocabulary: "
+            "numbered products such as 'Tylenol #3' contain codeine; confirm it is not an opioid",
+        )
     matched = tuple(dict.fromkeys(x for c in sorted(candidates, key=lambda c: _RANK[c.drug_class]) for x in c.matched))
-    return Classification(best.drug_class, matched, best.source, best.dose_mg if best.drug_class in NALTREXONE_CLASSES else None)
+    return Classification(
+        best.drug_class, matched, best.source, best.dose_mg if best.drug_class in NALTREXONE_CLASSES else None
+    )
 
 
 # ------------------------------------------------------------------ the API
+
 
 def classify(name: str | None, rxnorm: str | None = None) -> Classification:
     """The drug class of a medication, from its RxNorm code and/or its name (see the module docstring).
@@ -350,7 +456,7 @@ def classify(name: str | None, rxnorm: str | None = None) -> Classification:
     return _classify(name, code)
 
 
-_CACHED_CHARS = 2_000   # bounds the cache's memory: 16384 entries of at most this many characters
+_CACHED_CHARS = 2_000  # bounds the cache's memory: 16384 entries of at most this many characters
 
 
 @lru_cache(maxsize=16384)
@@ -366,18 +472,29 @@ def _classify(name: str | None, rxnorm: str | None) -> Classification:
         cls, source = by_code
         ref = f"RxNorm {code}"
         if by_name is not None and _RANK[by_name.drug_class] < _RANK[cls]:
-            return Classification(by_name.drug_class, (ref, *by_name.matched),
-                                  f"{by_name.source} (the name outranks {ref}, which is {cls})", by_name.dose_mg)
+            return Classification(
+                by_name.drug_class,
+                (ref, *by_name.matched),
+                f"{by_name.source} (the name outranks {ref}, which is {cls})",
+                by_name.dose_mg,
+            )
         extra = by_name.matched if by_name is not None else ()
         return Classification(cls, tuple(dict.fromkeys((ref, *extra))), source)
     if by_name is None:
         if code:
-            return Classification("unrecognised", (), f"RxNorm {code} is not in the CDC opioid value sets, which list "
-                                                      "opioids: not proven non-opioid, and no name was given")
+            return Classification(
+                "unrecognised",
+                (),
+                f"RxNorm {code} is not in the CDC opioid value sets, which list "
+                "opioids: not proven non-opioid, and no name was given",
+            )
         return Classification("unrecognised", (), "no medication name or code")
     if by_name.drug_class == "unrecognised" and code:
-        return Classification("unrecognised", by_name.matched,
-                              f"RxNorm {code} is not in the CDC opioid value sets (not proven non-opioid); {by_name.source}")
+        return Classification(
+            "unrecognised",
+            by_name.matched,
+            f"RxNorm {code} is not in the CDC opioid value sets (not proven non-opioid); {by_name.source}",
+        )
     return by_name
 
 
@@ -391,5 +508,15 @@ def opioid_misuse_codes() -> frozenset[tuple[str, str]]:
     return _vocabulary().disorders
 
 
-__all__ = ["Classification", "DRUG_CLASSES", "CLASS_PRIORITY", "OPIOID_CLASSES", "NALTREXONE_CLASSES",
-           "VocabularyError", "classify", "normalise_medication", "is_opioid_misuse_code", "opioid_misuse_codes"]
+__all__ = [
+    "CLASS_PRIORITY",
+    "DRUG_CLASSES",
+    "NALTREXONE_CLASSES",
+    "OPIOID_CLASSES",
+    "Classification",
+    "VocabularyError",
+    "classify",
+    "is_opioid_misuse_code",
+    "normalise_medication",
+    "opioid_misuse_codes",
+]

@@ -72,7 +72,7 @@ class Pain(StrictModel):
         return _unique(v, "neuropathic_features")
 
     @model_validator(mode="after")
-    def _interview_only(self) -> "Pain":
+    def _interview_only(self) -> Pain:
         exam = {"hypoesthesia_to_touch", "hypoesthesia_to_pinprick", "brush_allodynia"}
         if self.dn4_examined is False and exam & set(self.neuropathic_features):
             raise PydanticCustomError(
@@ -96,8 +96,7 @@ class PriorTreatment(StrictModel):
 
 def _string_or_object(schema: dict) -> None:
     """The published schema says what the input accepts: a name as a string, or the object."""
-    schema["items"] = {"anyOf": [{"type": "string", "minLength": 1, "maxLength": MAX_MEDICATION_NAME},
-                                 schema["items"]]}
+    schema["items"] = {"anyOf": [{"type": "string", "minLength": 1, "maxLength": MAX_MEDICATION_NAME}, schema["items"]]}
 
 
 class Medication(StrictModel):
@@ -125,7 +124,7 @@ class Medication(StrictModel):
         return v
 
     @model_validator(mode="after")
-    def _named_and_dated(self) -> "Medication":
+    def _named_and_dated(self) -> Medication:
         if self.name is None and self.rxnorm is None:
             raise PydanticCustomError("medication_unnamed", "a medication needs a name, an rxnorm code, or both")
         if self.status == "stopped" and self.stopped_days_ago is None:
@@ -198,11 +197,12 @@ class Patient(StrictModel):
         return v
 
     @model_validator(mode="after")
-    def _consistent(self) -> "Patient":
+    def _consistent(self) -> Patient:
         if self.pregnant and self.sex == "male":
             raise PydanticCustomError("inconsistent_pregnancy", "pregnant is true but sex is male; check both fields")
         if self.pain.duration_weeks > (self.age + 1) * 52.18:
             raise PydanticCustomError(
-                "duration_exceeds_age", "pain.duration_weeks is longer than the patient has been alive; check age and duration"
+                "duration_exceeds_age",
+                "pain.duration_weeks is longer than the patient has been alive; check age and duration",
             )
         return self

@@ -41,9 +41,17 @@ def csv(text: str) -> list[str]:
 @given(parsers.parse("a {age:d}-year-old {sex:w} with {weeks:g} weeks of forefoot pain"), target_fixture="patient")
 def new_patient(age: int, sex: str, weeks: float) -> dict[str, Any]:
     """A patient with nothing else known: no treatments, findings, comorbidities or medications."""
-    return {"id": "scenario", "age": age, "sex": sex,
-            "pain": {"site": "forefoot", "side": "right", "duration_weeks": weeks, "neuropathic_features": []},
-            "prior_treatments": [], "exam_findings": [], "comorbidities": [], "medications": [], "red_flags": []}
+    return {
+        "id": "scenario",
+        "age": age,
+        "sex": sex,
+        "pain": {"site": "forefoot", "side": "right", "duration_weeks": weeks, "neuropathic_features": []},
+        "prior_treatments": [],
+        "exam_findings": [],
+        "comorbidities": [],
+        "medications": [],
+        "red_flags": [],
+    }
 
 
 @given(parsers.parse('the example patient "{name}"'), target_fixture="patient")
@@ -296,8 +304,9 @@ def dn4_interview_only(patient: dict) -> None:
 def no_result_says(result: Result, text: str) -> None:
     """Nothing the clinician reads (rationale, details, reasons, unknowns, notices) says `text`."""
     data = result.model_dump(mode="json")
-    readable = json.dumps([data["recommendations"], data["not_recommended"], data["unknowns"], data["notices"]],
-                          ensure_ascii=False)
+    readable = json.dumps(
+        [data["recommendations"], data["not_recommended"], data["unknowns"], data["notices"]], ensure_ascii=False
+    )
     assert text not in readable
 
 

@@ -134,7 +134,7 @@ def liver_stop(patient: dict[str, Any]) -> bool:
 def random_case(text: str) -> st.SearchStrategy[str]:
     """`text` with each letter independently upper or lower case."""
     return st.lists(st.booleans(), min_size=len(text), max_size=len(text)).map(
-        lambda ups: "".join(c.upper() if u else c.lower() for c, u in zip(text, ups))
+        lambda ups: "".join(c.upper() if u else c.lower() for c, u in zip(text, ups, strict=False))
     )
 
 
@@ -219,9 +219,7 @@ def body(draw) -> dict[str, Any]:
     return {"weight_kg": weight} if kind == "weight_only" else {"weight_kg": weight, "height_cm": height}
 
 
-patient_ids = st.text(
-    alphabet=st.characters(blacklist_categories=("Cc", "Cs")), min_size=1, max_size=40
-)
+patient_ids = st.text(alphabet=st.characters(blacklist_categories=("Cc", "Cs")), min_size=1, max_size=40)
 
 
 # ------------------------------------------------------------------ patients
@@ -240,7 +238,11 @@ def patients(
     sex = draw(st.sampled_from(SEXES))
     duration = draw(weeks(520))
     duration = min(duration, (age + 1) * 52)  # a pain cannot outlast the patient
-    pain: dict[str, Any] = {"site": "forefoot", "duration_weeks": duration, "neuropathic_features": draw(dn4_features())}
+    pain: dict[str, Any] = {
+        "site": "forefoot",
+        "duration_weeks": duration,
+        "neuropathic_features": draw(dn4_features()),
+    }
     if draw(st.booleans()):
         pain["side"] = draw(st.sampled_from(SIDES))
     if draw(st.booleans()):
@@ -272,19 +274,27 @@ def ldn_candidates(draw, medications: st.SearchStrategy[list[str]]) -> dict[str,
     """A patient on the LDN path: persistent pain (≥ 12 weeks after a failed adequate first-line
     trial), a DN4 of 4 or more, no red flag, LDN never tried; comorbidities without opioid use
     disorder or liver failure, so whether LDN is offered turns on the medications."""
-    p = draw(patients(
-        medications=medications,
-        red_flags=st.just([]),
-        comorbidities=codes(tuple(c for c in COMORBIDITIES if c not in OPIOID_CONDITIONS + LIVER_STOPS)),
-    ))
+    p = draw(
+        patients(
+            medications=medications,
+            red_flags=st.just([]),
+            comorbidities=codes(tuple(c for c in COMORBIDITIES if c not in OPIOID_CONDITIONS + LIVER_STOPS)),
+        )
+    )
     p["age"] = max(p["age"], 18)
-    p["pain"]["duration_weeks"] = draw(st.one_of(st.sampled_from((12, 23.9, 24)), st.floats(12, 520).map(lambda x: round(x, 1))))
+    p["pain"]["duration_weeks"] = draw(
+        st.one_of(st.sampled_from((12, 23.9, 24)), st.floats(12, 520).map(lambda x: round(x, 1)))
+    )
     p["pain"]["neuropathic_features"] = draw(st.permutations(DN4_ITEMS))[: draw(st.integers(4, 10))]
     first_line = tuple(t for t in TREATMENTS if t in V.FIRST_LINE)
-    trial = {"treatment": draw(st.sampled_from(first_line)), "weeks": draw(st.sampled_from((6, 8, 12, 30))),
-             "response": draw(st.sampled_from(("none", "partial", "worsened")))}
-    p["prior_treatments"] = [t for t in p["prior_treatments"]
-                             if t["treatment"] not in (trial["treatment"], "low_dose_naltrexone")] + [trial]
+    trial = {
+        "treatment": draw(st.sampled_from(first_line)),
+        "weeks": draw(st.sampled_from((6, 8, 12, 30))),
+        "response": draw(st.sampled_from(("none", "partial", "worsened"))),
+    }
+    p["prior_treatments"] = [
+        t for t in p["prior_treatments"] if t["treatment"] not in (trial["treatment"], "low_dose_naltrexone")
+    ] + [trial]
     return p
 
 
@@ -296,8 +306,14 @@ def full_patient() -> dict[str, Any]:
         "sex": "female",
         "weight_kg": 80,
         "height_cm": 170,
-        "pain": {"site": "forefoot", "side": "both", "duration_weeks": 52, "severity": 8,
-                 "neuropathic_features": list(DN4_ITEMS), "dn4_assessed": True},
+        "pain": {
+            "site": "forefoot",
+            "side": "both",
+            "duration_weeks": 52,
+            "severity": 8,
+            "neuropathic_features": list(DN4_ITEMS),
+            "dn4_assessed": True,
+        },
         "prior_treatments": [{"treatment": t, "weeks": 24, "response": "none"} for t in TREATMENTS],
         "exam_findings": list(EXAM_FINDINGS),
         "comorbidities": list(COMORBIDITIES),

@@ -46,7 +46,7 @@ def test_eight_threads_of_a_thousand_triages_each_agree_with_the_serial_results(
 
     def work(k: int) -> None:
         order = list(range(len(ps)))
-        order = order[k * 125:] + order[:k * 125]
+        order = order[k * 125 :] + order[: k * 125]
         start.wait()
         mismatches[k] = sum(t.triage(ps[i]).model_dump_json() != serial[i] for i in order)
 

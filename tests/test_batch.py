@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 
 import cli
 from engine import Triager, default_triager
-from engine.channels import batch as b
 from engine.api import Rule, fact
+from engine.channels import batch as b
 from tests.conftest import load_example
 from tests.toy import toy_ruleset
 
@@ -59,7 +59,9 @@ MALFORMED = [
 ]
 
 
-def test_ten_thousand_lines_with_one_percent_malformed_give_ten_thousand_lines_with_errors_at_their_line_numbers(tmp_path):
+def test_ten_thousand_lines_with_one_percent_malformed_give_ten_thousand_lines_with_errors_at_their_line_numbers(
+    tmp_path,
+):
     """The issue's 'done when': 10,000 lines in (1% malformed), 10,000 lines out, each error record
     at its own line number, every other line the result for the patient on that line; exit 3."""
     rng = random.Random(5)
@@ -222,16 +224,21 @@ def test_a_record_failing_inside_the_engine_gets_an_internal_error_record_and_th
             raise ValueError("secret-value-3")
         ctx.recommend("treat", ["ok"])
 
-    toy = Triager(toy_ruleset([Rule("TOY-FRAGILE", "fails on 3", when={"s": fact("subject")}, action=fragile,
-                                     emits=("treat",))]))
+    toy = Triager(
+        toy_ruleset([Rule("TOY-FRAGILE", "fails on 3", when={"s": fact("subject")}, action=fragile, emits=("treat",))])
+    )
     monkeypatch.setattr(b, "_triager", toy)
     records = [(n, "in", json.dumps({"id": f"p{n}", "score": n}).encode(), None) for n in range(1, 6)]
     sink = io.BytesIO()
     summary = b.run_batch(records, sink, workers=1)
     rows = [json.loads(x) for x in sink.getvalue().splitlines()]
     assert [r.get("patient_id") for r in rows] == ["p1", "p2", None, "p4", "p5"]
-    assert rows[2]["error"] == {"type": "internal_error", "exception": "InferenceError", "rule": "TOY-FRAGILE",
-                                "problem": "the engine failed on this record; no result was produced"}
+    assert rows[2]["error"] == {
+        "type": "internal_error",
+        "exception": "InferenceError",
+        "rule": "TOY-FRAGILE",
+        "problem": "the engine failed on this record; no result was produced",
+    }
     assert "secret-value-3" not in sink.getvalue().decode()
     assert (summary.triaged, summary.failed, summary.exit_code()) == (4, 1, b.EXIT_INTERNAL)
 

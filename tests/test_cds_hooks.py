@@ -110,8 +110,10 @@ def test_the_urgent_referral_card_suggests_a_draft_service_request() -> None:
 def test_a_priority_in_the_result_is_the_service_requests_priority() -> None:
     """Where the urgent recommendation gives a FHIR request priority, the ServiceRequest carries it."""
     result = triaged("red-flag-charcot")
-    recs = [r.model_copy(update={"details": {**r.details, "priority": "stat"}}) if r.category == "urgent_referral" else r
-            for r in result.recommendations]
+    recs = [
+        r.model_copy(update={"details": {**r.details, "priority": "stat"}}) if r.category == "urgent_referral" else r
+        for r in result.recommendations
+    ]
     card = cards(result.model_copy(update={"recommendations": recs}), default_triager().ruleset)["cards"][0]
     assert card["suggestions"][0]["actions"][0]["resource"]["priority"] == "stat"
 
@@ -172,8 +174,9 @@ def test_uuid_is_stable_for_the_same_patient_and_rule() -> None:
     again = [c["uuid"] for c in response("opioid-user")["cards"]]
     assert first == again and len(set(first)) == len(first)
     rec = response("opioid-user")["cards"][0]
-    assert rec["uuid"] == str(uuid.uuid5(CARD_NAMESPACE, "\x1f".join(
-        ("example-opioid-user", entry(rec)["rule"], entry(rec)["intervention"]))))
+    assert rec["uuid"] == str(
+        uuid.uuid5(CARD_NAMESPACE, "\x1f".join(("example-opioid-user", entry(rec)["rule"], entry(rec)["intervention"])))
+    )
     plan = response("opioid-user")["cards"][-1]
     assert plan["uuid"] == card_uuid("example-opioid-user", "PLAN", "*")
 
@@ -225,8 +228,11 @@ def test_clinician_may_decline_recommendations_and_warnings() -> None:
 def test_markdown_in_data_is_escaped() -> None:
     """Underscores in data (here a medication name in a reason) are escaped, so they do not turn into emphasis."""
     patient = {**load_example("neuropathic-persistent"), "medications": ["sertraline", "my_drug_x 5 mg"]}
-    c = next(c for c in cards(default_triager().triage(patient), default_triager().ruleset)["cards"]
-             if entry(c)["type"] == "plan")
+    c = next(
+        c
+        for c in cards(default_triager().triage(patient), default_triager().ruleset)["cards"]
+        if entry(c)["type"] == "plan"
+    )
     assert "my\\_drug\\_x" in c["detail"]
     assert "my_drug_x" not in c["detail"]
 
@@ -240,8 +246,9 @@ def test_cli_prints_a_cds_hooks_response() -> None:
     t, patient = default_triager(), load_example("opioid-user")
     # the CLI's default result carries what would change each withheld option (`--no-changes`: it does not)
     assert json.loads(res.stdout) == cards(what_would_change(t, patient, t.triage(patient)), t.ruleset)
-    res = runner.invoke(app, ["triage", "-", "--format", "cds-hooks", "--no-changes"],
-                        input=json.dumps(load_example("opioid-user")))
+    res = runner.invoke(
+        app, ["triage", "-", "--format", "cds-hooks", "--no-changes"], input=json.dumps(load_example("opioid-user"))
+    )
     assert json.loads(res.stdout) == response("opioid-user")
 
 
@@ -282,8 +289,10 @@ def test_what_would_change_is_in_the_cards_that_hold_the_withheld_option() -> No
     from engine.kernel.models import Change
 
     result = triaged("opioid-user")
-    entries = [n.model_copy(update={"what_would_change": [Change(text=f"change for {n.intervention}", edits=[])]})
-               for n in result.not_recommended]
+    entries = [
+        n.model_copy(update={"what_would_change": [Change(text=f"change for {n.intervention}", edits=[])]})
+        for n in result.not_recommended
+    ]
     got = cards(result.model_copy(update={"not_recommended": entries}), default_triager().ruleset)["cards"]
     warning = next(c for c in got if entry(c)["type"] == "contraindication")
     plan = next(c for c in got if entry(c)["type"] == "plan")

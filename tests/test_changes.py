@@ -31,8 +31,15 @@ ESCALATIONS = ("adjunct", "interventional", "surgical_referral")
 LDN, PRF = "low_dose_naltrexone", "pulsed_radiofrequency"
 SURGERY = ("gastrocnemius_recession", "plantar_plate_repair", "tendon_transfer")
 #: the fields an answer may change (rules/changes.py declares these and no others)
-CHANGEABLE = {"pain.duration_weeks", "pain.neuropathic_features", "prior_treatments", "medications",
-              "exam_findings", "not_retrieved", "pregnant"}
+CHANGEABLE = {
+    "pain.duration_weeks",
+    "pain.neuropathic_features",
+    "prior_treatments",
+    "medications",
+    "exam_findings",
+    "not_retrieved",
+    "pregnant",
+}
 #: one-off procedures and escalations: a past one's outcome is never changed, none is ever added
 PAST = {LDN, PRF, *SURGERY}
 
@@ -51,7 +58,7 @@ def apply_edits(patient: dict[str, Any], edits: list[dict[str, Any]]) -> dict[st
         elif field == "medications":
             key = "name" if "name" in e else "rxnorm"
 
-            def named(m: Any) -> bool:
+            def named(m: Any, key: str = key, e: dict = e) -> bool:
                 d = {"name": m} if isinstance(m, str) else m
                 return d.get(key) == e[key] and (key == "name" or not d.get("name"))
 
@@ -141,8 +148,10 @@ def test_every_withheld_escalation_of_the_examples_has_an_answer_that_works_when
 def _canonical(patient: dict[str, Any]) -> str:
     """A patient with its lists in a fixed order and a medication always an object (as the engine reads it)."""
     p = copy.deepcopy(patient)
-    p["medications"] = sorted(({"name": m} if isinstance(m, str) else m for m in p.get("medications", [])),
-                              key=lambda m: json.dumps(m, sort_keys=True))
+    p["medications"] = sorted(
+        ({"name": m} if isinstance(m, str) else m for m in p.get("medications", [])),
+        key=lambda m: json.dumps(m, sort_keys=True),
+    )
     p["prior_treatments"] = sorted(p.get("prior_treatments", []), key=lambda t: t["treatment"])
     for key in ("exam_findings", "comorbidities", "red_flags", "not_retrieved"):
         p[key] = sorted(p.get(key, []))
@@ -160,8 +169,13 @@ def test_the_edits_describe_the_changed_patient_the_engine_was_run_on(name):
     patient = load_example(name)
     result = t.triage(patient)
     search = _Search(t, t.ruleset.changes, ChangeState(t.ruleset, patient, (), patient, 0, result), 300)
-    search.run([n.intervention for n in result.not_recommended
-                if t.ruleset.interventions[n.intervention].category in ESCALATIONS])
+    search.run(
+        [
+            n.intervention
+            for n in result.not_recommended
+            if t.ruleset.interventions[n.intervention].category in ESCALATIONS
+        ]
+    )
     states = [st for steps, st in search.states.items() if steps]
     assert len(states) == search.runs and (states or name == "red-flag-charcot")
     for st in states:
@@ -182,7 +196,9 @@ def test_the_examples_answers_in_clinical_words():
     rheumatoid = answers(searched(load_example("rheumatoid")))
     assert rheumatoid[LDN][0].text.startswith("pain reaches 12 weeks (in 2 weeks) with footwear modification continued")
     neuropathic = answers(searched(load_example("neuropathic-persistent")))
-    assert [c.text for c in neuropathic["tendon_transfer"]] == ["a flexible lesser-toe deformity is found on examination"]
+    assert [c.text for c in neuropathic["tendon_transfer"]] == [
+        "a flexible lesser-toe deformity is found on examination"
+    ]
 
 
 @pytest.mark.parametrize("name", EXAMPLES)
@@ -202,7 +218,9 @@ def test_rheumatoid_pulsed_radiofrequency_comes_at_the_nearest_threshold():
     waiting alone would take 20 (footwear reaching 24 weeks), so it is not among the nearest three."""
     prf = answers(searched(load_example("rheumatoid")))[PRF]
     assert [next(e["wait_weeks"] for e in c.edits if "wait_weeks" in e) for c in prf] == [14, 14, 14]
-    assert [c.text for c in prf][0] == "pain reaches 24 weeks (in 14 weeks) and a metatarsal pad trial started now fails"
+    assert (
+        next(c.text for c in prf) == "pain reaches 24 weeks (in 14 weeks) and a metatarsal pad trial started now fails"
+    )
 
 
 # ------------------------------------------------------------------ what cannot change
@@ -287,10 +305,15 @@ def test_pulsed_radiofrequency_done_recently_is_judged_at_12_weeks():
     patient = load_example("opioid-user")
     patient["prior_treatments"].append({"treatment": PRF, "weeks": 6, "response": "partial"})
     got = answers(searched(patient))[PRF]
-    assert got[0].text.startswith("ultrasound-guided pulsed radiofrequency is judged at 12 weeks (response partial so far)")
+    assert got[0].text.startswith(
+        "ultrasound-guided pulsed radiofrequency is judged at 12 weeks (response partial so far)"
+    )
     assert got[0].text.endswith("; in 6 weeks")
-    assert {"field": "prior_treatments", "treatment": PRF,
-            "to": {"treatment": PRF, "weeks": 12, "response": "partial"}} in got[0].edits
+    assert {
+        "field": "prior_treatments",
+        "treatment": PRF,
+        "to": {"treatment": PRF, "weeks": 12, "response": "partial"},
+    } in got[0].edits
     check_answer(patient, PRF, got)
 
 
@@ -398,8 +421,20 @@ def test_the_cli_searches_by_default_for_the_clinicians_formats_and_on_request_f
 
 def test_the_kernel_knows_no_clinical_term():
     source = (ROOT / "engine" / "kernel" / "changes.py").read_text(encoding="utf-8").lower()
-    for word in ("naltrexone", "opioid", "pain", "dn4", "metatars", "red flag", "weeks", "trial", "surg",
-                 "pregnan", "tramadol", "forefoot"):
+    for word in (
+        "naltrexone",
+        "opioid",
+        "pain",
+        "dn4",
+        "metatars",
+        "red flag",
+        "weeks",
+        "trial",
+        "surg",
+        "pregnan",
+        "tramadol",
+        "forefoot",
+    ):
         assert word not in source, word
 
 
@@ -407,19 +442,40 @@ def _toy_rules() -> list:
     """'treat' needs a score of 5 or more and the tag 'x', and no blocker."""
     from engine.api import Rule, fact, ge, lt
 
-    def high(ctx): ctx.conclude("high")
-    def treat(ctx): ctx.recommend("treat", ["high score, tagged"])
-    def low(ctx): ctx.withhold("treat", "deferred", "score below 5")
-    def needs_tag(ctx): ctx.withhold("treat", "deferred", "needs the tag x")
-    def blocked(ctx): ctx.withhold("treat", "contraindicated", "blocked")
+    def high(ctx):
+        ctx.conclude("high")
+
+    def treat(ctx):
+        ctx.recommend("treat", ["high score, tagged"])
+
+    def low(ctx):
+        ctx.withhold("treat", "deferred", "score below 5")
+
+    def needs_tag(ctx):
+        ctx.withhold("treat", "deferred", "needs the tag x")
+
+    def blocked(ctx):
+        ctx.withhold("treat", "contraindicated", "blocked")
 
     return [
         Rule("TOY-HIGH", "high score", when={"s": fact("subject", score=ge(5))}, action=high, concludes=("high",)),
         Rule("TOY-LOW", "low score", when={"s": fact("subject", score=lt(5))}, action=low, emits=("treat",)),
-        Rule("TOY-TREAT", "treat", when={"h": fact("high"), "t": fact("tag", name="x")},
-             unless={"b": fact("blocker")}, action=treat, emits=("treat",)),
-        Rule("TOY-NEEDS-TAG", "needs the tag", when={"h": fact("high")}, unless={"t": fact("tag", name="x")},
-             action=needs_tag, emits=("treat",)),
+        Rule(
+            "TOY-TREAT",
+            "treat",
+            when={"h": fact("high"), "t": fact("tag", name="x")},
+            unless={"b": fact("blocker")},
+            action=treat,
+            emits=("treat",),
+        ),
+        Rule(
+            "TOY-NEEDS-TAG",
+            "needs the tag",
+            when={"h": fact("high")},
+            unless={"t": fact("tag", name="x")},
+            action=needs_tag,
+            emits=("treat",),
+        ),
         Rule("TOY-BLOCKED", "blocked", when={"b": fact("blocker")}, action=blocked, emits=("treat",)),
     ]
 
@@ -451,8 +507,10 @@ def _toy_search(budget: int | None = None, **patient: Any) -> list | None:
     spec = ChangeSpec(
         categories=("first_line",),
         kinds=(ChangeKind("raise", ("score",), raise_score, once=True), ChangeKind("tag", ("tags",), tag)),
-        apply=apply, describe=lambda s: " + ".join(f"{x.kind} {x.subject or f'{x.amount:g}'}" for x in s.steps),
-        edits=lambda s: [{"field": "score", "to": s.patient["score"]}])
+        apply=apply,
+        describe=lambda s: " + ".join(f"{x.kind} {x.subject or f'{x.amount:g}'}" for x in s.steps),
+        edits=lambda s: [{"field": "score", "to": s.patient["score"]}],
+    )
     rs = dataclasses.replace(toy_ruleset(_toy_rules(), interventions=("treat",)), changes=spec)
     t = Triager(rs)
     p = {"id": "t", **patient}

@@ -87,9 +87,17 @@ def test_rules_show_prints_the_full_sources_of_one_rule():
     res = run("rules", "show", "LDN-OFFER")
     assert res.exit_code == 0, res.output
     out = res.stdout
-    for text in ("LDN-OFFER", "persistent_pain", "unless", "ldn_follow_up_weeks",
-                 "project parameter, not evidence", "younger-2013", "Low-dose naltrexone for the treatment of fibromyalgia",
-                 "23359310", "SORT C · very low"):
+    for text in (
+        "LDN-OFFER",
+        "persistent_pain",
+        "unless",
+        "ldn_follow_up_weeks",
+        "project parameter, not evidence",
+        "younger-2013",
+        "Low-dose naltrexone for the treatment of fibromyalgia",
+        "23359310",
+        "SORT C · very low",
+    ):
         assert text in out, text
 
 
@@ -100,7 +108,9 @@ def test_rules_show_json_places_the_rule_in_the_chain():
     d = json.loads(res.stdout)
     assert d["uses_findings_from"] == ["TRIAL-ADEQUATE"]
     assert {"LDN-OFFER", "RECALCITRANT-WEEKS", "RECALCITRANT-MODALITIES"} <= set(d["findings_used_by"])
-    assert {p["name"]: p["source"] for p in d["parameters"]}["persistent_pain_weeks"] == "project parameter, not evidence"
+    assert {p["name"]: p["source"] for p in d["parameters"]}[
+        "persistent_pain_weeks"
+    ] == "project parameter, not evidence"
 
 
 def test_rules_show_accepts_any_case():

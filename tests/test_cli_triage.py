@@ -97,9 +97,13 @@ def test_the_same_input_gives_byte_identical_json_across_processes():
     """Two separate processes (different hash seeds) print the same bytes."""
     outs = set()
     for seed in ("1", "2"):
-        done = subprocess.run([sys.executable, "cli.py", "triage", str(example_path("neuropathic-persistent")),
-                               "--format", "json"], cwd=ROOT, capture_output=True,
-                              env={"PYTHONHASHSEED": seed, "PATH": "/usr/bin:/bin"}, timeout=60)
+        done = subprocess.run(
+            [sys.executable, "cli.py", "triage", str(example_path("neuropathic-persistent")), "--format", "json"],
+            cwd=ROOT,
+            capture_output=True,
+            env={"PYTHONHASHSEED": seed, "PATH": "/usr/bin:/bin"},
+            timeout=60,
+        )
         assert done.returncode == 0, done.stderr.decode()[-500:]
         outs.add(done.stdout)
     assert len(outs) == 1
@@ -131,17 +135,36 @@ BAD = [
     ("malformed JSON", b'{"id": "x", "age": 4', "(document)"),
     ("empty file", b"", "(document)"),
     ("wrong type", {"id": "x", "age": "fifty", "pain": {"duration_weeks": 3}}, "age"),
-    ("unknown code", {"id": "x", "age": 50, "pain": {"duration_weeks": 3}, "red_flags": ["gout_flare"]}, "red_flags[0]"),
-    ("unknown field", {"id": "x", "age": 50, "pain": {"duration_weeks": 3}, "favourite_colour": "red"}, "favourite_colour"),
+    (
+        "unknown code",
+        {"id": "x", "age": 50, "pain": {"duration_weeks": 3}, "red_flags": ["gout_flare"]},
+        "red_flags[0]",
+    ),
+    (
+        "unknown field",
+        {"id": "x", "age": 50, "pain": {"duration_weeks": 3}, "favourite_colour": "red"},
+        "favourite_colour",
+    ),
     ("negative number", {"id": "x", "age": 50, "pain": {"duration_weeks": -1}}, "pain.duration_weeks"),
-    ("NaN", b'{"id": "x", "age": 50, "pain": {"duration_weeks": NaN}}', "pain.duration_weeks: NaN is not a number JSON allows"),
+    (
+        "NaN",
+        b'{"id": "x", "age": 50, "pain": {"duration_weeks": NaN}}',
+        "pain.duration_weeks: NaN is not a number JSON allows",
+    ),
     ("missing field", {"id": "x", "age": 50}, "pain"),
     ("missing nested field", {"id": "x", "age": 50, "pain": {}}, "pain.duration_weeks"),
     ("duplicate key", b'{"id": "x", "id": "y", "age": 50, "pain": {"duration_weeks": 3}}', "id"),
     ("array not object", b"[1, 2]", "(document)"),
-    ("bad treatment response", {"id": "x", "age": 50, "pain": {"duration_weeks": 3},
-                                "prior_treatments": [{"treatment": "insoles", "weeks": 6, "response": "meh"}]},
-     "prior_treatments[0].response"),
+    (
+        "bad treatment response",
+        {
+            "id": "x",
+            "age": 50,
+            "pain": {"duration_weeks": 3},
+            "prior_treatments": [{"treatment": "insoles", "weeks": 6, "response": "meh"}],
+        },
+        "prior_treatments[0].response",
+    ),
 ]
 
 
@@ -155,8 +178,9 @@ def test_bad_input_exits_2_naming_the_field_without_a_traceback(tmp_path, what, 
 
 
 def test_an_unknown_code_error_lists_the_allowed_codes(tmp_path):
-    res = run(["triage", write(tmp_path, {"id": "x", "age": 50, "pain": {"duration_weeks": 3},
-                                          "red_flags": ["gout_flare"]})])
+    res = run(
+        ["triage", write(tmp_path, {"id": "x", "age": 50, "pain": {"duration_weeks": 3}, "red_flags": ["gout_flare"]})]
+    )
     assert "suspected_charcot" in res.stderr
 
 
@@ -172,8 +196,13 @@ def test_a_missing_file_exits_2():
 
 
 def test_a_real_process_exits_2_with_no_traceback_on_bad_json(tmp_path):
-    done = subprocess.run([sys.executable, "cli.py", "triage", write(tmp_path, b"{nope")], cwd=ROOT,
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "cli.py", "triage", write(tmp_path, b"{nope")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 2
     assert "Traceback" not in done.stderr and "not valid JSON" in done.stderr
 

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 from cli import app
 from engine import InputError, Result, default_triager
 from engine.api import Rule, fact, ge
+from engine.kernel.triage import Triager
 from engine.views.explain import (
     ExplainError,
     basis_gaps,
@@ -23,7 +24,6 @@ from engine.views.explain import (
     source_attributes,
 )
 from engine.views.markdown import esc, explanation_markdown, result_markdown
-from engine.kernel.triage import Triager
 from tests.conftest import example_path, load_example
 from tests.toy import chain_rules, toy_ruleset
 
@@ -51,9 +51,17 @@ def step_of(entry: dict, rule: str) -> dict:
 
 
 def bare_patient(**extra) -> dict:
-    p = {"id": "t", "age": 50, "sex": "female",
-         "pain": {"site": "forefoot", "side": "left", "duration_weeks": 4, "neuropathic_features": []},
-         "prior_treatments": [], "exam_findings": [], "comorbidities": [], "medications": [], "red_flags": []}
+    p = {
+        "id": "t",
+        "age": 50,
+        "sex": "female",
+        "pain": {"site": "forefoot", "side": "left", "duration_weeks": 4, "neuropathic_features": []},
+        "prior_treatments": [],
+        "exam_findings": [],
+        "comorbidities": [],
+        "medications": [],
+        "red_flags": [],
+    }
     p.update(extra)
     return p
 
@@ -99,8 +107,12 @@ def test_ldn_explanation_shows_opioid_exposure_and_liver_contraindication_checke
     assert set(checks) == {"LDN-CI-OPIOID", "LDN-CI-LIVER"}
     opioid = checks["LDN-CI-OPIOID"]["needs"][0]
     assert (opioid["pattern"], opioid["state"]) == ("opioid_exposure", "none")
-    assert {c["rule"] for c in opioid["absent"]["checked"]} == {"OPIOID-MEDICATION", "OPIOID-RECENTLY-STOPPED",
-                                                                 "OPIOID-USE-DISORDER", "OPIOID-LONG-TERM-USE"}
+    assert {c["rule"] for c in opioid["absent"]["checked"]} == {
+        "OPIOID-MEDICATION",
+        "OPIOID-RECENTLY-STOPPED",
+        "OPIOID-USE-DISORDER",
+        "OPIOID-LONG-TERM-USE",
+    }
     liver = checks["LDN-CI-LIVER"]["needs"][0]
     assert liver["state"] == "none" and "liver_failure" in liver["pattern"]
 
@@ -123,7 +135,11 @@ def test_opioid_user_explanation_names_tramadol_as_the_opioid_that_blocks_ldn():
     exposure = entry["derivation"]["steps"][0]["premises"][0]
     assert exposure["label"] == "opioid_exposure:tramadol"
     leaf = exposure["steps"][0]["premises"][0]
-    assert (leaf["kind"], leaf["label"], leaf["value"]["drug_class"]) == ("fact", "medication:tramadol", "opioid_agonist")
+    assert (leaf["kind"], leaf["label"], leaf["value"]["drug_class"]) == (
+        "fact",
+        "medication:tramadol",
+        "opioid_agonist",
+    )
     assert "tramadol" in entry["reason"]
 
 
@@ -135,8 +151,10 @@ def test_every_entry_of_the_result_is_explained(name):
     """One entry per recommendation and per not-recommended entry, each with a derivation."""
     result, expl = explained(name)
     outputs = [e["output"] for e in expl["entries"]]
-    assert outputs == ([f"recommend:{r.intervention}" for r in result.recommendations]
-                       + [f"not_recommended:{n.intervention}:{n.kind}" for n in result.not_recommended])
+    assert outputs == (
+        [f"recommend:{r.intervention}" for r in result.recommendations]
+        + [f"not_recommended:{n.intervention}:{n.kind}" for n in result.not_recommended]
+    )
     assert all(e["derivation"] is not None for e in expl["entries"])
 
 
@@ -212,12 +230,14 @@ def test_an_intervention_without_any_entry_is_explained_by_the_rules_that_could_
     _, expl = explained("neuropathic-persistent", "insoles")
     entry = only_entry(expl, "not_mentioned")
     check = next(c for c in entry["could_come_from"] if c["rule"] == "FL-INSOLES")
-    assert [(n["pattern"], n["state"]) for n in check["needs"]] == [("comorbidity(code = rheumatoid_arthritis)", "none")]
+    assert [(n["pattern"], n["state"]) for n in check["needs"]] == [
+        ("comorbidity(code = rheumatoid_arthritis)", "none")
+    ]
 
 
 def test_an_intervention_with_no_entry_rests_only_on_rules_that_emit_it():
     """could_come_from lists exactly the rules that declare they emit the intervention."""
-    result, expl = explained("neuropathic-persistent", "insoles")
+    _result, expl = explained("neuropathic-persistent", "insoles")
     rules = default_triager().ruleset.rules
     assert [c["rule"] for c in only_entry(expl)["could_come_from"]] == [r.id for r in rules if "insoles" in r.emits]
 
@@ -238,10 +258,13 @@ def test_an_assumed_dn4_of_zero_is_an_unknown_attached_to_ldn():
 def test_the_dn4_score_step_carries_the_unknown_it_raised():
     """The DN4-UNKNOWN firing that concluded 'unknown:dn4' carries that unknown wherever it appears; with
     persistent pain LDN waits for the DN4 (LDN-DEFERRED-DN4), never 'not indicated' on an assumed 0/10."""
-    _, expl = explained(bare_patient(pain={"site": "forefoot", "side": "left", "duration_weeks": 20,
-                                           "neuropathic_features": []},
-                                     prior_treatments=[{"treatment": "metatarsal_pad", "weeks": 8, "response": "none"}]),
-                        LDN)
+    _, expl = explained(
+        bare_patient(
+            pain={"site": "forefoot", "side": "left", "duration_weeks": 20, "neuropathic_features": []},
+            prior_treatments=[{"treatment": "metatarsal_pad", "weeks": 8, "response": "none"}],
+        ),
+        LDN,
+    )
     entry = only_entry(expl)
     assert entry["rule"] == "LDN-DEFERRED-DN4"
     step = step_of(entry, "DN4-UNKNOWN")
@@ -307,9 +330,7 @@ def test_a_rule_with_a_citation_is_cited():
 
 def test_a_rule_resting_only_on_project_parameters_says_so():
     """rule_basis: no citation, every parameter a project parameter: 'project_parameter', said plainly."""
-    from engine.api import Parameter
-
-    from engine.api import ge, param
+    from engine.api import Parameter, ge, param
 
     r = Rule("TOY-A", "a", when={"s": fact("subject", score=ge(param("cut")))}, action=lambda c: None)
     rs = _toy_with(r, {"cut": Parameter("cut", 5, "points", "project parameter, not evidence", "chosen")})
@@ -319,9 +340,7 @@ def test_a_rule_resting_only_on_project_parameters_says_so():
 
 def test_a_rule_with_neither_citation_nor_project_parameter_is_a_gap():
     """rule_basis: a rule with an evidence-sourced parameter but no citation, or nothing at all, is a gap."""
-    from engine.api import Parameter
-
-    from engine.api import ge, param
+    from engine.api import Parameter, ge, param
 
     r = Rule("TOY-A", "a", when={"s": fact("subject", score=ge(param("cut")))}, action=lambda c: None)
     rs = _toy_with(r, {"cut": Parameter("cut", 5, "points", "Some guideline 2020", "from a guideline")})
@@ -413,9 +432,18 @@ def test_explain_command_prints_the_ldn_chain_as_a_tree():
     res = run("explain", str(example_path("neuropathic-persistent")), "--intervention", LDN)
     assert res.exit_code == 0, res.output
     out = res.stdout
-    for text in ("DN4 4/10 ≥ 4", "neuropathic_phenotype", "metatarsal_pad tried 8 weeks ≥ 6, response none",
-                 "pain.duration_weeks 16 ≥ 12", "needs opioid_exposure: none", "LDN-CI-LIVER",
-                 "SORT C", "younger-2013", "fibromyalgia", "LDN-OFFER"):
+    for text in (
+        "DN4 4/10 ≥ 4",
+        "neuropathic_phenotype",
+        "metatarsal_pad tried 8 weeks ≥ 6, response none",
+        "pain.duration_weeks 16 ≥ 12",
+        "needs opioid_exposure: none",
+        "LDN-CI-LIVER",
+        "SORT C",
+        "younger-2013",
+        "fibromyalgia",
+        "LDN-OFFER",
+    ):
         assert text in out, text
 
 
@@ -485,11 +513,19 @@ def test_explain_of_a_fhir_bundle_lists_the_mappings_unknowns():
     from tests.conftest import ROOT
 
     bundle = json.loads((ROOT / "tests" / "fhir" / "neuropathic-persistent.json").read_text())
-    bundle["entry"].append({"fullUrl": "urn:uuid:0b7a5c3e-1111-4a4a-9c9c-000000000001", "resource": {
-        "resourceType": "MedicationStatement", "status": "active",
-        "medicationCodeableConcept": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm",
-                                                  "code": "999999999"}]},
-        "subject": {"reference": bundle["entry"][0]["fullUrl"]}}})
+    bundle["entry"].append(
+        {
+            "fullUrl": "urn:uuid:0b7a5c3e-1111-4a4a-9c9c-000000000001",
+            "resource": {
+                "resourceType": "MedicationStatement",
+                "status": "active",
+                "medicationCodeableConcept": {
+                    "coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "999999999"}]
+                },
+                "subject": {"reference": bundle["entry"][0]["fullUrl"]},
+            },
+        }
+    )
     res = run("explain", "-", "-f", "json", input=json.dumps(bundle))
     assert res.exit_code == 0, res.output
     assert "medication:rxnorm 999999999" in {u["fact"] for u in json.loads(res.stdout)["unknowns"]}

@@ -81,7 +81,7 @@ def rests_on(explanation: dict, intervention: str, label: str) -> None:
 def checked_absent(explanation: dict, intervention: str, pattern: str) -> None:
     """The pattern was checked and found absent: a negated premise, or what a rule that did not fire needed."""
     entries = _entries(explanation, intervention)
-    none = {n["label"][len("absent:"):] for n in _nodes(entries) if n["kind"] == "absent"}
+    none = {n["label"][len("absent:") :] for n in _nodes(entries) if n["kind"] == "absent"}
     checks = [c for n in _nodes(entries) for c in n.get("checked", ())]
     checks += [c for e in entries for c in e.get("could_come_from", ())]
     none |= {need["pattern"] for c in checks for need in _needs(c) if need["state"] == "none"}

@@ -65,21 +65,28 @@ def drop(b: dict[str, Any], resource_type: str) -> dict[str, Any]:
     return b
 
 
-def condition(code: str, system: str = ICD, clinical: str | None = "active", verification: str | None = "confirmed",
-              **extra: Any) -> dict[str, Any]:
+def condition(
+    code: str, system: str = ICD, clinical: str | None = "active", verification: str | None = "confirmed", **extra: Any
+) -> dict[str, Any]:
     res: dict[str, Any] = {"resourceType": "Condition", "code": {"coding": [{"system": system, "code": code}]}, **extra}
     if clinical:
-        res["clinicalStatus"] = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
-                                             "code": clinical}]}
+        res["clinicalStatus"] = {
+            "coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": clinical}]
+        }
     if verification:
-        res["verificationStatus"] = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-ver-status",
-                                                 "code": verification}]}
+        res["verificationStatus"] = {
+            "coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-ver-status", "code": verification}]
+        }
     return res
 
 
 def observation(system: str, code: str, **value: Any) -> dict[str, Any]:
-    return {"resourceType": "Observation", "status": "final", "code": {"coding": [{"system": system, "code": code}]},
-            **value}
+    return {
+        "resourceType": "Observation",
+        "status": "final",
+        "code": {"coding": [{"system": system, "code": code}]},
+        **value,
+    }
 
 
 def statement(concept: dict[str, Any] | None = None, status: str = "active", **extra: Any) -> dict[str, Any]:
@@ -90,9 +97,12 @@ def statement(concept: dict[str, Any] | None = None, status: str = "active", **e
 
 
 def procedure(code: str, start: str, end: str | None, outcome: str | None, status: str = "completed") -> dict[str, Any]:
-    res: dict[str, Any] = {"resourceType": "Procedure", "status": status,
-                           "code": {"coding": [{"system": LOCAL + "intervention", "code": code}]},
-                           "performedPeriod": {"start": start, **({"end": end} if end else {})}}
+    res: dict[str, Any] = {
+        "resourceType": "Procedure",
+        "status": status,
+        "code": {"coding": [{"system": LOCAL + "intervention", "code": code}]},
+        "performedPeriod": {"start": start, **({"end": end} if end else {})},
+    }
     if outcome:
         res["outcome"] = {"coding": [{"system": LOCAL + "treatment-response", "code": outcome}]}
     return res
@@ -148,20 +158,25 @@ def without_codes(result: dict) -> dict:
 def test_cli_recognises_a_bundle_without_being_told() -> None:
     """`triage FILE --format json` on a Bundle prints the same result as on the example JSON."""
     fhir = runner.invoke(app, ["triage", str(FHIR_DIR / "opioid-user.json"), "--format", "json", "--no-changes"])
-    plain = runner.invoke(app, ["triage", "-", "--format", "json", "--no-changes"],
-                          input=json.dumps(load_example("opioid-user")))
+    plain = runner.invoke(
+        app, ["triage", "-", "--format", "json", "--no-changes"], input=json.dumps(load_example("opioid-user"))
+    )
     assert fhir.exit_code == 0, fhir.stderr
     assert without_codes(json.loads(fhir.stdout)) == json.loads(plain.stdout)
     assert "tramadol (RxNorm 10689)" in fhir.stdout
     # what would change each withheld option is searched on the patient the Bundle maps to: the same
     # changes in the same words (the edits keep the medication's RxNorm code from the Bundle)
     fhir = runner.invoke(app, ["triage", str(FHIR_DIR / "opioid-user.json"), "--format", "json", "--changes"])
-    plain = runner.invoke(app, ["triage", "-", "--format", "json", "--changes"],
-                          input=json.dumps(load_example("opioid-user")))
+    plain = runner.invoke(
+        app, ["triage", "-", "--format", "json", "--changes"], input=json.dumps(load_example("opioid-user"))
+    )
 
     def texts(out: str) -> dict:
-        return {n["intervention"]: [c["text"] for c in n["what_would_change"]]
-                for n in json.loads(out)["not_recommended"] if "what_would_change" in n}
+        return {
+            n["intervention"]: [c["text"] for c in n["what_would_change"]]
+            for n in json.loads(out)["not_recommended"]
+            if "what_would_change" in n
+        }
 
     assert texts(fhir.stdout) == texts(plain.stdout)
     assert texts(fhir.stdout)["low_dose_naltrexone"]
@@ -263,16 +278,24 @@ def test_icd10_codes_match_without_dots() -> None:
 
 def test_snomed_codes_match_exactly() -> None:
     """SNOMED CT 69896004 maps to rheumatoid arthritis; an unlisted SNOMED code maps to nothing."""
-    m = mapped(add(add(bundle(), condition("69896004", "http://snomed.info/sct")),
-                   condition("6989600", "http://snomed.info/sct")))
+    m = mapped(
+        add(
+            add(bundle(), condition("69896004", "http://snomed.info/sct")),
+            condition("6989600", "http://snomed.info/sct"),
+        )
+    )
     assert m.patient["comorbidities"] == ["rheumatoid_arthritis"]
 
 
 def test_display_text_alone_maps_nothing() -> None:
     """A Condition with only a display saying 'rheumatoid arthritis' (no mapped code) adds no comorbidity."""
-    res = {"resourceType": "Condition", "code": {"text": "rheumatoid arthritis",
-                                                 "coding": [{"system": "http://example.org/local", "code": "RA",
-                                                             "display": "Rheumatoid arthritis"}]}}
+    res = {
+        "resourceType": "Condition",
+        "code": {
+            "text": "rheumatoid arthritis",
+            "coding": [{"system": "http://example.org/local", "code": "RA", "display": "Rheumatoid arthritis"}],
+        },
+    }
     assert "comorbidities" not in mapped(add(bundle(), res)).patient
 
 
@@ -337,8 +360,10 @@ def test_pain_duration_observation_is_used() -> None:
     b = bundle()
     for e in b["entry"]:
         e["resource"].pop("onsetDateTime", None)
-    add(b, observation(LOCAL + "observation", "pain-duration",
-                       valueQuantity={"value": 20, "system": UCUM, "code": "wk"}))
+    add(
+        b,
+        observation(LOCAL + "observation", "pain-duration", valueQuantity={"value": 20, "system": UCUM, "code": "wk"}),
+    )
     assert mapped(b).patient["pain"]["duration_weeks"] == 20.0
 
 
@@ -365,7 +390,9 @@ def test_weight_in_pounds_is_converted_to_kg() -> None:
 def test_weight_in_an_unknown_unit_is_unknown() -> None:
     """A body weight in a unit the table does not convert is not guessed: it is an unknown blocking weight management."""
     b = drop(bundle(), "Observation")
-    add(b, observation("http://loinc.org", "29463-7", valueQuantity={"value": 12, "system": UCUM, "code": "[stone_av]"}))
+    add(
+        b, observation("http://loinc.org", "29463-7", valueQuantity={"value": 12, "system": UCUM, "code": "[stone_av]"})
+    )
     m = mapped(b)
     assert "weight_kg" not in m.patient
     assert m.unknowns[0]["fact"] == "fhir:weight_kg" and m.unknowns[0]["blocks"] == ["weight_management"]
@@ -400,8 +427,14 @@ def test_preliminary_observation_is_not_used() -> None:
 def test_pregnancy_status_is_read_from_its_coded_answer() -> None:
     """LOINC 82810-3 answered with LOINC LA15173-0 (pregnant) sets pregnant to true."""
     b = drop(bundle("rheumatoid"), "Observation")
-    add(b, observation("http://loinc.org", "82810-3",
-                       valueCodeableConcept={"coding": [{"system": "http://loinc.org", "code": "LA15173-0"}]}))
+    add(
+        b,
+        observation(
+            "http://loinc.org",
+            "82810-3",
+            valueCodeableConcept={"coding": [{"system": "http://loinc.org", "code": "LA15173-0"}]},
+        ),
+    )
     assert mapped(b).patient["pregnant"] is True
 
 
@@ -410,8 +443,14 @@ def test_all_dn4_items_answered_marks_the_dn4_assessed() -> None:
     b = bundle()
     items = [r.value for r in default_mapper().mapping.observations if r.group == "dn4"]
     for item in items:
-        add(b, observation(LOCAL + "dn4-item", item,
-                           valueCodeableConcept={"coding": [{"system": "http://snomed.info/sct", "code": "373067005"}]}))
+        add(
+            b,
+            observation(
+                LOCAL + "dn4-item",
+                item,
+                valueCodeableConcept={"coding": [{"system": "http://snomed.info/sct", "code": "373067005"}]},
+            ),
+        )
     m = mapped(b)
     assert m.patient["pain"]["dn4_assessed"] is True
     assert "neuropathic_features" not in m.patient["pain"]
@@ -422,8 +461,12 @@ def test_all_dn4_items_answered_marks_the_dn4_assessed() -> None:
 
 def test_clinical_drug_code_falls_back_to_its_text() -> None:
     """A tramadol tablet coded with an RxNorm clinical-drug code outside the table is classified from its text."""
-    b = add(bundle("neuropathic-persistent"), statement(
-        {"coding": [{"system": RXNORM, "code": "835603"}], "text": "tramadol hydrochloride 50 MG Oral Tablet"}))
+    b = add(
+        bundle("neuropathic-persistent"),
+        statement(
+            {"coding": [{"system": RXNORM, "code": "835603"}], "text": "tramadol hydrochloride 50 MG Oral Tablet"}
+        ),
+    )
     result = triage_bundle(default_triager(), b)
     assert any(n.kind == "contraindicated" for n in result.withheld("low_dose_naltrexone"))
 
@@ -442,8 +485,16 @@ def test_medication_reference_is_resolved_in_the_bundle() -> None:
     """medicationReference to a Medication entry of the Bundle is mapped through its code (name from the
     table's ingredient when the code has no text or display)."""
     b = bundle()
-    b["entry"].append({"fullUrl": "Medication/med-1", "resource": {
-        "resourceType": "Medication", "id": "med-1", "code": {"coding": [{"system": RXNORM, "code": "6813"}]}}})
+    b["entry"].append(
+        {
+            "fullUrl": "Medication/med-1",
+            "resource": {
+                "resourceType": "Medication",
+                "id": "med-1",
+                "code": {"coding": [{"system": RXNORM, "code": "6813"}]},
+            },
+        }
+    )
     add(b, statement(medicationReference={"reference": "Medication/med-1"}))
     assert mapped(b).patient["medications"] == [{"name": "methadone", "rxnorm": "6813", "status": "active"}]
 
@@ -476,8 +527,9 @@ def test_stopped_medication_without_a_date_counts_as_recent() -> None:
     """
     b = add(bundle(), statement({"coding": [{"system": RXNORM, "code": "10689"}]}, status="stopped"))
     m = mapped(b)
-    assert m.patient["medications"] == [{"name": "tramadol", "rxnorm": "10689", "status": "stopped",
-                                         "stopped_days_ago": 0}]
+    assert m.patient["medications"] == [
+        {"name": "tramadol", "rxnorm": "10689", "status": "stopped", "stopped_days_ago": 0}
+    ]
     assert any("no end date" in u["reason"] for u in m.unknowns if u["fact"] == "fhir:medications")
 
 
@@ -513,8 +565,10 @@ def test_procedure_without_outcome_is_unknown() -> None:
 
 def test_same_treatment_twice_is_unknown() -> None:
     """Two Procedures for the same treatment are not added up or chosen between: both are reported as unknown."""
-    b = add(add(bundle(), procedure("insoles", "2024-06-01", "2024-07-01", "none")),
-            procedure("insoles", "2024-10-01", "2024-11-26", "partial"))
+    b = add(
+        add(bundle(), procedure("insoles", "2024-06-01", "2024-07-01", "none")),
+        procedure("insoles", "2024-10-01", "2024-11-26", "partial"),
+    )
     m = mapped(b)
     assert "prior_treatments" not in m.patient
     assert "2 times" in m.unknowns[0]["reason"]
@@ -549,7 +603,9 @@ def test_value_out_of_range_names_the_fhir_element() -> None:
     assert "(Observation).value[x] (pain.severity)" in fields_of(exc.value)
 
 
-@pytest.mark.parametrize("document", [[], "Bundle", {"resourceType": "Patient"}, {"resourceType": "Bundle", "entry": 3}])
+@pytest.mark.parametrize(
+    "document", [[], "Bundle", {"resourceType": "Patient"}, {"resourceType": "Bundle", "entry": 3}]
+)
 def test_non_bundles_are_refused(document: Any) -> None:
     """Arrays, strings, other resources and malformed Bundles are input errors, never crashes."""
     with pytest.raises(InputError):
@@ -569,9 +625,15 @@ def test_mapping_table_maps_only_to_codes_the_patient_accepts() -> None:
     from rules import vocabulary as v
 
     m = load_mapping()
-    allowed = {"comorbidities": set(get_args(v.Comorbidity)), "red_flags": set(get_args(v.RedFlag)),
-               "exam_findings": set(get_args(v.ExamFinding)), "pain.neuropathic_features": set(get_args(v.DN4Item)),
-               "pain.side": set(get_args(v.Side)), "pain.site": set(get_args(v.Site)), "pregnant": {True}}
+    allowed = {
+        "comorbidities": set(get_args(v.Comorbidity)),
+        "red_flags": set(get_args(v.RedFlag)),
+        "exam_findings": set(get_args(v.ExamFinding)),
+        "pain.neuropathic_features": set(get_args(v.DN4Item)),
+        "pain.side": set(get_args(v.Side)),
+        "pain.site": set(get_args(v.Site)),
+        "pregnant": {True},
+    }
     for row in m.conditions:
         for fld, value in row.to.items():
             assert value in allowed[fld], (row.code, fld, value)
@@ -623,12 +685,21 @@ def test_prefetch_items_become_one_bundle_dated_by_the_searches() -> None:
     by_type: dict[str, list] = {}
     for e in src["entry"][1:]:
         by_type.setdefault(e["resource"]["resourceType"], []).append(e)
-    keys = {"conditions": "Condition", "observations": "Observation", "medicationStatements": "MedicationStatement",
-            "medicationRequests": "MedicationRequest", "procedures": "Procedure"}
+    keys = {
+        "conditions": "Condition",
+        "observations": "Observation",
+        "medicationStatements": "MedicationStatement",
+        "medicationRequests": "MedicationRequest",
+        "procedures": "Procedure",
+    }
     prefetch: dict[str, Any] = {"patient": patient}
     for key, rtype in keys.items():
-        prefetch[key] = {"resourceType": "Bundle", "type": "searchset", "meta": {"lastUpdated": src["timestamp"]},
-                         "entry": by_type.get(rtype, [])}
+        prefetch[key] = {
+            "resourceType": "Bundle",
+            "type": "searchset",
+            "meta": {"lastUpdated": src["timestamp"]},
+            "entry": by_type.get(rtype, []),
+        }
     combined, names = bundle_from_prefetch(prefetch)
     assert combined["timestamp"] == src["timestamp"]
     assert names[0] == "prefetch.patient"

@@ -8,13 +8,25 @@ Bundle: 2025-01-15.
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
-from test_fhir import FHIR_DIR, ICD, LOCAL, RXNORM, add, bundle, condition, drop, fields_of, mapped, observation, statement
+from test_fhir import (
+    FHIR_DIR,
+    ICD,
+    LOCAL,
+    RXNORM,
+    add,
+    bundle,
+    condition,
+    drop,
+    fields_of,
+    mapped,
+    observation,
+    statement,
+)
 from typer.testing import CliRunner
 
 from cli import app
@@ -26,14 +38,16 @@ from engine.channels.fhir import (
     is_failed_search,
     load_mapping,
 )
-from rules.fhir import FHIR_MAPPING, code_list
+from rules.fhir import code_list
 
 SNOMED = "http://snomed.info/sct"
 CPT = "http://www.ama-assn.org/go/cpt"
 HCPCS = "http://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets"
 UCUM = "http://unitsofmeasure.org"
 RULES = Path(__file__).resolve().parents[1] / "rules"
-SHARED_OUD = Path(__file__).resolve().parents[2] / "shared" / "data" / "opioid-value-sets" / "opioid-misuse-disorders.json"
+SHARED_OUD = (
+    Path(__file__).resolve().parents[2] / "shared" / "data" / "opioid-value-sets" / "opioid-misuse-disorders.json"
+)
 runner = CliRunner()
 
 
@@ -45,18 +59,28 @@ def reasons(m, fact: str | None = None) -> list[str]:
     return [u["reason"] for u in m.unknowns if fact is None or u["fact"] == fact]
 
 
-def procedure(system: str, code: str, outcome: tuple[str, str] | None, status: str = "completed",
-              **performed: Any) -> dict[str, Any]:
-    res: dict[str, Any] = {"resourceType": "Procedure", "status": status,
-                           "code": {"coding": [{"system": system, "code": code}]}, **performed}
+def procedure(
+    system: str, code: str, outcome: tuple[str, str] | None, status: str = "completed", **performed: Any
+) -> dict[str, Any]:
+    res: dict[str, Any] = {
+        "resourceType": "Procedure",
+        "status": status,
+        "code": {"coding": [{"system": system, "code": code}]},
+        **performed,
+    }
     if outcome:
         res["outcome"] = {"coding": [{"system": outcome[0], "code": outcome[1]}]}
     return res
 
 
 def request(concept: dict[str, Any], status: str = "active", **extra: Any) -> dict[str, Any]:
-    return {"resourceType": "MedicationRequest", "status": status, "intent": "order",
-            "medicationCodeableConcept": concept, **extra}
+    return {
+        "resourceType": "MedicationRequest",
+        "status": status,
+        "intent": "order",
+        "medicationCodeableConcept": concept,
+        **extra,
+    }
 
 
 def outcome(severity: str = "error") -> dict[str, Any]:
@@ -65,57 +89,67 @@ def outcome(severity: str = "error") -> dict[str, Any]:
 
 def failed_search(rtype: str | None) -> dict[str, Any]:
     """A searchset Bundle holding only an OperationOutcome, as a server answers a failed search."""
-    res: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset",
-                           "entry": [{"resource": outcome(), "search": {"mode": "outcome"}}]}
+    res: dict[str, Any] = {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "entry": [{"resource": outcome(), "search": {"mode": "outcome"}}],
+    }
     if rtype:
         res["link"] = [{"relation": "self", "url": f"https://ehr.example.org/fhir/{rtype}?patient=x"}]
     return res
 
 
 def tramadol(**extra: Any) -> dict[str, Any]:
-    return {"coding": [{"system": RXNORM, "code": "835603"}], "text": "tramadol hydrochloride 50 MG Oral Tablet", **extra}
+    return {
+        "coding": [{"system": RXNORM, "code": "835603"}],
+        "text": "tramadol hydrochloride 50 MG Oral Tablet",
+        **extra,
+    }
 
 
 # ------------------------------------------------------------------ liver disease
 
 
-@pytest.mark.parametrize(("code", "system", "expected"), [
-    ("B15.9", ICD, ["acute_hepatitis"]),
-    ("B15.0", ICD, ["acute_hepatitis", "liver_failure"]),
-    ("B16.9", ICD, ["acute_hepatitis"]),
-    ("B17.10", ICD, ["acute_hepatitis"]),
-    ("B17.11", ICD, ["acute_hepatitis", "liver_failure"]),
-    ("B18.2", ICD, ["hepatic_impairment"]),
-    ("B19.20", ICD, ["acute_hepatitis"]),                   # ambiguous: the hard stop
-    ("B19.21", ICD, ["acute_hepatitis", "liver_failure"]),
-    ("K70.0", ICD, ["hepatic_impairment"]),
-    ("K70.11", ICD, ["acute_hepatitis"]),                   # alcoholic hepatitis: ambiguous, the hard stop
-    ("K70.30", ICD, ["hepatic_impairment"]),
-    ("K70.41", ICD, ["liver_failure"]),
-    ("K71.10", ICD, ["liver_failure"]),
-    ("K71.2", ICD, ["acute_hepatitis"]),
-    ("K71.50", ICD, ["hepatic_impairment"]),
-    ("K71.9", ICD, ["acute_hepatitis"]),
-    ("K72.00", ICD, ["liver_failure"]),
-    ("K72.11", ICD, ["liver_failure"]),
-    ("K73.9", ICD, ["hepatic_impairment"]),
-    ("K74.60", ICD, ["hepatic_impairment"]),
-    ("K75.4", ICD, ["acute_hepatitis"]),
-    ("K75.81", ICD, ["hepatic_impairment"]),
-    ("K75.9", ICD, ["acute_hepatitis"]),
-    ("K76.0", ICD, ["hepatic_impairment"]),
-    ("K76.7", ICD, ["liver_failure"]),
-    ("K76.82", ICD, ["liver_failure"]),
-    ("K7682", ICD, ["liver_failure"]),                     # sent without its dot
-    ("37871000", SNOMED, ["acute_hepatitis"]),
-    ("50711007", SNOMED, ["acute_hepatitis"]),              # hepatitis C, acute or chronic not said
-    ("128302006", SNOMED, ["hepatic_impairment"]),
-    ("61977001", SNOMED, ["hepatic_impairment"]),
-    ("19943007", SNOMED, ["hepatic_impairment"]),
-    ("59927004", SNOMED, ["liver_failure"]),
-    ("197270009", SNOMED, ["liver_failure"]),
-    ("13920009", SNOMED, ["liver_failure"]),
-])
+@pytest.mark.parametrize(
+    ("code", "system", "expected"),
+    [
+        ("B15.9", ICD, ["acute_hepatitis"]),
+        ("B15.0", ICD, ["acute_hepatitis", "liver_failure"]),
+        ("B16.9", ICD, ["acute_hepatitis"]),
+        ("B17.10", ICD, ["acute_hepatitis"]),
+        ("B17.11", ICD, ["acute_hepatitis", "liver_failure"]),
+        ("B18.2", ICD, ["hepatic_impairment"]),
+        ("B19.20", ICD, ["acute_hepatitis"]),  # ambiguous: the hard stop
+        ("B19.21", ICD, ["acute_hepatitis", "liver_failure"]),
+        ("K70.0", ICD, ["hepatic_impairment"]),
+        ("K70.11", ICD, ["acute_hepatitis"]),  # alcoholic hepatitis: ambiguous, the hard stop
+        ("K70.30", ICD, ["hepatic_impairment"]),
+        ("K70.41", ICD, ["liver_failure"]),
+        ("K71.10", ICD, ["liver_failure"]),
+        ("K71.2", ICD, ["acute_hepatitis"]),
+        ("K71.50", ICD, ["hepatic_impairment"]),
+        ("K71.9", ICD, ["acute_hepatitis"]),
+        ("K72.00", ICD, ["liver_failure"]),
+        ("K72.11", ICD, ["liver_failure"]),
+        ("K73.9", ICD, ["hepatic_impairment"]),
+        ("K74.60", ICD, ["hepatic_impairment"]),
+        ("K75.4", ICD, ["acute_hepatitis"]),
+        ("K75.81", ICD, ["hepatic_impairment"]),
+        ("K75.9", ICD, ["acute_hepatitis"]),
+        ("K76.0", ICD, ["hepatic_impairment"]),
+        ("K76.7", ICD, ["liver_failure"]),
+        ("K76.82", ICD, ["liver_failure"]),
+        ("K7682", ICD, ["liver_failure"]),  # sent without its dot
+        ("37871000", SNOMED, ["acute_hepatitis"]),
+        ("50711007", SNOMED, ["acute_hepatitis"]),  # hepatitis C, acute or chronic not said
+        ("128302006", SNOMED, ["hepatic_impairment"]),
+        ("61977001", SNOMED, ["hepatic_impairment"]),
+        ("19943007", SNOMED, ["hepatic_impairment"]),
+        ("59927004", SNOMED, ["liver_failure"]),
+        ("197270009", SNOMED, ["liver_failure"]),
+        ("13920009", SNOMED, ["liver_failure"]),
+    ],
+)
 def test_liver_codes_sort_into_hard_stops_and_the_caution(code: str, system: str, expected: list[str]) -> None:
     """ICD-10-CM B15-B19/K70-K77 and SNOMED CT liver codes map to acute_hepatitis, liver_failure or
     hepatic_impairment as CLINICAL.md and the table's notes say."""
@@ -144,8 +178,16 @@ def test_every_row_says_where_its_code_was_checked() -> None:
     from); local codes say they are this project's."""
     m = load_mapping()
     rows = [*m.conditions, *m.procedures.codes, *m.procedures.outcomes]
-    new = [r for r in rows if r.system in ("cpt", "hcpcs") or r.note or r.unknown or r.current_weeks
-           or "opioid_use_disorder" in r.to.values() or r.code.startswith(("B1", "K7", "I70.3", "L97", "E11.52"))]
+    new = [
+        r
+        for r in rows
+        if r.system in ("cpt", "hcpcs")
+        or r.note
+        or r.unknown
+        or r.current_weeks
+        or "opioid_use_disorder" in r.to.values()
+        or r.code.startswith(("B1", "K7", "I70.3", "L97", "E11.52"))
+    ]
     assert len(new) > 150
     for r in new:
         assert "checked" in r.source or "; from CDC" in r.source, (r.system, r.code, r.source)
@@ -156,8 +198,10 @@ def test_no_row_is_silent_about_its_check() -> None:
     m = load_mapping()
     rows = [*m.conditions, *m.observations, *m.medications.codes, *m.procedures.codes, *m.procedures.outcomes]
     for r in rows:
-        assert ("checked" in r.source or r.source.startswith("local code system")
-                or "; from CDC" in r.source), (r.system, r.code)
+        assert "checked" in r.source or r.source.startswith("local code system") or "; from CDC" in r.source, (
+            r.system,
+            r.code,
+        )
 
 
 # ------------------------------------------------------------------ pregnancy, red flags, findings
@@ -185,28 +229,31 @@ def test_termination_encounter_is_not_pregnancy() -> None:
     assert "a Condition coded ICD-10-CM Z33.2 was not used" in reasons(m, "fhir:unused")
 
 
-@pytest.mark.parametrize(("code", "system", "flag"), [
-    ("M86.9", ICD, "suspected_infection"),
-    ("M86.172", ICD, "suspected_infection"),
-    ("60168000", SNOMED, "suspected_infection"),
-    ("E11.52", ICD, "critical_ischemia"),
-    ("E10.52", ICD, "critical_ischemia"),
-    ("I96", ICD, "critical_ischemia"),
-    ("372070002", SNOMED, "critical_ischemia"),
-    ("I70.222", ICD, "critical_ischemia"),
-    ("I70.262", ICD, "critical_ischemia"),
-    ("I70.362", ICD, "critical_ischemia"),
-    ("I70.442", ICD, "critical_ischemia"),
-    ("I70.622", ICD, "critical_ischemia"),
-    ("L97.412", ICD, "foot_ulcer"),
-    ("L97.524", ICD, "foot_ulcer"),
-    ("E11.621", ICD, "foot_ulcer"),
-    ("E13.621", ICD, "foot_ulcer"),
-    ("95345008", SNOMED, "foot_ulcer"),
-    ("M14.672", ICD, "suspected_charcot"),
-    ("E11.610", ICD, "suspected_charcot"),
-    ("E08.610", ICD, "suspected_charcot"),
-])
+@pytest.mark.parametrize(
+    ("code", "system", "flag"),
+    [
+        ("M86.9", ICD, "suspected_infection"),
+        ("M86.172", ICD, "suspected_infection"),
+        ("60168000", SNOMED, "suspected_infection"),
+        ("E11.52", ICD, "critical_ischemia"),
+        ("E10.52", ICD, "critical_ischemia"),
+        ("I96", ICD, "critical_ischemia"),
+        ("372070002", SNOMED, "critical_ischemia"),
+        ("I70.222", ICD, "critical_ischemia"),
+        ("I70.262", ICD, "critical_ischemia"),
+        ("I70.362", ICD, "critical_ischemia"),
+        ("I70.442", ICD, "critical_ischemia"),
+        ("I70.622", ICD, "critical_ischemia"),
+        ("L97.412", ICD, "foot_ulcer"),
+        ("L97.524", ICD, "foot_ulcer"),
+        ("E11.621", ICD, "foot_ulcer"),
+        ("E13.621", ICD, "foot_ulcer"),
+        ("95345008", SNOMED, "foot_ulcer"),
+        ("M14.672", ICD, "suspected_charcot"),
+        ("E11.610", ICD, "suspected_charcot"),
+        ("E08.610", ICD, "suspected_charcot"),
+    ],
+)
 def test_red_flags_in_icd10cm_and_snomed(code: str, system: str, flag: str) -> None:
     """Osteomyelitis, gangrene, critical limb ischaemia, foot ulcers and Charcot map to their red flag."""
     assert flag in mapped(add(bundle(), condition(code, system))).patient["red_flags"]
@@ -255,7 +302,9 @@ def test_every_code_of_the_shared_misuse_value_set_is_in_the_table() -> None:
     shared CDC value set is there, none more."""
     if not SHARED_OUD.exists():
         pytest.skip("shared/data is not beside the clone")
-    shared = {(c["system"], c["code"]) for c in json.loads(SHARED_OUD.read_text(encoding="utf-8"))["expansion"]["contains"]}
+    shared = {
+        (c["system"], c["code"]) for c in json.loads(SHARED_OUD.read_text(encoding="utf-8"))["expansion"]["contains"]
+    }
     listed = {(c["system"], c["code"]) for c in code_list(RULES / "data" / "opioid_vocabulary.json", "disorders")}
     assert listed == shared
 
@@ -264,7 +313,7 @@ def test_code_list_reader_refuses_other_shapes(tmp_path: Path) -> None:
     """rules.fhir.code_list, the one reader of code lists, refuses anything but a list of {system, code, display}."""
     bad = tmp_path / "codes.json"
     bad.write_text(json.dumps([{"system": SNOMED}]), encoding="utf-8")
-    with pytest.raises(RuleSetError, match="codes.json"):
+    with pytest.raises(RuleSetError, match=r"codes\.json"):
         code_list(bad)
     bad.write_text(json.dumps({"codes": []}), encoding="utf-8")
     with pytest.raises(RuleSetError):
@@ -287,38 +336,58 @@ def test_cpt_gastrocnemius_recession_weeks_since_done_and_snomed_outcome() -> No
     gastrocnemius_recession, 10 weeks since it was done, response none."""
     b = add(bundle(), procedure(CPT, "27687", (SNOMED, "385671000"), performedDateTime="2024-11-06"))
     assert mapped(b).patient["prior_treatments"] == [
-        {"treatment": "gastrocnemius_recession", "weeks": 10.0, "response": "none"}]
+        {"treatment": "gastrocnemius_recession", "weeks": 10.0, "response": "none"}
+    ]
 
 
 def test_one_off_procedure_with_a_period_counts_from_its_end() -> None:
     """Pulsed radiofrequency over two days ending 2024-12-18: 4 weeks since it was done (not the 2 days it took)."""
-    b = add(bundle(), procedure(LOCAL + "intervention", "pulsed_radiofrequency", (LOCAL + "treatment-response", "partial"),
-                                performedPeriod={"start": "2024-12-17", "end": "2024-12-18"}))
+    b = add(
+        bundle(),
+        procedure(
+            LOCAL + "intervention",
+            "pulsed_radiofrequency",
+            (LOCAL + "treatment-response", "partial"),
+            performedPeriod={"start": "2024-12-17", "end": "2024-12-18"},
+        ),
+    )
     assert mapped(b).patient["prior_treatments"] == [
-        {"treatment": "pulsed_radiofrequency", "weeks": 4.0, "response": "partial"}]
+        {"treatment": "pulsed_radiofrequency", "weeks": 4.0, "response": "partial"}
+    ]
 
 
-@pytest.mark.parametrize(("system", "code", "treatment"), [
-    (HCPCS, "L3020", "insoles"), (HCPCS, "L3030", "insoles"), (CPT, "11055", "callus_debridement"),
-])
+@pytest.mark.parametrize(
+    ("system", "code", "treatment"),
+    [
+        (HCPCS, "L3020", "insoles"),
+        (HCPCS, "L3030", "insoles"),
+        (CPT, "11055", "callus_debridement"),
+    ],
+)
 def test_hcpcs_and_cpt_trials_take_their_period(system: str, code: str, treatment: str) -> None:
     """HCPCS foot inserts and CPT callus paring: weeks = performedPeriod; SNOMED CT 385670004 = partial."""
-    b = add(bundle(), procedure(system, code, (SNOMED, "385670004"),
-                                performedPeriod={"start": "2024-10-01", "end": "2024-11-26"}))
+    b = add(
+        bundle(),
+        procedure(system, code, (SNOMED, "385670004"), performedPeriod={"start": "2024-10-01", "end": "2024-11-26"}),
+    )
     assert mapped(b).patient["prior_treatments"] == [{"treatment": treatment, "weeks": 8.0, "response": "partial"}]
 
 
 def test_successful_procedure_is_resolved() -> None:
     """Outcome SNOMED CT 385669000 (successful) is response resolved."""
-    b = add(bundle(), procedure(HCPCS, "L3030", (SNOMED, "385669000"),
-                                performedPeriod={"start": "2024-10-01", "end": "2024-11-26"}))
+    b = add(
+        bundle(),
+        procedure(HCPCS, "L3030", (SNOMED, "385669000"), performedPeriod={"start": "2024-10-01", "end": "2024-11-26"}),
+    )
     assert mapped(b).patient["prior_treatments"][0]["response"] == "resolved"
 
 
 def test_procedure_codes_that_do_not_name_the_treatment_are_named_not_used() -> None:
     """CPT 28270 (MTP capsulotomy, not a plantar plate repair) and 64999 (unlisted) are named, not guessed."""
-    b = add(add(bundle(), procedure(CPT, "28270", (SNOMED, "385669000"), performedDateTime="2024-06-01")),
-            procedure(CPT, "64999", None, performedDateTime="2024-06-01"))
+    b = add(
+        add(bundle(), procedure(CPT, "28270", (SNOMED, "385669000"), performedDateTime="2024-06-01")),
+        procedure(CPT, "64999", None, performedDateTime="2024-06-01"),
+    )
     m = mapped(b)
     assert "prior_treatments" not in m.patient
     assert "a Procedure coded CPT 28270 was not used" in reasons(m, "fhir:unused")
@@ -331,16 +400,28 @@ def test_procedure_codes_that_do_not_name_the_treatment_are_named_not_used() -> 
 def test_opioid_stopped_two_days_ago() -> None:
     """A tramadol statement stopped, its effective period ending two days before the reference date:
     {status stopped, stopped_days_ago 2}, with its name and RxNorm code as written."""
-    b = add(bundle(), statement(tramadol(), status="stopped", effectivePeriod={"start": "2024-12-01", "end": "2025-01-13"}))
-    assert mapped(b).patient["medications"] == [{"name": "tramadol hydrochloride 50 MG Oral Tablet", "rxnorm": "835603",
-                                                 "status": "stopped", "stopped_days_ago": 2}]
+    b = add(
+        bundle(), statement(tramadol(), status="stopped", effectivePeriod={"start": "2024-12-01", "end": "2025-01-13"})
+    )
+    assert mapped(b).patient["medications"] == [
+        {
+            "name": "tramadol hydrochloride 50 MG Oral Tablet",
+            "rxnorm": "835603",
+            "status": "stopped",
+            "stopped_days_ago": 2,
+        }
+    ]
 
 
 def test_active_statement_whose_period_ended_is_stopped() -> None:
     """An 'active' statement whose effective period ended 30 days ago is a stopped medication, 30 days ago."""
     b = add(bundle(), statement(tramadol(), effectivePeriod={"start": "2024-11-01", "end": "2024-12-16"}))
-    assert mapped(b).patient["medications"][0] == {"name": "tramadol hydrochloride 50 MG Oral Tablet",
-                                                    "rxnorm": "835603", "status": "stopped", "stopped_days_ago": 30}
+    assert mapped(b).patient["medications"][0] == {
+        "name": "tramadol hydrochloride 50 MG Oral Tablet",
+        "rxnorm": "835603",
+        "status": "stopped",
+        "stopped_days_ago": 30,
+    }
 
 
 def test_completed_statement_without_date_is_stopped_today_and_named() -> None:
@@ -357,26 +438,40 @@ def test_partial_end_date_is_read_as_its_latest_day() -> None:
     assert any("partial date" in r for r in reasons(m, "fhir:medications"))
 
 
-@pytest.mark.parametrize(("status", "kept"), [("intended", True), ("on-hold", True), ("unknown", True),
-                                               ("not-taken", False), ("entered-in-error", False)])
+@pytest.mark.parametrize(
+    ("status", "kept"),
+    [("intended", True), ("on-hold", True), ("unknown", True), ("not-taken", False), ("entered-in-error", False)],
+)
 def test_statement_statuses(status: str, kept: bool) -> None:
     """intended/on-hold/unknown are active; not-taken and entered-in-error are ignored."""
     meds = mapped(add(bundle(), statement(tramadol(), status=status))).patient.get("medications")
-    assert (meds == [{"name": "tramadol hydrochloride 50 MG Oral Tablet", "rxnorm": "835603", "status": "active"}]) is kept
+    assert (
+        meds == [{"name": "tramadol hydrochloride 50 MG Oral Tablet", "rxnorm": "835603", "status": "active"}]
+    ) is kept
     assert (meds is None) is (not kept)
 
 
 def test_request_dispense_window_and_supply() -> None:
     """A request whose dispense window ended 5 days ago with 30 days' supply is still active; with 3 days'
     supply it stopped 2 days ago. A cancelled request is ignored."""
+
     def req(days: int, status: str = "active") -> dict[str, Any]:
-        return request(tramadol(), status=status, dispenseRequest={
-            "validityPeriod": {"start": "2024-12-01", "end": "2025-01-10"},
-            "expectedSupplyDuration": {"value": days, "unit": "days", "system": UCUM, "code": "d"}})
+        return request(
+            tramadol(),
+            status=status,
+            dispenseRequest={
+                "validityPeriod": {"start": "2024-12-01", "end": "2025-01-10"},
+                "expectedSupplyDuration": {"value": days, "unit": "days", "system": UCUM, "code": "d"},
+            },
+        )
 
     assert mapped(add(bundle(), req(30))).patient["medications"][0]["status"] == "active"
     assert mapped(add(bundle(), req(3))).patient["medications"][0] == {
-        "name": "tramadol hydrochloride 50 MG Oral Tablet", "rxnorm": "835603", "status": "stopped", "stopped_days_ago": 2}
+        "name": "tramadol hydrochloride 50 MG Oral Tablet",
+        "rxnorm": "835603",
+        "status": "stopped",
+        "stopped_days_ago": 2,
+    }
     assert "medications" not in mapped(add(bundle(), req(3, "cancelled"))).patient
 
 
@@ -388,17 +483,31 @@ def test_reference_display_alone_is_a_medication() -> None:
 
 def test_rxnorm_coding_without_text_gives_the_code_and_the_coding_display() -> None:
     """An RxNorm coding with a display and no text: name from the display, rxnorm from the code (not in the table)."""
-    b = add(bundle(), statement({"coding": [{"system": RXNORM, "code": "1049621",
-                                             "display": "oxycodone hydrochloride 5 MG Oral Tablet"}]}))
+    b = add(
+        bundle(),
+        statement(
+            {"coding": [{"system": RXNORM, "code": "1049621", "display": "oxycodone hydrochloride 5 MG Oral Tablet"}]}
+        ),
+    )
     assert mapped(b).patient["medications"] == [
-        {"name": "oxycodone hydrochloride 5 MG Oral Tablet", "rxnorm": "1049621", "status": "active"}]
+        {"name": "oxycodone hydrochloride 5 MG Oral Tablet", "rxnorm": "1049621", "status": "active"}
+    ]
 
 
 def test_user_selected_rxnorm_coding_is_passed_on() -> None:
     """Of two RxNorm codings, the one marked userSelected is the rxnorm passed on."""
-    b = add(bundle(), statement({"coding": [{"system": RXNORM, "code": "10689"},
-                                            {"system": RXNORM, "code": "835603", "userSelected": True}],
-                                 "text": "tramadol"}))
+    b = add(
+        bundle(),
+        statement(
+            {
+                "coding": [
+                    {"system": RXNORM, "code": "10689"},
+                    {"system": RXNORM, "code": "835603", "userSelected": True},
+                ],
+                "text": "tramadol",
+            }
+        ),
+    )
     assert mapped(b).patient["medications"][0]["rxnorm"] == "835603"
 
 
@@ -420,13 +529,19 @@ def _onset_only(**onset: Any) -> dict[str, Any]:
     return b
 
 
-@pytest.mark.parametrize(("onset", "weeks"), [
-    ({"onsetDateTime": "2024"}, 2.1),            # latest possible: 2024-12-31
-    ({"onsetDateTime": "2024-10"}, 10.9),        # latest possible: 2024-10-31
-    ({"onsetPeriod": {"start": "2024-10"}}, 10.9),
-    ({"onsetAge": {"value": 37, "unit": "years", "system": UCUM, "code": "a"}}, 32.7),  # born 1986-06-01: 2024-05-31
-    ({"recordedDate": "2024-11-20"}, 8.0),
-])
+@pytest.mark.parametrize(
+    ("onset", "weeks"),
+    [
+        ({"onsetDateTime": "2024"}, 2.1),  # latest possible: 2024-12-31
+        ({"onsetDateTime": "2024-10"}, 10.9),  # latest possible: 2024-10-31
+        ({"onsetPeriod": {"start": "2024-10"}}, 10.9),
+        (
+            {"onsetAge": {"value": 37, "unit": "years", "system": UCUM, "code": "a"}},
+            32.7,
+        ),  # born 1986-06-01: 2024-05-31
+        ({"recordedDate": "2024-11-20"}, 8.0),
+    ],
+)
 def test_partial_onset_takes_the_shortest_duration_and_says_so(onset: dict[str, Any], weeks: float) -> None:
     """A partial onset date, an onset age or the recorded date gives the LATEST possible onset (shortest
     duration, so nothing escalates early), named in the unknowns."""
@@ -451,7 +566,9 @@ def test_is_failed_search() -> None:
     ok = {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": condition("E11.9")}]}
     assert is_failed_search(outcome())
     assert is_failed_search(failed_search("MedicationStatement"))
-    assert is_failed_search({**ok, "entry": ok["entry"] + [{"resource": outcome("fatal"), "search": {"mode": "outcome"}}]})
+    assert is_failed_search(
+        {**ok, "entry": ok["entry"] + [{"resource": outcome("fatal"), "search": {"mode": "outcome"}}]}
+    )
     assert not is_failed_search({**ok, "entry": ok["entry"] + [{"resource": outcome("warning")}]})
     assert not is_failed_search({"resourceType": "Bundle", "type": "searchset", "total": 0})
     assert not is_failed_search(ok)
@@ -516,8 +633,14 @@ def test_failure_that_does_not_say_which_search_counts_for_every_search() -> Non
     b = bundle()
     b["entry"].append({"resource": outcome()})
     m = mapped(b)
-    assert m.patient["not_retrieved"] == ["comorbidities", "exam_findings", "medications", "pain.neuropathic_features",
-                                          "prior_treatments", "red_flags"]
+    assert m.patient["not_retrieved"] == [
+        "comorbidities",
+        "exam_findings",
+        "medications",
+        "pain.neuropathic_features",
+        "prior_treatments",
+        "red_flags",
+    ]
 
 
 def test_cli_triages_a_bundle_with_a_failed_search() -> None:
@@ -527,8 +650,9 @@ def test_cli_triages_a_bundle_with_a_failed_search() -> None:
     res = runner.invoke(app, ["triage", "-", "--format", "json"], input=json.dumps(b))
     assert res.exit_code == 0, res.stderr
     out = json.loads(res.stdout)
-    assert any(u["reason"] == "the medication search failed (OperationOutcome): medications unknown"
-               for u in out["unknowns"])
+    assert any(
+        u["reason"] == "the medication search failed (OperationOutcome): medications unknown" for u in out["unknowns"]
+    )
 
 
 # ------------------------------------------------------------------ scope first, unknowns in words
@@ -549,8 +673,9 @@ def test_unused_codes_are_named_in_words_once_each() -> None:
     """Codes the table does not use are named (system and code, no Bundle path), de-duplicated and counted."""
     b = add(add(add(bundle(), condition("12345", SNOMED)), condition("12345", SNOMED)), condition("I10"))
     b = add(b, observation("http://loinc.org", "8867-4", valueQuantity={"value": 70, "system": UCUM, "code": "/min"}))
-    b["entry"].append({"resource": {"resourceType": "Encounter", "id": "e1", "status": "finished",
-                                    "class": {"code": "AMB"}}})
+    b["entry"].append(
+        {"resource": {"resourceType": "Encounter", "id": "e1", "status": "finished", "class": {"code": "AMB"}}}
+    )
     m = mapped(b)
     unused = reasons(m, "fhir:unused")
     assert "a Condition coded SNOMED CT 12345 was not used (2 resources)" in unused
@@ -596,6 +721,18 @@ def test_a_searchset_inside_a_collection_is_read() -> None:
     """A collection Bundle holding a searchset Bundle of MedicationStatements: the statements are read."""
     b = bundle()
     pid = b["entry"][0]["resource"]["id"]
-    b["entry"].append({"resource": {"resourceType": "Bundle", "type": "searchset", "entry": [
-        {"resource": {**statement(tramadol()), "subject": {"reference": f"Patient/{pid}"}}, "search": {"mode": "match"}}]}})
+    b["entry"].append(
+        {
+            "resource": {
+                "resourceType": "Bundle",
+                "type": "searchset",
+                "entry": [
+                    {
+                        "resource": {**statement(tramadol()), "subject": {"reference": f"Patient/{pid}"}},
+                        "search": {"mode": "match"},
+                    }
+                ],
+            }
+        }
+    )
     assert mapped(b).patient["medications"][0]["rxnorm"] == "835603"

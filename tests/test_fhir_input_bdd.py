@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-import pytest
 from pytest_bdd import given, parsers, scenarios, then, when
 from test_fhir import RXNORM, add, bundle, condition, statement
 
@@ -40,8 +39,14 @@ def stopped_medication(fhir_bundle: dict[str, Any], text: str, code: str, days: 
     from datetime import date, timedelta
 
     end = date(*REFERENCE) - timedelta(days=days)
-    add(fhir_bundle, statement({"coding": [{"system": RXNORM, "code": code}], "text": text}, status="stopped",
-                               effectivePeriod={"start": (end - timedelta(weeks=4)).isoformat(), "end": end.isoformat()}))
+    add(
+        fhir_bundle,
+        statement(
+            {"coding": [{"system": RXNORM, "code": code}], "text": text},
+            status="stopped",
+            effectivePeriod={"start": (end - timedelta(weeks=4)).isoformat(), "end": end.isoformat()},
+        ),
+    )
 
 
 @given(parsers.parse("a MedicationStatement coded only RxNorm {code}"))
@@ -53,11 +58,24 @@ def rxnorm_only(fhir_bundle: dict[str, Any], code: str) -> None:
 def medication_search_failed(fhir_bundle: dict[str, Any]) -> None:
     """The medication search came back as a searchset holding only an OperationOutcome."""
     fhir_bundle["entry"] = [e for e in fhir_bundle["entry"] if e["resource"]["resourceType"] != "MedicationStatement"]
-    fhir_bundle["entry"].append({"resource": {
-        "resourceType": "Bundle", "type": "searchset",
-        "link": [{"relation": "self", "url": "https://ehr.example.org/fhir/MedicationStatement?patient=x"}],
-        "entry": [{"resource": {"resourceType": "OperationOutcome",
-                                "issue": [{"severity": "error", "code": "timeout"}]}, "search": {"mode": "outcome"}}]}})
+    fhir_bundle["entry"].append(
+        {
+            "resource": {
+                "resourceType": "Bundle",
+                "type": "searchset",
+                "link": [{"relation": "self", "url": "https://ehr.example.org/fhir/MedicationStatement?patient=x"}],
+                "entry": [
+                    {
+                        "resource": {
+                            "resourceType": "OperationOutcome",
+                            "issue": [{"severity": "error", "code": "timeout"}],
+                        },
+                        "search": {"mode": "outcome"},
+                    }
+                ],
+            }
+        }
+    )
 
 
 @when("the Bundle is triaged", target_fixture="result")

@@ -35,7 +35,9 @@ scalars = st.one_of(
 )
 json_values = st.recursive(
     scalars,
-    lambda children: st.one_of(st.lists(children, max_size=6), st.dictionaries(st.text(max_size=12), children, max_size=6)),
+    lambda children: st.one_of(
+        st.lists(children, max_size=6), st.dictionaries(st.text(max_size=12), children, max_size=6)
+    ),
     max_leaves=25,
 )
 

@@ -88,13 +88,30 @@ def test_every_hostile_file_exits_2_with_a_message_naming_the_problem(name, larg
 
 
 def run_cli(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "cli.py"), "triage", *args], input=stdin, check=False,
-                          capture_output=True, cwd=ROOT, timeout=120,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    return subprocess.run(
+        [sys.executable, str(ROOT / "cli.py"), "triage", *args],
+        input=stdin,
+        check=False,
+        capture_output=True,
+        cwd=ROOT,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
 
 
-@pytest.mark.parametrize("name", ["file-50mb.json", "nested-100k-brackets.json", "string-1mb.json", "latin1.json",
-                                  "nan.json", "thousands-of-digits.json", "truncated-object.json", "duplicate-key.json"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "file-50mb.json",
+        "nested-100k-brackets.json",
+        "string-1mb.json",
+        "latin1.json",
+        "nan.json",
+        "thousands-of-digits.json",
+        "truncated-object.json",
+        "duplicate-key.json",
+    ],
+)
 def test_a_real_process_rejects_the_file_cleanly(name, large_files):
     """`python cli.py triage FILE` as a process: exit 2, the problem named, no traceback, no output."""
     case = BY_NAME[name]

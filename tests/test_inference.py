@@ -72,9 +72,12 @@ def test_stratify_rejects_a_rule_that_negates_what_it_produces():
     def noop(ctx):
         pass
 
-    loop = [Rule("LOOP-A", "a unless b", when={"s": fact("subject")}, unless={"b": fact("b")}, action=noop,
-                 concludes=("a",)),
-            Rule("LOOP-B", "b from a", when={"a": fact("a")}, action=noop, concludes=("b",))]
+    loop = [
+        Rule(
+            "LOOP-A", "a unless b", when={"s": fact("subject")}, unless={"b": fact("b")}, action=noop, concludes=("a",)
+        ),
+        Rule("LOOP-B", "b from a", when={"a": fact("a")}, action=noop, concludes=("b",)),
+    ]
     with pytest.raises(RuleSetError, match="negate"):
         stratify(tuple(loop))
 
@@ -156,7 +159,12 @@ def test_every_fact_id_in_the_session_range_is_distinct_to_durable():
 def test_rule_ids_are_ours_and_every_firing_is_traced():
     t = toy()
     r = t.triage({"id": "x", "score": 7, "blocked": True})
-    assert set(t.engine.compiled.definition) - {"_session_open"} == {"TOY-HIGH", "TOY-BLOCK", "TOY-TREAT", "TOY-BLOCKED"}
+    assert set(t.engine.compiled.definition) - {"_session_open"} == {
+        "TOY-HIGH",
+        "TOY-BLOCK",
+        "TOY-TREAT",
+        "TOY-BLOCKED",
+    }
     assert [e.rule for e in r.trace] == ["TOY-BLOCK", "TOY-HIGH", "TOY-BLOCKED"]
     assert r.trace[1].concluded == ["high"]
     assert r.trace[1].used == ["subject"]
@@ -216,7 +224,12 @@ def test_a_session_in_which_no_rule_fires_is_deleted_safely():
         "    assert t.triage({'id': 'p', 'score': i % 3}).recommendations == []\n"
         "print('ok')\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                          cwd=str(__import__("pathlib").Path(__file__).resolve().parents[1]))
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=str(__import__("pathlib").Path(__file__).resolve().parents[1]),
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "ok"

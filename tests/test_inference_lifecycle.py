@@ -17,13 +17,12 @@ import sys
 import threading
 from pathlib import Path
 
+import durable_rules_engine
 import orjson
 import pytest
 
-import durable_rules_engine
 from engine import InferenceError, Triager
 from engine.api import Rule, fact
-from engine.kernel import inference
 from engine.kernel.inference import MAX_FACTS, Engine
 from tests.toy import chain_rules, toy_ruleset
 
@@ -186,8 +185,16 @@ def test_fact_ids_are_reused_on_a_kept_state_without_being_taken_for_duplicates(
     must really forget them, or the next patient's facts would be taken for duplicates (FactError)
     or matched as the previous patient's."""
     seen = []
-    t = toy([Rule("TOY-HIT", "the probe tag", when={"t": fact("tag", name="hit")},
-                  action=lambda c: seen.append(c.fact("t")["name"]))])
+    t = toy(
+        [
+            Rule(
+                "TOY-HIT",
+                "the probe tag",
+                when={"t": fact("tag", name="hit")},
+                action=lambda c: seen.append(c.fact("t")["name"]),
+            )
+        ]
+    )
     for round_ in range(4):
         tags = [f"r{round_}-t{i}" for i in range(MAX_FACTS - 2)]
         tags.insert(round_ * 100, "hit")  # at a different fact id each round
@@ -219,7 +226,7 @@ def test_a_state_that_cannot_be_proved_empty_is_drained_without_running_and_dele
         "    def __getattr__(self, name):\n"
         "        return getattr(real, name)\n"
         "    def retract_facts(self, handle, text):\n"
-        "        return real.assert_fact(handle, '{\"id\":\"again\",\"sid\":\"1\",\"type\":\"$gate\",\"stratum\":0}')\n"
+        '        return real.assert_fact(handle, \'{"id":"again","sid":"1","type":"$gate","stratum":0}\')\n'
         "inference._dre = Sabotaged()\n"
         "for i in range(50):\n"
         "    ran.clear()\n"

@@ -72,8 +72,10 @@ def test_durable_is_sent_only_the_fields_its_patterns_test():
     def keep(ctx):
         ctx.conclude("high", score=ctx.fact("s")["score"], note="not tested by any pattern")
 
-    rules = [Rule("TOY-HIGH", "high", when={"s": fact("subject", score=ge(5))}, action=keep, concludes=("high",)),
-             *chain_rules()[1:]]
+    rules = [
+        Rule("TOY-HIGH", "high", when={"s": fact("subject", score=ge(5))}, action=keep, concludes=("high",)),
+        *chain_rules()[1:],
+    ]
     t = Triager(toy_ruleset(rules))
     assert t.engine.compiled.tested == {"subject": ("score",), "blocker": (), "high": (), "block": ()}
     sent: list[dict] = []
@@ -97,9 +99,11 @@ def test_durable_is_sent_only_the_fields_its_patterns_test():
     finally:
         inference._dre = real
     facts = [f for f in sent if f["type"] not in ("$gate", "$open")]
-    assert facts == [{"type": "subject", "score": 7, "id": "f1", "sid": "1"},
-                     {"type": "tag", "id": "f2", "sid": "1"},
-                     {"type": "high", "id": "f3", "sid": "1"}]
+    assert facts == [
+        {"type": "subject", "score": 7, "id": "f1", "sid": "1"},
+        {"type": "tag", "id": "f2", "sid": "1"},
+        {"type": "high", "id": "f3", "sid": "1"},
+    ]
     assert r.recommended("treat") is not None
     assert [e.rule for e in r.trace] == ["TOY-HIGH", "TOY-TREAT"]
 

@@ -18,9 +18,18 @@ from pathlib import Path
 import pytest
 
 from rules import facts, medications
-from rules.medications import (CLASS_PRIORITY, DRUG_CLASSES, MAX_NAME_CHARS, OPIOID_CLASSES, Classification,
-                               VocabularyError, classify, is_opioid_misuse_code, normalise_medication,
-                               opioid_misuse_codes)
+from rules.medications import (
+    CLASS_PRIORITY,
+    DRUG_CLASSES,
+    MAX_NAME_CHARS,
+    OPIOID_CLASSES,
+    Classification,
+    VocabularyError,
+    classify,
+    is_opioid_misuse_code,
+    normalise_medication,
+    opioid_misuse_codes,
+)
 from rules.tools import build_opioid_vocabulary as builder
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,7 +38,9 @@ VOCABULARY = ROOT / "rules" / "data" / "opioid_vocabulary.json"
 TOP300 = ROOT / "tests" / "data" / "top300_drugs.txt"
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 
-pytestmark = pytest.mark.skipif(not VALUESETS.is_dir(), reason="../shared/data/opioid-value-sets is not beside the repository")
+pytestmark = pytest.mark.skipif(
+    not VALUESETS.is_dir(), reason="../shared/data/opioid-value-sets is not beside the repository"
+)
 
 
 def _valueset_files() -> list[Path]:
@@ -62,6 +73,7 @@ def _expected(path: Path, display: str) -> set[str]:
 
 # ------------------------------------------------------------------ every code of every value set
 
+
 @pytest.mark.parametrize("path", MEDICATION_FILES, ids=lambda p: p.stem)
 def test_every_rxnorm_code_classifies_by_code_alone(path: Path) -> None:
     """Every RxNorm code of every medication value set, sent without a name, gets its opioid or
@@ -69,8 +81,11 @@ def test_every_rxnorm_code_classifies_by_code_alone(path: Path) -> None:
     wrong = []
     for c in _concepts(path):
         r = classify(None, c["code"])
-        if r.drug_class not in _expected(path, c["display"]) or f"RxNorm {c['code']}" not in r.matched \
-                or path.stem not in r.source:
+        if (
+            r.drug_class not in _expected(path, c["display"])
+            or f"RxNorm {c['code']}" not in r.matched
+            or path.stem not in r.source
+        ):
             wrong.append((c["code"], c["display"], r))
     assert not wrong, wrong[:5]
 
@@ -82,7 +97,10 @@ def test_every_rxnorm_display_classifies_by_name_alone(path: Path) -> None:
     wrong = []
     for c in _concepts(path):
         by_name = classify(c["display"])
-        if by_name.drug_class not in _expected(path, c["display"]) or by_name.drug_class != classify(None, c["code"]).drug_class:
+        if (
+            by_name.drug_class not in _expected(path, c["display"])
+            or by_name.drug_class != classify(None, c["code"]).drug_class
+        ):
             wrong.append((c["code"], c["display"], by_name))
     assert not wrong, wrong[:5]
 
@@ -145,18 +163,85 @@ def test_unknown_code_and_unknown_name_are_unrecognised() -> None:
 
 # ------------------------------------------------------------------ names
 
-@pytest.mark.parametrize("name", [
-    "co-codamol", "Co-Codamol 30/500", "cocodamol 8/500mg", "co-dydramol", "co-proxamol", "co-codaprin",
-    "MST Continus 10mg", "MST", "Zomorph", "OxyNorm", "OxyContin", "Longtec", "Shortec", "Tramacet", "Zydol",
-    "Zamadol SR", "Solpadeine", "Solpadol", "Kapake", "Tylex", "Zapain", "Migraleve", "Nurofen Plus", "Syndol",
-    "Paramol", "DF118", "DHC Continus", "Sevredol", "Oramorph", "Filnarine SR", "MXL", "Morphgesic SR",
-    "Matrifen", "Durogesic DTrans", "Fencino", "Physeptone", "Palladone", "Codipar", "Targinact", "Tramal",
-    "Valoron N", "Targin", "Jurnista", "Hydal", "Contalgin", "Dipidolor", "Palexia SR", "Lomotil",
-    "co-phenotrope", "dihydrocodeine", "diamorphine", "dipipanone", "pethidine", "tilidine", "piritramide",
-    "nicomorphine", "ketobemidone", "dextropropoxyphene", "levomethadone", "papaveretum", "Dafalgan Codéine",
-    "Tylenol #3", "Tylenol #4", "tylenol-4", "Tylenol No. 3", "Tylenol with Codeine", "MS Contin 30mg",
-    "APAP #3", "hydrocodone/APAP 5/325", "Vicodin", "Percocet 5/325", "morphine sulfate ER", "tramadol 50 mg",
-])
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "co-codamol",
+        "Co-Codamol 30/500",
+        "cocodamol 8/500mg",
+        "co-dydramol",
+        "co-proxamol",
+        "co-codaprin",
+        "MST Continus 10mg",
+        "MST",
+        "Zomorph",
+        "OxyNorm",
+        "OxyContin",
+        "Longtec",
+        "Shortec",
+        "Tramacet",
+        "Zydol",
+        "Zamadol SR",
+        "Solpadeine",
+        "Solpadol",
+        "Kapake",
+        "Tylex",
+        "Zapain",
+        "Migraleve",
+        "Nurofen Plus",
+        "Syndol",
+        "Paramol",
+        "DF118",
+        "DHC Continus",
+        "Sevredol",
+        "Oramorph",
+        "Filnarine SR",
+        "MXL",
+        "Morphgesic SR",
+        "Matrifen",
+        "Durogesic DTrans",
+        "Fencino",
+        "Physeptone",
+        "Palladone",
+        "Codipar",
+        "Targinact",
+        "Tramal",
+        "Valoron N",
+        "Targin",
+        "Jurnista",
+        "Hydal",
+        "Contalgin",
+        "Dipidolor",
+        "Palexia SR",
+        "Lomotil",
+        "co-phenotrope",
+        "dihydrocodeine",
+        "diamorphine",
+        "dipipanone",
+        "pethidine",
+        "tilidine",
+        "piritramide",
+        "nicomorphine",
+        "ketobemidone",
+        "dextropropoxyphene",
+        "levomethadone",
+        "papaveretum",
+        "Dafalgan Codéine",
+        "Tylenol #3",
+        "Tylenol #4",
+        "tylenol-4",
+        "Tylenol No. 3",
+        "Tylenol with Codeine",
+        "MS Contin 30mg",
+        "APAP #3",
+        "hydrocodone/APAP 5/325",
+        "Vicodin",
+        "Percocet 5/325",
+        "morphine sulfate ER",
+        "tramadol 50 mg",
+    ],
+)
 def test_opioid_agonist_names(name: str) -> None:
     """Non-US brands, compound names, ingredients marketed outside the US, and names with digits are
     opioid agonists."""
@@ -165,10 +250,27 @@ def test_opioid_agonist_names(name: str) -> None:
     assert r.matched and r.source
 
 
-@pytest.mark.parametrize("name", [
-    "buprenorphine/naloxone", "Suboxone 8/2", "Subutex", "Temgesic", "Transtec", "BuTrans", "Norspan", "Espranor",
-    "Buvidal", "Butec", "kratom", "mitragynine", "7-hydroxymitragynine", "Talwin", "nalbuphine", "butorphanol",
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "buprenorphine/naloxone",
+        "Suboxone 8/2",
+        "Subutex",
+        "Temgesic",
+        "Transtec",
+        "BuTrans",
+        "Norspan",
+        "Espranor",
+        "Buvidal",
+        "Butec",
+        "kratom",
+        "mitragynine",
+        "7-hydroxymitragynine",
+        "Talwin",
+        "nalbuphine",
+        "butorphanol",
+    ],
+)
 def test_partial_agonist_names(name: str) -> None:
     """Buprenorphine in any form (alone, with naloxone, patches, depots), kratom and mixed
     agonist-antagonists are partial agonists: opioid exposure."""
@@ -223,24 +325,44 @@ def test_opioid_inside_a_longer_word_after_a_chemical_prefix() -> None:
     assert classify("benzhydrocodone/APAP").drug_class == "opioid_agonist"
     assert classify("benzhydrocodone and acetaminophen 6.12/325").drug_class == "opioid_agonist"
     assert classify("ethylmorphine").drug_class == "opioid_agonist"
-    r = classify("desmethyltramadol")   # not listed anywhere: found by prefix
+    r = classify("desmethyltramadol")  # not listed anywhere: found by prefix
     assert r.drug_class == "opioid_agonist" and r.matched == ("tramadol",) and "prefix" in r.source
     assert classify("norhydrocodone").drug_class == "opioid_agonist"
     assert classify("apomorphine").drug_class == "non_opioid"
     assert classify("Apomorphine 2 mg subcutaneous injection").drug_class == "non_opioid"
     assert classify("APO-go pen").drug_class == "non_opioid"
     assert "morphine" not in classify("apomorphine").matched
-    assert classify("xyzmorphine").drug_class == "unrecognised"   # 'xyz' is not a declared prefix
+    assert classify("xyzmorphine").drug_class == "unrecognised"  # 'xyz' is not a declared prefix
 
 
 def test_rescue_antagonist_and_constipation_drugs() -> None:
     """Naloxone or nalmefene alone is the antagonist class (it suggests opioid use); drugs for
     opioid-induced constipation are their own class."""
-    for name in ("naloxone kit", "Naloxone 4 mg nasal spray", "Narcan", "Nyxoid", "Prenoxad", "Kloxxado",
-                 "Zimhi", "nalmefene", "Opvee", "Selincro"):
+    for name in (
+        "naloxone kit",
+        "Naloxone 4 mg nasal spray",
+        "Narcan",
+        "Nyxoid",
+        "Prenoxad",
+        "Kloxxado",
+        "Zimhi",
+        "nalmefene",
+        "Opvee",
+        "Selincro",
+    ):
         assert classify(name).drug_class == "opioid_antagonist", name
-    for name in ("naloxegol", "Moventig", "Movantik", "methylnaltrexone", "Relistor", "naldemedine",
-                 "Symproic", "Rizmoic", "alvimopan", "Entereg"):
+    for name in (
+        "naloxegol",
+        "Moventig",
+        "Movantik",
+        "methylnaltrexone",
+        "Relistor",
+        "naldemedine",
+        "Symproic",
+        "Rizmoic",
+        "alvimopan",
+        "Entereg",
+    ):
         assert classify(name).drug_class == "opioid_induced_constipation", name
 
 
@@ -255,9 +377,18 @@ def test_naltrexone_full_dose() -> None:
     """50 mg tablets, the depot (Vivitrol), Revia and the bupropion combination are full dose."""
     r = classify("naltrexone 50 mg")
     assert (r.drug_class, r.dose_mg) == ("naltrexone_full_dose", 50.0)
-    for name in ("Revia", "Vivitrol", "Depade", "Adepend", "Contrave", "Mysimba", "naltrexone/bupropion",
-                 "naltrexone hydrochloride 50 MG Oral Tablet", "naltrexone 380 mg IM monthly",
-                 "bupropion 90 mg / naltrexone 8 mg"):
+    for name in (
+        "Revia",
+        "Vivitrol",
+        "Depade",
+        "Adepend",
+        "Contrave",
+        "Mysimba",
+        "naltrexone/bupropion",
+        "naltrexone hydrochloride 50 MG Oral Tablet",
+        "naltrexone 380 mg IM monthly",
+        "bupropion 90 mg / naltrexone 8 mg",
+    ):
         assert classify(name).drug_class == "naltrexone_full_dose", name
 
 
@@ -276,8 +407,8 @@ def test_naltrexone_low_dose() -> None:
     assert classify("naltrexone 4,5 mg").dose_mg == 4.5
     assert classify("naltrexone 500 mcg").dose_mg == 0.5
     assert classify("naltrexone 6 mg").drug_class == "naltrexone_full_dose"
-    assert classify("LDN 50 mg").drug_class == "naltrexone_full_dose"   # the dose wins over the label
-    assert classify("naltrexone 4.5 mg + bupropion 150 mg").drug_class == "naltrexone_low_dose"   # a stated dose decides
+    assert classify("LDN 50 mg").drug_class == "naltrexone_full_dose"  # the dose wins over the label
+    assert classify("naltrexone 4.5 mg + bupropion 150 mg").drug_class == "naltrexone_low_dose"  # a stated dose decides
 
 
 def test_naltrexone_without_a_dose_is_dose_unknown() -> None:
@@ -289,15 +420,55 @@ def test_naltrexone_without_a_dose_is_dose_unknown() -> None:
     assert classify("LDN, ibuprofen 400 mg").drug_class == "naltrexone_low_dose"
 
 
-@pytest.mark.parametrize("name", [
-    "Lipitor", "Zocor", "Crestor", "Norvasc", "Synthroid", "Eliquis", "Xarelto", "Januvia", "Jardiance", "Ozempic",
-    "Lasix", "Zoloft", "Lexapro", "Prozac", "Neurontin", "Lyrica", "Advil", "Motrin", "Aleve", "Tylenol", "Panadol",
-    "Calpol", "Nurofen", "Ventolin", "Symbicort", "Advair", "Flovent", "Singulair", "Plaquenil", "Humira",
-    "metformin 500 mg ER tablet twice daily", "Atorvastatin 40mg nocte", "gabapentin 300mg TDS",
-    "salbutamol inhaler 100 micrograms 2 puffs PRN", "fluticasone/salmeterol", "budesonide/formoterol",
-    "loperamide 2 mg", "Imodium", "dextromethorphan", "Feminax Ultra", "Potassium chloride 20 mEq",
-    "Vitamin D3 1000 IU daily", "Tylenol 500 mg", "apomorphine",
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Lipitor",
+        "Zocor",
+        "Crestor",
+        "Norvasc",
+        "Synthroid",
+        "Eliquis",
+        "Xarelto",
+        "Januvia",
+        "Jardiance",
+        "Ozempic",
+        "Lasix",
+        "Zoloft",
+        "Lexapro",
+        "Prozac",
+        "Neurontin",
+        "Lyrica",
+        "Advil",
+        "Motrin",
+        "Aleve",
+        "Tylenol",
+        "Panadol",
+        "Calpol",
+        "Nurofen",
+        "Ventolin",
+        "Symbicort",
+        "Advair",
+        "Flovent",
+        "Singulair",
+        "Plaquenil",
+        "Humira",
+        "metformin 500 mg ER tablet twice daily",
+        "Atorvastatin 40mg nocte",
+        "gabapentin 300mg TDS",
+        "salbutamol inhaler 100 micrograms 2 puffs PRN",
+        "fluticasone/salmeterol",
+        "budesonide/formoterol",
+        "loperamide 2 mg",
+        "Imodium",
+        "dextromethorphan",
+        "Feminax Ultra",
+        "Potassium chloride 20 mEq",
+        "Vitamin D3 1000 IU daily",
+        "Tylenol 500 mg",
+        "apomorphine",
+    ],
+)
 def test_non_opioid_names(name: str) -> None:
     """Common US and UK non-opioids, with doses and directions, are non_opioid."""
     r = classify(name)
@@ -311,8 +482,8 @@ def test_an_unknown_word_beside_a_known_non_opioid_is_unrecognised() -> None:
     r = classify("paracetamol / Zapainex")
     assert r.drug_class == "unrecognised" and "zapainex" in r.source
     assert classify("ibuprofen plus").drug_class == "unrecognised"
-    assert classify("Feminax").drug_class == "unrecognised"   # once contained codeine: not listed
-    assert classify("metformin #60").drug_class == "unrecognised"   # a '#N' product number
+    assert classify("Feminax").drug_class == "unrecognised"  # once contained codeine: not listed
+    assert classify("metformin #60").drug_class == "unrecognised"  # a '#N' product number
 
 
 def test_a_number_then_a_unit_is_a_dose_not_a_product_number() -> None:
@@ -330,9 +501,10 @@ def test_lofexidine_is_withheld() -> None:
 
 def test_long_rxnorm_style_display_classifies() -> None:
     """A 600-character RxNorm-style pack display classifies; names up to MAX_NAME_CHARS are read."""
-    items = [f"{n} (buprenorphine {b} MG / naloxone {x} MG Sublingual Film [Suboxone])"
-             for n, b, x in [(7, 2, 0.5), (7, 4, 1), (7, 8, 2), (14, 12, 3)] * 2] + \
-            ["28 (buprenorphine 8 MG / naloxone 2 MG Sublingual Tablet)"]
+    items = [
+        f"{n} (buprenorphine {b} MG / naloxone {x} MG Sublingual Film [Suboxone])"
+        for n, b, x in [(7, 2, 0.5), (7, 4, 1), (7, 8, 2), (14, 12, 3)] * 2
+    ] + ["28 (buprenorphine 8 MG / naloxone 2 MG Sublingual Tablet)"]
     display = "{" + " / ".join(items) + " } Pack [Suboxone Titration Pack]"
     assert 600 <= len(display) <= 700, len(display)
     assert classify(display).drug_class == "opioid_partial_agonist"
@@ -367,15 +539,18 @@ def test_classification_shape() -> None:
 
 
 @pytest.mark.parametrize("bad_name, message", [("Zomorph", "Zomorph"), ("benzmorphine", "morphine")])
-def test_vocabulary_refuses_to_load_a_contradiction(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                   bad_name: str, message: str) -> None:
+def test_vocabulary_refuses_to_load_a_contradiction(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bad_name: str, message: str
+) -> None:
     """A non-opioid name that is also an opioid name, or that reads as an opioid after a chemical
     prefix, stops the vocabulary from loading: it can never hide an opioid."""
     data = tmp_path / "data"
     shutil.copytree(ROOT / "rules" / "data", data)
     path = data / "non_opioids.toml"
-    path.write_text(path.read_text(encoding="utf-8") + f'\n[bad]\ntitle = "x"\nsource = "y"\nnames = ["{bad_name}"]\nbrands = []\n',
-                    encoding="utf-8")
+    path.write_text(
+        path.read_text(encoding="utf-8") + f'\n[bad]\ntitle = "x"\nsource = "y"\nnames = ["{bad_name}"]\nbrands = []\n',
+        encoding="utf-8",
+    )
     monkeypatch.setattr(medications, "DATA", data)
     with pytest.raises(VocabularyError, match=message):
         medications._vocabulary.__wrapped__()
@@ -412,7 +587,11 @@ OPIOIDS_IN_TOP300 = {
 def test_top300_coverage() -> None:
     """Every opioid-related drug of the 300 most prescribed gets its class; every other entry is
     recognised as non_opioid (none unrecognised)."""
-    names = [l.strip() for l in TOP300.read_text(encoding="utf-8").splitlines() if l.strip() and not l.startswith("#")]
+    names = [
+        line.strip()
+        for line in TOP300.read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     assert len(names) == 300 and len(set(names)) == 300
     assert set(OPIOIDS_IN_TOP300) <= set(names)
     wrong = {}
@@ -427,14 +606,20 @@ def test_top300_coverage() -> None:
 def test_coverage_script_reports_the_figures() -> None:
     """`python -m rules.tools.vocabulary_coverage FILE` prints the recognised share, the opioids found
     and the unrecognised names."""
-    out = subprocess.run([sys.executable, "-m", "rules.tools.vocabulary_coverage", str(TOP300)], cwd=ROOT,
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "rules.tools.vocabulary_coverage", str(TOP300)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert "recognised: 300/300 (100.0%)" in out
     assert "Tramadol Hydrochloride: opioid_agonist" in out
     assert "unrecognised: 0" in out
 
 
 # ------------------------------------------------------------------ the generator
+
 
 def test_generator_reproduces_the_committed_vocabulary() -> None:
     """Running the generator on the shared value sets gives the committed JSON byte for byte, and
@@ -452,12 +637,20 @@ def test_generator_reproduces_the_committed_vocabulary() -> None:
 def test_generator_command_line_check(tmp_path: Path) -> None:
     """The command line writes the same bytes to --output and `--check` passes on the committed file."""
     out = tmp_path / "vocab.json"
-    run = subprocess.run([sys.executable, "-m", "rules.tools.build_opioid_vocabulary", str(VALUESETS), "--output", str(out)],
-                         cwd=ROOT, capture_output=True, text=True)
+    run = subprocess.run(
+        [sys.executable, "-m", "rules.tools.build_opioid_vocabulary", str(VALUESETS), "--output", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert run.returncode == 0, run.stderr
     assert out.read_bytes() == VOCABULARY.read_bytes()
-    check = subprocess.run([sys.executable, "-m", "rules.tools.build_opioid_vocabulary", str(VALUESETS), "--check"],
-                           cwd=ROOT, capture_output=True, text=True)
+    check = subprocess.run(
+        [sys.executable, "-m", "rules.tools.build_opioid_vocabulary", str(VALUESETS), "--check"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert check.returncode == 0, check.stderr
 
 
@@ -472,8 +665,12 @@ def test_generator_fails_on_an_unclassified_ingredient(tmp_path: Path) -> None:
     concept["display"] = "methadone hydrochloride 10 MG / zorbaxinol maleate 5 MG Oral Tablet"
     path.write_text(json.dumps(vs), encoding="utf-8")
     out = tmp_path / "vocab.json"
-    run = subprocess.run([sys.executable, "-m", "rules.tools.build_opioid_vocabulary", str(copy), "--output", str(out)],
-                         cwd=ROOT, capture_output=True, text=True)
+    run = subprocess.run(
+        [sys.executable, "-m", "rules.tools.build_opioid_vocabulary", str(copy), "--output", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert run.returncode != 0
     assert "zorbaxinol" in run.stderr and concept["code"] in run.stderr
     assert not out.exists()
@@ -495,13 +692,16 @@ def test_display_grammar() -> None:
     """The parser strips qualifiers and salts and cleans brands."""
     salts = frozenset(builder.load_table()["salts"]["words"])
     comps, brands = builder.parse_display(
-        "Abuse-Deterrent 12 HR oxycodone hydrochloride 10 MG Extended Release Oral Tablet [Oxycontin]", salts)
+        "Abuse-Deterrent 12 HR oxycodone hydrochloride 10 MG Extended Release Oral Tablet [Oxycontin]", salts
+    )
     assert comps == [("oxycodone", 10.0, "MG")] and brands == ["Oxycontin"]
     comps, brands = builder.parse_display(
-        "aspirin 325 MG / oxycodone hydrochloride 4.84 MG Oral Tablet [Endodan Reformulated May 2009]", salts)
+        "aspirin 325 MG / oxycodone hydrochloride 4.84 MG Oral Tablet [Endodan Reformulated May 2009]", salts
+    )
     assert [c[0] for c in comps] == ["aspirin", "oxycodone"] and brands == ["Endodan"]
     comps, brands = builder.parse_display(
-        "{2 (fentanyl 0.6 MG/ACTUAT Mucosal Spray [Subsys]) } Pack [Subsys 1200 MCG]", salts)
+        "{2 (fentanyl 0.6 MG/ACTUAT Mucosal Spray [Subsys]) } Pack [Subsys 1200 MCG]", salts
+    )
     assert comps == [("fentanyl", 0.6, "MG/ACTUAT")] and brands == ["Subsys", "Subsys"]
     comps, _ = builder.parse_display("0.4 ML naloxone hydrochloride 5 MG/ML Auto-Injector", salts)
     assert comps == [("naloxone", 5.0, "MG/ML")]
@@ -513,9 +713,9 @@ def test_vocabulary_classes() -> None:
     """The generated vocabulary: naloxone-only products are antagonists, buprenorphine/naloxone
     partial agonists, morphine/naltrexone (Embeda) an agonist; brands take their products' class."""
     vocab = json.loads(VOCABULARY.read_text(encoding="utf-8"))
-    assert vocab["rxnorm"]["1725064"]["drug_class"] == "opioid_antagonist"    # Narcan
-    assert vocab["rxnorm"]["1010603"]["drug_class"] == "opioid_partial_agonist"   # Suboxone
-    assert vocab["rxnorm"]["863845"]["drug_class"] == "opioid_agonist"    # morphine / naltrexone
+    assert vocab["rxnorm"]["1725064"]["drug_class"] == "opioid_antagonist"  # Narcan
+    assert vocab["rxnorm"]["1010603"]["drug_class"] == "opioid_partial_agonist"  # Suboxone
+    assert vocab["rxnorm"]["863845"]["drug_class"] == "opioid_agonist"  # morphine / naltrexone
     assert vocab["rxnorm"]["863845"]["ingredients"] == ["morphine", "naltrexone"]
     assert vocab["brands"]["Kloxxado"]["drug_class"] == "opioid_antagonist"
     assert vocab["brands"]["Zubsolv"]["drug_class"] == "opioid_partial_agonist"

@@ -34,10 +34,19 @@ runner = CliRunner()
 
 def base() -> dict[str, Any]:
     """A valid patient whose id and medication identify her."""
-    return {"id": f"{NAME} {MRN}", "age": 61, "sex": "female", "weight_kg": 70, "height_cm": 160,
-            "pain": {"duration_weeks": 16, "neuropathic_features": ["burning"]},
-            "prior_treatments": [{"treatment": "metatarsal_pad", "weeks": 8, "response": "none"}],
-            "exam_findings": [], "comorbidities": [], "medications": [f"{DRUG} 5 mg"], "red_flags": []}
+    return {
+        "id": f"{NAME} {MRN}",
+        "age": 61,
+        "sex": "female",
+        "weight_kg": 70,
+        "height_cm": 160,
+        "pain": {"duration_weeks": 16, "neuropathic_features": ["burning"]},
+        "prior_treatments": [{"treatment": "metatarsal_pad", "weeks": 8, "response": "none"}],
+        "exam_findings": [],
+        "comorbidities": [],
+        "medications": [f"{DRUG} 5 mg"],
+        "red_flags": [],
+    }
 
 
 def with_(path: str, value: Any) -> bytes:

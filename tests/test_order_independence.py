@@ -14,29 +14,49 @@ from tests.conftest import load_example
 EXAMPLES = ["neuropathic-persistent", "new-onset", "opioid-user", "red-flag-charcot", "rheumatoid"]
 EXTRA = [
     # opioid user with 3 weeks of pain: contraindication and deferral both listed
-    {"id": "a", "age": 40, "pain": {"duration_weeks": 3, "neuropathic_features": ["burning", "tingling", "numbness", "itching"]},
-     "medications": ["Oxycodone/Acetaminophen 5/325"]},
+    {
+        "id": "a",
+        "age": 40,
+        "pain": {"duration_weeks": 3, "neuropathic_features": ["burning", "tingling", "numbness", "itching"]},
+        "medications": ["Oxycodone/Acetaminophen 5/325"],
+    },
     # persistent neuropathic pain with a red flag and liver failure
-    {"id": "b", "age": 60, "pain": {"duration_weeks": 30, "neuropathic_features": ["burning", "tingling", "numbness", "itching"]},
-     "prior_treatments": [{"treatment": "metatarsal_pad", "weeks": 10, "response": "none"},
-                          {"treatment": "insoles", "weeks": 10, "response": "none"},
-                          {"treatment": "calf_stretching", "weeks": 10, "response": "worsened"}],
-     "exam_findings": ["gastrocnemius_tightness", "plantar_plate_instability", "flexible_toe_deformity"],
-     "comorbidities": ["liver_failure"], "red_flags": ["suspected_infection", "acute_trauma"]},
+    {
+        "id": "b",
+        "age": 60,
+        "pain": {"duration_weeks": 30, "neuropathic_features": ["burning", "tingling", "numbness", "itching"]},
+        "prior_treatments": [
+            {"treatment": "metatarsal_pad", "weeks": 10, "response": "none"},
+            {"treatment": "insoles", "weeks": 10, "response": "none"},
+            {"treatment": "calf_stretching", "weeks": 10, "response": "worsened"},
+        ],
+        "exam_findings": ["gastrocnemius_tightness", "plantar_plate_instability", "flexible_toe_deformity"],
+        "comorbidities": ["liver_failure"],
+        "red_flags": ["suspected_infection", "acute_trauma"],
+    },
     # the same without the red flags and liver failure: everything offered
-    {"id": "c", "age": 60, "pain": {"duration_weeks": 30, "neuropathic_features": ["burning", "tingling", "numbness", "itching"]},
-     "prior_treatments": [{"treatment": "metatarsal_pad", "weeks": 10, "response": "none"},
-                          {"treatment": "insoles", "weeks": 10, "response": "none"},
-                          {"treatment": "calf_stretching", "weeks": 10, "response": "worsened"}],
-     "exam_findings": ["gastrocnemius_tightness", "plantar_plate_instability", "flexible_toe_deformity"],
-     "pregnant": True, "sex": "female"},
+    {
+        "id": "c",
+        "age": 60,
+        "pain": {"duration_weeks": 30, "neuropathic_features": ["burning", "tingling", "numbness", "itching"]},
+        "prior_treatments": [
+            {"treatment": "metatarsal_pad", "weeks": 10, "response": "none"},
+            {"treatment": "insoles", "weeks": 10, "response": "none"},
+            {"treatment": "calf_stretching", "weeks": 10, "response": "worsened"},
+        ],
+        "exam_findings": ["gastrocnemius_tightness", "plantar_plate_instability", "flexible_toe_deformity"],
+        "pregnant": True,
+        "sex": "female",
+    },
 ]
 
 
 def decisions(result) -> tuple:
     """What a clinician acts on: recommendations and withheld entries, independent of firing order."""
     recs = sorted((r.intervention, r.category, r.rule, tuple(sorted(r.rationale))) for r in result.recommendations)
-    withheld = sorted((n.intervention, n.kind, n.rule, tuple(sorted(n.reason.split("; ")))) for n in result.not_recommended)
+    withheld = sorted(
+        (n.intervention, n.kind, n.rule, tuple(sorted(n.reason.split("; ")))) for n in result.not_recommended
+    )
     unknowns = sorted((u.fact, u.rule) for u in result.unknowns)
     return recs, withheld, unknowns
 

@@ -37,8 +37,12 @@ def test_infinity_is_rejected():
 
 
 def test_a_treatment_listed_twice_is_rejected():
-    p = base(prior_treatments=[{"treatment": "insoles", "weeks": 6, "response": "none"},
-                               {"treatment": "insoles", "weeks": 2, "response": "partial"}])
+    p = base(
+        prior_treatments=[
+            {"treatment": "insoles", "weeks": 6, "response": "none"},
+            {"treatment": "insoles", "weeks": 2, "response": "partial"},
+        ]
+    )
     assert "prior_treatments" in problems(p)
 
 
@@ -74,5 +78,7 @@ def test_a_value_json_does_not_allow_is_named_by_its_field() -> None:
         parse_json(b'{"id": "x", "age": 40, "pain": {"duration_weeks": 3, "severity": NaN}}')
     assert [p.field for p in exc.value.problems] == ["pain.severity"]
     with pytest.raises(InputError) as exc:
-        parse_json(b'{"id": "x", "age": 40, "medications": ["a", {"name": "b", "name": "c"}], "pain": {"duration_weeks": -Infinity}}')
+        parse_json(
+            b'{"id": "x", "age": 40, "medications": ["a", {"name": "b", "name": "c"}], "pain": {"duration_weeks": -Infinity}}'
+        )
     assert [p.field for p in exc.value.problems] == ["medications[1].name", "pain.duration_weeks"]

@@ -63,8 +63,15 @@ def test_ldn_is_never_recommended_with_opioid_exposure(p):
         assert any(n.kind == "contraindicated" for n in r.withheld(LDN))
 
 
-@given(patients(comorbidities=st.lists(st.sampled_from(("acute_hepatitis", "liver_failure", "hepatic_impairment",
-                                                        "diabetes", "fibromyalgia")), unique=True, min_size=1)))
+@given(
+    patients(
+        comorbidities=st.lists(
+            st.sampled_from(("acute_hepatitis", "liver_failure", "hepatic_impairment", "diabetes", "fibromyalgia")),
+            unique=True,
+            min_size=1,
+        )
+    )
+)
 def test_ldn_is_never_recommended_in_acute_hepatitis_or_liver_failure(p):
     """Acute hepatitis or liver failure: no LDN, and LDN is listed as contraindicated."""
     r = triage(p)
@@ -77,8 +84,9 @@ def test_ldn_is_never_recommended_in_acute_hepatitis_or_liver_failure(p):
 def test_an_opioid_is_what_withholds_ldn_from_an_otherwise_eligible_patient(p, opioids):
     """On the LDN path (persistent, DN4 ≥ 4, no red flag), LDN is offered without opioids and
     withheld as soon as any opioid is added: the invariant above is not vacuous."""
-    clean = dict(p, medications=[m for m in p["medications"]
-                                 if not opioid_exposed({"medications": [m]}) and not holds_ldn(m)])
+    clean = dict(
+        p, medications=[m for m in p["medications"] if not opioid_exposed({"medications": [m]}) and not holds_ldn(m)]
+    )
     assert triage(clean).recommended(LDN) is not None
     exposed = dict(clean, medications=clean["medications"] + opioids)
     assert triage(exposed).recommended(LDN) is None

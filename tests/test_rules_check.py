@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 from cli import app
 from engine import default_triager
 from engine.api import Evidence, Parameter
+from engine.kernel.loader import digest_of
 from engine.tools.checker import (
     check_ruleset,
     fired_rules_in,
@@ -26,7 +27,6 @@ from engine.tools.checker import (
     read_snapshot,
     snapshot_text,
 )
-from engine.kernel.loader import digest_of
 from rules import RULESET
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -118,8 +118,15 @@ def test_rules_check_fails_loudly_when_a_citation_is_removed(broken_module):
 def test_rules_check_honours_cds_ruleset_in_a_real_process(broken_module, tmp_path):
     """`CDS_RULESET=MODULE python cli.py rules check` exits 1 naming the citation, with no traceback."""
     env = {**os.environ, "CDS_RULESET": broken_module, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])}
-    proc = subprocess.run([sys.executable, str(ROOT / "cli.py"), "rules", "check"], check=False, capture_output=True, text=True,
-                          env=env, cwd=ROOT, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "cli.py"), "rules", "check"],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert proc.returncode == 1
     assert "'naltrexone-label'" in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -199,8 +206,10 @@ def test_an_emitted_intervention_that_does_not_exist_is_an_error():
     """A rule emitting an undefined intervention code is an error naming the code and the rule."""
     rule = dataclasses.replace(RULESET.rules[0], emits=("no_such_intervention",))
     rs = dataclasses.replace(RULESET, rules=(rule,) + RULESET.rules[1:])
-    assert any("no_such_intervention" in m and rule.id in m
-               for m in messages(check(rs, compile_rules=False), check_name="interventions"))
+    assert any(
+        "no_such_intervention" in m and rule.id in m
+        for m in messages(check(rs, compile_rules=False), check_name="interventions")
+    )
 
 
 # ------------------------------------------------------------------ parameters
@@ -218,14 +227,17 @@ def test_a_parameter_used_but_not_defined_is_an_error():
     """A rule declaring a parameter the rule set does not define is an error."""
     name = next(n for r in RULESET.rules for n in r.parameters)
     params = {k: v for k, v in RULESET.parameters.items() if k != name}
-    assert any(name in m and "not defined" in m
-               for m in messages(check(dataclasses.replace(RULESET, parameters=params)), check_name="parameters"))
+    assert any(
+        name in m and "not defined" in m
+        for m in messages(check(dataclasses.replace(RULESET, parameters=params)), check_name="parameters")
+    )
 
 
 def test_a_parameter_no_rule_declares_is_only_a_note():
     """An unused parameter is noted, not failed."""
-    extra = Parameter("unused_threshold", 1, "weeks", "project parameter, not evidence", "test",
-                      reviewed=datetime.date.today())
+    extra = Parameter(
+        "unused_threshold", 1, "weeks", "project parameter, not evidence", "test", reviewed=datetime.date.today()
+    )
     rs = dataclasses.replace(RULESET, parameters={**RULESET.parameters, "unused_threshold": extra})
     report = check(rs)
     assert any("unused_threshold" in m for m in messages(report, "note", "parameters"))
@@ -270,8 +282,9 @@ def test_scenario_steps_name_the_rules_they_exercise():
 
 def test_a_rule_no_scenario_exercises_is_a_warning_and_exit_0(tmp_path):
     """Rules without a `rule <ID> fires` step are listed as warnings; the check still exits 0."""
-    (tmp_path / "one.feature").write_text(f"Feature: f\n  Scenario: s\n    Then rule {RULESET.rules[0].id} fires\n",
-                                          encoding="utf-8")
+    (tmp_path / "one.feature").write_text(
+        f"Feature: f\n  Scenario: s\n    Then rule {RULESET.rules[0].id} fires\n", encoding="utf-8"
+    )
     res = runner.invoke(app, ["rules", "check", "--features", str(tmp_path)])
     assert res.exit_code == 0, res.stdout
     assert f"rule {RULESET.rules[1].id} is exercised by no scenario" in res.stdout
@@ -280,8 +293,9 @@ def test_a_rule_no_scenario_exercises_is_a_warning_and_exit_0(tmp_path):
 
 def test_strict_fails_on_a_rule_no_scenario_exercises(tmp_path):
     """With --strict, an unexercised rule fails the check (exit 1)."""
-    (tmp_path / "one.feature").write_text(f"Feature: f\n  Scenario: s\n    Then rule {RULESET.rules[0].id} fires\n",
-                                          encoding="utf-8")
+    (tmp_path / "one.feature").write_text(
+        f"Feature: f\n  Scenario: s\n    Then rule {RULESET.rules[0].id} fires\n", encoding="utf-8"
+    )
     res = runner.invoke(app, ["rules", "check", "--features", str(tmp_path), "--strict"])
     assert res.exit_code == 1
     assert RULESET.rules[1].id in res.stderr
@@ -321,7 +335,7 @@ def test_the_digest_changes_when_one_byte_of_a_toml_file_changes(rules_copy):
     path = rules_copy / "parameters.toml"
     data = bytearray(path.read_bytes())
     i = data.index(b"value = 6") + len(b"value = ")
-    data[i:i + 1] = b"7"
+    data[i : i + 1] = b"7"
     path.write_bytes(bytes(data))
     assert digest_of(rules_copy) != before
 

@@ -43,8 +43,13 @@ ISSUER = "https://ehr.example.org"
 ISSUER_B = "https://other-ehr.example.net"
 SERVICE = "forefoot-pain"
 MAX_BODY = 1024 * 1024
-PREFETCH_TYPES = {"conditions": "Condition", "observations": "Observation", "medicationStatements": "MedicationStatement",
-                  "medicationRequests": "MedicationRequest", "procedures": "Procedure"}
+PREFETCH_TYPES = {
+    "conditions": "Condition",
+    "observations": "Observation",
+    "medicationStatements": "MedicationStatement",
+    "medicationRequests": "MedicationRequest",
+    "procedures": "Procedure",
+}
 
 
 # ------------------------------------------------------------------ a real server, and how to call it
@@ -81,19 +86,32 @@ class Server:
 
     def token(self, key: Any = None, alg: str | None = None, **claims: Any) -> str:
         now = int(time.time())
-        body = {"iss": ISSUER, "aud": self.endpoint, "iat": now, "exp": now + 120, "jti": str(uuid.uuid4()),
-                "tenant": "test"}
+        body = {
+            "iss": ISSUER,
+            "aud": self.endpoint,
+            "iat": now,
+            "exp": now + 120,
+            "jti": str(uuid.uuid4()),
+            "tenant": "test",
+        }
         body.update(claims)
         body = {k: v for k, v in body.items() if v is not None}
-        key = key if key is not None else self.keys[body.get("iss", ISSUER)] if body.get("iss") in self.keys else self.keys[ISSUER]
+        key = (
+            key
+            if key is not None
+            else self.keys[body.get("iss", ISSUER)]
+            if body.get("iss") in self.keys
+            else self.keys[ISSUER]
+        )
         alg = alg or ("ES384" if isinstance(key, ECKey) else "RS384" if isinstance(key, RSAKey) else "HS256")
         header = {"alg": alg, "typ": "JWT"}
         if key.kid:
             header["kid"] = key.kid
         return jwt.encode(header, body, key, algorithms=[alg])
 
-    def call(self, payload: Any, token: str | None = "fresh", path: str = "", scheme: str = "Bearer",
-             **kw: Any) -> httpx.Response:
+    def call(
+        self, payload: Any, token: str | None = "fresh", path: str = "", scheme: str = "Bearer", **kw: Any
+    ) -> httpx.Response:
         headers = {}
         if token == "fresh":
             token = self.token()
@@ -101,8 +119,12 @@ class Server:
             headers["Authorization"] = f"{scheme} {token}"
         if not isinstance(payload, (bytes, str)):
             payload = json.dumps(payload)
-        return self.client.post(f"/cds-services/{SERVICE}{path}", content=payload,
-                                headers={"Content-Type": "application/json", **headers}, **kw)
+        return self.client.post(
+            f"/cds-services/{SERVICE}{path}",
+            content=payload,
+            headers={"Content-Type": "application/json", **headers},
+            **kw,
+        )
 
     def stop(self) -> None:
         self.client.close()
@@ -115,8 +137,14 @@ class Server:
                 self.proc.wait()
 
 
-def start_server(tmp: Path, *args: str, keys: dict[str, Any] | None = None, db: Path | None = None,
-                 workers: int = 1, insecure: bool = False) -> Server:
+def start_server(
+    tmp: Path,
+    *args: str,
+    keys: dict[str, Any] | None = None,
+    db: Path | None = None,
+    workers: int = 1,
+    insecure: bool = False,
+) -> Server:
     """Start `cli.py serve` on a free port, trusting each issuer of `keys` with a JWKS of its own key."""
     keys = keys or {}
     trust: list[str] = []
@@ -124,14 +152,28 @@ def start_server(tmp: Path, *args: str, keys: dict[str, Any] | None = None, db: 
         trust += ["--trust", f"{issuer}={write_jwks(tmp / f'jwks-{i}.json', key)}"]
     db = db or tmp / "service.sqlite3"
     port = _free_port()
-    cmd = [sys.executable, str(ROOT / "cli.py"), "serve", "--port", str(port), "--db", str(db),
-           "--max-body", str(MAX_BODY), "--workers", str(workers), *trust, *args]
+    cmd = [
+        sys.executable,
+        str(ROOT / "cli.py"),
+        "serve",
+        "--port",
+        str(port),
+        "--db",
+        str(db),
+        "--max-body",
+        str(MAX_BODY),
+        "--workers",
+        str(workers),
+        *trust,
+        *args,
+    ]
     if insecure:
         cmd.append("--insecure")
     err = tmp / f"serve-{port}.stderr"
     with err.open("wb") as fh:
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=fh,
-                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        proc = subprocess.Popen(
+            cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=fh, env={**os.environ, "PYTHONUNBUFFERED": "1"}
+        )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90
     while True:
@@ -153,8 +195,10 @@ def start_server(tmp: Path, *args: str, keys: dict[str, Any] | None = None, db: 
 def server(tmp_path_factory: pytest.TempPathFactory) -> Server:
     """One real `cli.py serve` process for the module, trusting two EHRs, each with its own key."""
     tmp = tmp_path_factory.mktemp("cds")
-    keys = {ISSUER: ECKey.generate_key("P-384", parameters={"kid": "ehr-a-key", "use": "sig"}),
-            ISSUER_B: RSAKey.generate_key(2048, parameters={"kid": "ehr-b-key", "use": "sig"})}
+    keys = {
+        ISSUER: ECKey.generate_key("P-384", parameters={"kid": "ehr-a-key", "use": "sig"}),
+        ISSUER_B: RSAKey.generate_key(2048, parameters={"kid": "ehr-b-key", "use": "sig"}),
+    }
     srv = start_server(tmp, keys=keys)
     yield srv
     srv.stop()
@@ -177,16 +221,28 @@ def prefetch_of(name: str) -> dict[str, Any]:
     src = bundle(name)
     out: dict[str, Any] = {"patient": src["entry"][0]["resource"]}
     for key, rtype in PREFETCH_TYPES.items():
-        out[key] = {"resourceType": "Bundle", "type": "searchset", "meta": {"lastUpdated": src["timestamp"]},
-                    "entry": [{"fullUrl": e["fullUrl"], "resource": e["resource"], "search": {"mode": "match"}}
-                              for e in src["entry"] if e["resource"]["resourceType"] == rtype]}
+        out[key] = {
+            "resourceType": "Bundle",
+            "type": "searchset",
+            "meta": {"lastUpdated": src["timestamp"]},
+            "entry": [
+                {"fullUrl": e["fullUrl"], "resource": e["resource"], "search": {"mode": "match"}}
+                for e in src["entry"]
+                if e["resource"]["resourceType"] == rtype
+            ],
+        }
     return out
 
 
 def hook_request(name: str = "new-onset", **changes: Any) -> dict[str, Any]:
     pre = prefetch_of(name)
-    req = {"hook": "patient-view", "hookInstance": str(uuid.uuid4()), "fhirServer": "https://ehr.example.org/fhir",
-           "context": {"userId": "Practitioner/123", "patientId": pre["patient"]["id"]}, "prefetch": pre}
+    req = {
+        "hook": "patient-view",
+        "hookInstance": str(uuid.uuid4()),
+        "fhirServer": "https://ehr.example.org/fhir",
+        "context": {"userId": "Practitioner/123", "patientId": pre["patient"]["id"]},
+        "prefetch": pre,
+    }
     req.update(changes)
     return req
 
@@ -279,8 +335,9 @@ def test_patient_out_of_scope_gets_no_cards(server: Server) -> None:
 
 def test_unknown_service_is_404(server: Server) -> None:
     """A hook call to a service id that does not exist is 404, as an OperationOutcome."""
-    resp = server.client.post("/cds-services/no-such-service", json=hook_request(),
-                              headers={"Authorization": f"Bearer {server.token()}"})
+    resp = server.client.post(
+        "/cds-services/no-such-service", json=hook_request(), headers={"Authorization": f"Bearer {server.token()}"}
+    )
     assert resp.status_code == 404 and is_outcome(resp)
 
 
@@ -359,9 +416,16 @@ def test_get_on_a_hook_is_405_as_an_operation_outcome(server: Server) -> None:
     assert "detail" not in resp.json()
 
 
-@pytest.mark.parametrize("method,path,status", [("GET", "/", 404), ("GET", "/cds-services/x/y/z", 404),
-                                                ("POST", "/cds-services", 405), ("DELETE", f"/cds-services/{SERVICE}", 405),
-                                                ("GET", f"/cds-services/{SERVICE}/feedback", 405)])
+@pytest.mark.parametrize(
+    "method,path,status",
+    [
+        ("GET", "/", 404),
+        ("GET", "/cds-services/x/y/z", 404),
+        ("POST", "/cds-services", 405),
+        ("DELETE", f"/cds-services/{SERVICE}", 405),
+        ("GET", f"/cds-services/{SERVICE}/feedback", 405),
+    ],
+)
 def test_every_error_is_an_operation_outcome(server: Server, method: str, path: str, status: int) -> None:
     """Unknown paths and wrong methods answer an OperationOutcome with the right status."""
     resp = server.client.request(method, path)
@@ -377,7 +441,8 @@ def test_prefetch_that_is_an_operation_outcome_is_412_naming_the_key(server: Ser
     req = hook_request("opioid-user")
     req["prefetch"]["medicationStatements"] = {
         "resourceType": "OperationOutcome",
-        "issue": [{"severity": "error", "code": "timeout", "diagnostics": "upstream timed out for Jane Example"}]}
+        "issue": [{"severity": "error", "code": "timeout", "diagnostics": "upstream timed out for Jane Example"}],
+    }
     resp = server.call(req)
     assert resp.status_code == 412 and is_outcome(resp)
     assert diagnostics(resp).startswith("prefetch.medicationStatements:")
@@ -388,10 +453,15 @@ def test_searchset_holding_only_an_operation_outcome_is_412(server: Server) -> N
     """A searchset whose only entry is an OperationOutcome (search.mode outcome) is a failed search: 412."""
     req = hook_request("opioid-user")
     req["prefetch"]["conditions"] = {
-        "resourceType": "Bundle", "type": "searchset",
-        "entry": [{"resource": {"resourceType": "OperationOutcome",
-                                "issue": [{"severity": "error", "code": "exception"}]},
-                   "search": {"mode": "outcome"}}]}
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "entry": [
+            {
+                "resource": {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "exception"}]},
+                "search": {"mode": "outcome"},
+            }
+        ],
+    }
     resp = server.call(req)
     assert resp.status_code == 412 and is_outcome(resp)
     assert "prefetch.conditions" in diagnostics(resp)
@@ -412,37 +482,82 @@ def _ig_item(resource: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 def _ig_roller() -> list[dict[str, Any]]:
-    return [{"url": "http://fhir.org/guides/cdc/opioid-cds/StructureDefinition/dataDateRoller",
-             "extension": [{"url": "dateLastUpdated", "valueDateTime": "2022-10-10"},
-                           {"url": "frequency", "valueDuration": {"value": 30.0, "unit": "days",
-                                                                  "system": "http://unitsofmeasure.org", "code": "d"}}]}]
+    return [
+        {
+            "url": "http://fhir.org/guides/cdc/opioid-cds/StructureDefinition/dataDateRoller",
+            "extension": [
+                {"url": "dateLastUpdated", "valueDateTime": "2022-10-10"},
+                {
+                    "url": "frequency",
+                    "valueDuration": {
+                        "value": 30.0,
+                        "unit": "days",
+                        "system": "http://unitsofmeasure.org",
+                        "code": "d",
+                    },
+                },
+            ],
+        }
+    ]
 
 
 def _ig_medication_request(pid: str, rid: str, rxnorm: str, display: str, authored: str) -> dict[str, Any]:
-    return {"resourceType": "MedicationRequest", "id": rid, "extension": _ig_roller(), "status": "active",
-            "intent": "order",
-            "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/medicationrequest-category",
-                                      "code": "community"}]}],
-            "medicationCodeableConcept": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm",
-                                                      "code": rxnorm, "display": display}]},
-            "subject": {"reference": f"Patient/{pid}"}, "authoredOn": authored,
-            "dosageInstruction": [{"timing": {"repeat": {"frequency": 1, "period": 1.0, "periodUnit": "d"}},
-                                   "asNeededBoolean": False,
-                                   "doseAndRate": [{"doseQuantity": {"value": 1.0, "unit": "tablet",
-                                                                     "system": "http://unitsofmeasure.org",
-                                                                     "code": "{tablet}"}}]}],
-            "dispenseRequest": {"numberOfRepeatsAllowed": 3,
-                                "expectedSupplyDuration": {"value": 30, "unit": "days",
-                                                           "system": "http://unitsofmeasure.org", "code": "d"}}}
+    return {
+        "resourceType": "MedicationRequest",
+        "id": rid,
+        "extension": _ig_roller(),
+        "status": "active",
+        "intent": "order",
+        "category": [
+            {
+                "coding": [
+                    {"system": "http://terminology.hl7.org/CodeSystem/medicationrequest-category", "code": "community"}
+                ]
+            }
+        ],
+        "medicationCodeableConcept": {
+            "coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": rxnorm, "display": display}]
+        },
+        "subject": {"reference": f"Patient/{pid}"},
+        "authoredOn": authored,
+        "dosageInstruction": [
+            {
+                "timing": {"repeat": {"frequency": 1, "period": 1.0, "periodUnit": "d"}},
+                "asNeededBoolean": False,
+                "doseAndRate": [
+                    {
+                        "doseQuantity": {
+                            "value": 1.0,
+                            "unit": "tablet",
+                            "system": "http://unitsofmeasure.org",
+                            "code": "{tablet}",
+                        }
+                    }
+                ],
+            }
+        ],
+        "dispenseRequest": {
+            "numberOfRepeatsAllowed": 3,
+            "expectedSupplyDuration": {"value": 30, "unit": "days", "system": "http://unitsofmeasure.org", "code": "d"},
+        },
+    }
 
 
 def _ig_urine_screen(pid: str, rid: str, loinc: str, display: str, day: str, result: str) -> dict[str, Any]:
-    return {"resourceType": "Observation", "id": rid, "extension": _ig_roller(), "status": "final",
-            "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category",
-                                      "code": "laboratory"}]}],
-            "code": {"coding": [{"system": "http://loinc.org", "code": loinc, "display": display}]},
-            "subject": {"reference": f"Patient/{pid}"}, "effectiveDateTime": day, "valueString": result,
-            "interpretation": [{"coding": [{"system": "http://hl7.org/fhir/v2/0078", "code": result}]}]}
+    return {
+        "resourceType": "Observation",
+        "id": rid,
+        "extension": _ig_roller(),
+        "status": "final",
+        "category": [
+            {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "laboratory"}]}
+        ],
+        "code": {"coding": [{"system": "http://loinc.org", "code": loinc, "display": display}]},
+        "subject": {"reference": f"Patient/{pid}"},
+        "effectiveDateTime": day,
+        "valueString": result,
+        "interpretation": [{"coding": [{"system": "http://hl7.org/fhir/v2/0078", "code": result}]}],
+    }
 
 
 def opioid_ig_requests() -> dict[str, dict[str, Any]]:
@@ -455,35 +570,83 @@ def opioid_ig_requests() -> dict[str, dict[str, Any]]:
     values are this project's own (the IG's files are not copied)."""
     out = {}
     specs = [
-        ("rec-04-long-acting-opioid", "male", "2002-10-10",
-         [("1049502", "12 HR Oxycodone Hydrochloride 10 MG Extended Release Oral Tablet")], [], False),
-        ("rec-04-not-long-acting-opioid", "female", "1975-03-02",
-         [("1049621", "Oxycodone Hydrochloride 5 MG Oral Tablet")], [], False),
-        ("rec-10-patient-view-POS-Cocaine-drugs", "female", "1982-06-21",
-         [("1049502", "12 HR Oxycodone Hydrochloride 10 MG Extended Release Oral Tablet"),
-          ("197696", "72 HR Fentanyl 0.075 MG/HR Transdermal System")],
-         [("70146-6", "Benzoylecgonine [Mass/volume] in Urine by Screen method", "2022-07-06", "POS"),
-          ("70146-6", "Benzoylecgonine [Mass/volume] in Urine by Screen method", "2022-08-13", "NEG")], True),
-        ("rec-11-patient-view-benzo-trigger-without-opioid", "male", "1968-01-30",
-         [("197591", "Diazepam 5 MG Oral Tablet")], [], True),
-        ("rec-12-patient-view-in-criteria-met", "female", "1990-09-09",
-         [("1010600", "Buprenorphine 2 MG / Naloxone 0.5 MG Sublingual Film")], [], True),
+        (
+            "rec-04-long-acting-opioid",
+            "male",
+            "2002-10-10",
+            [("1049502", "12 HR Oxycodone Hydrochloride 10 MG Extended Release Oral Tablet")],
+            [],
+            False,
+        ),
+        (
+            "rec-04-not-long-acting-opioid",
+            "female",
+            "1975-03-02",
+            [("1049621", "Oxycodone Hydrochloride 5 MG Oral Tablet")],
+            [],
+            False,
+        ),
+        (
+            "rec-10-patient-view-POS-Cocaine-drugs",
+            "female",
+            "1982-06-21",
+            [
+                ("1049502", "12 HR Oxycodone Hydrochloride 10 MG Extended Release Oral Tablet"),
+                ("197696", "72 HR Fentanyl 0.075 MG/HR Transdermal System"),
+            ],
+            [
+                ("70146-6", "Benzoylecgonine [Mass/volume] in Urine by Screen method", "2022-07-06", "POS"),
+                ("70146-6", "Benzoylecgonine [Mass/volume] in Urine by Screen method", "2022-08-13", "NEG"),
+            ],
+            True,
+        ),
+        (
+            "rec-11-patient-view-benzo-trigger-without-opioid",
+            "male",
+            "1968-01-30",
+            [("197591", "Diazepam 5 MG Oral Tablet")],
+            [],
+            True,
+        ),
+        (
+            "rec-12-patient-view-in-criteria-met",
+            "female",
+            "1990-09-09",
+            [("1010600", "Buprenorphine 2 MG / Naloxone 0.5 MG Sublingual Film")],
+            [],
+            True,
+        ),
     ]
     for name, gender, born, meds, screens, bundled in specs:
         pid = f"example-{name}"
         patient = {"resourceType": "Patient", "id": pid, "extension": _ig_roller(), "gender": gender, "birthDate": born}
-        requests = [_ig_medication_request(pid, f"{pid}-prefetch-{i}", code, display, "2022-07-10")
-                    for i, (code, display) in enumerate(meds)]
-        item2 = ({"resourceType": "Bundle", "entry": [{"resource": r} for r in requests]} if bundled or len(requests) > 1
-                 else requests[0])
+        requests = [
+            _ig_medication_request(pid, f"{pid}-prefetch-{i}", code, display, "2022-07-10")
+            for i, (code, display) in enumerate(meds)
+        ]
+        item2 = (
+            {"resourceType": "Bundle", "entry": [{"resource": r} for r in requests]}
+            if bundled or len(requests) > 1
+            else requests[0]
+        )
         observations = [_ig_urine_screen(pid, f"{pid}-prefetch-obs{i}", *s) for i, s in enumerate(screens)]
         item3 = {"resourceType": "Bundle", "entry": [{"resource": o} for o in observations]} if observations else None
         out[name] = {
-            "hookInstance": str(uuid.uuid4()), "fhirServer": "http://localhost:8080/fhir", "hook": "patient-view",
-            "context": {"userId": "Practitioner/example", "patientId": f"Patient/{pid}",
-                        "encounterId": f"Encounter/{pid}-context"},
-            "prefetch": {"item1": _ig_item(patient), "item2": _ig_item(item2), "item3": _ig_item(item3),
-                         "item4": None, "item5": None},
+            "hookInstance": str(uuid.uuid4()),
+            "fhirServer": "http://localhost:8080/fhir",
+            "hook": "patient-view",
+            "context": {
+                "userId": "Practitioner/example",
+                "patientId": f"Patient/{pid}",
+                "encounterId": f"Encounter/{pid}-context",
+            },
+            "prefetch": {
+                "item1": _ig_item(patient),
+                "item2": _ig_item(item2),
+                "item3": _ig_item(item3),
+                "item4": None,
+                "item5": None,
+            },
         }
     return out
 
@@ -498,8 +661,11 @@ def rekeyed(req: dict[str, Any]) -> dict[str, Any]:
         resources += [e["resource"] for e in res["entry"]] if res["resourceType"] == "Bundle" else [res]
     pre: dict[str, Any] = {"patient": next(r for r in resources if r["resourceType"] == "Patient")}
     for key, rtype in PREFETCH_TYPES.items():
-        pre[key] = {"resourceType": "Bundle", "type": "searchset",
-                    "entry": [{"resource": r, "search": {"mode": "match"}} for r in resources if r["resourceType"] == rtype]}
+        pre[key] = {
+            "resourceType": "Bundle",
+            "type": "searchset",
+            "entry": [{"resource": r, "search": {"mode": "match"}} for r in resources if r["resourceType"] == rtype],
+        }
     return {**req, "prefetch": pre}
 
 
@@ -546,10 +712,24 @@ def _token(server: Server, kind: str) -> str | None:
     }[kind]
 
 
-TOKEN_KINDS = ["none", "expired", "untrusted issuer", "wrong audience", "bad signature", "no jti", "no iat", "garbage",
-               "two parts", "lives too long", "issued in the future", "not yet valid",
-               "issuer A's key signing for issuer B", "issuer B's key signing for issuer A", "symmetric HS256",
-               "NaN expiry"]
+TOKEN_KINDS = [
+    "none",
+    "expired",
+    "untrusted issuer",
+    "wrong audience",
+    "bad signature",
+    "no jti",
+    "no iat",
+    "garbage",
+    "two parts",
+    "lives too long",
+    "issued in the future",
+    "not yet valid",
+    "issuer A's key signing for issuer B",
+    "issuer B's key signing for issuer A",
+    "symmetric HS256",
+    "NaN expiry",
+]
 
 
 @pytest.mark.parametrize("kind", TOKEN_KINDS)
@@ -569,8 +749,12 @@ def test_unsigned_alg_none_token_is_401(server: Server) -> None:
         return base64.urlsafe_b64encode(json.dumps(d).encode()).rstrip(b"=").decode()
 
     now = int(time.time())
-    token = b64({"alg": "none", "typ": "JWT"}) + "." + b64(
-        {"iss": ISSUER, "aud": server.endpoint, "iat": now, "exp": now + 60, "jti": str(uuid.uuid4())}) + "."
+    token = (
+        b64({"alg": "none", "typ": "JWT"})
+        + "."
+        + b64({"iss": ISSUER, "aud": server.endpoint, "iat": now, "exp": now + 60, "jti": str(uuid.uuid4())})
+        + "."
+    )
     assert server.call(hook_request(), token=token).status_code == 401
 
 
@@ -656,7 +840,9 @@ def test_one_missing_prefetch_key_is_412(server: Server) -> None:
     req["prefetch"]["medicationStatements"] = None
     resp = server.call(req)
     assert resp.status_code == 412
-    assert [i["diagnostics"] for i in resp.json()["issue"]] == ["prefetch.medicationStatements: required prefetch is missing"]
+    assert [i["diagnostics"] for i in resp.json()["issue"]] == [
+        "prefetch.medicationStatements: required prefetch is missing"
+    ]
 
 
 def _bad_payloads() -> dict[str, Any]:
@@ -667,7 +853,8 @@ def _bad_payloads() -> dict[str, Any]:
     not_object["prefetch"]["conditions"] = "Condition?patient=1"
     invalid_fhir = hook_request()
     invalid_fhir["prefetch"]["observations"]["entry"].append(
-        {"resource": {"resourceType": "Observation", "status": "final", "code": {"text": "x"}, "valueInteger": "six"}})
+        {"resource": {"resourceType": "Observation", "status": "final", "code": {"text": "x"}, "valueInteger": "six"}}
+    )
     bad_type = hook_request()
     bad_type["prefetch"]["procedures"]["entry"].append({"resource": {"resourceType": "NoSuchThing"}})
     no_instance = hook_request()
@@ -685,7 +872,9 @@ def _bad_payloads() -> dict[str, Any]:
         "invalid FHIR": invalid_fhir,
         "unknown resource type": bad_type,
         "duplicate keys": b'{"hook": "patient-view", "hook": "x"}',
-        "duplicate keys deep": json.dumps(hook_request()).replace('"gender":', '"birthDate": "1970-01-01", "gender":', 1),
+        "duplicate keys deep": json.dumps(hook_request()).replace(
+            '"gender":', '"birthDate": "1970-01-01", "gender":', 1
+        ),
         "too deep": b'{"a":' * 40 + b"1" + b"}" * 40,
         "prefetch not an object": hook_request(prefetch=[1, 2]),
     }
@@ -717,44 +906,95 @@ def test_feedback_is_stored_per_rule_without_the_comment(server: Server) -> None
     """An override is stored with its card's rule and reason code; the free-text comment and the card uuid are not."""
     card = server.call(hook_request("opioid-user")).json()["cards"][0]
     before = _rows(server.db, "SELECT count(*) FROM feedback")[0][0]
-    fb = {"feedback": [{"card": card["uuid"], "outcome": "overridden", "outcomeTimestamp": "2025-01-15T10:00:00Z",
-                        "overrideReason": {"reason": {"system": OVERRIDE_SYSTEM, "code": "patient-declined",
-                                                      "display": "Patient declined"},
-                                           "userComment": "Mrs Example prefers to wait"}}]}
+    fb = {
+        "feedback": [
+            {
+                "card": card["uuid"],
+                "outcome": "overridden",
+                "outcomeTimestamp": "2025-01-15T10:00:00Z",
+                "overrideReason": {
+                    "reason": {"system": OVERRIDE_SYSTEM, "code": "patient-declined", "display": "Patient declined"},
+                    "userComment": "Mrs Example prefers to wait",
+                },
+            }
+        ]
+    }
     time.sleep(0.2)  # issued cards are recorded just after the hook response is sent
     resp = server.call(fb, path="/feedback")
     assert resp.status_code == 200 and resp.json() == {}
-    rows = _rows(server.db, "SELECT rule, intervention, kind, outcome, reason_code, comment_given FROM feedback "
-                            "ORDER BY id DESC LIMIT 1")
+    rows = _rows(
+        server.db,
+        "SELECT rule, intervention, kind, outcome, reason_code, comment_given FROM feedback ORDER BY id DESC LIMIT 1",
+    )
     assert _rows(server.db, "SELECT count(*) FROM feedback")[0][0] == before + 1
-    assert rows == [(entry(card)["rule"], entry(card)["intervention"], entry(card)["type"], "overridden",
-                     "patient-declined", 1)]
+    assert rows == [
+        (entry(card)["rule"], entry(card)["intervention"], entry(card)["type"], "overridden", "patient-declined", 1)
+    ]
     raw = b"".join(p.read_bytes() for p in server.db.parent.glob(server.db.name + "*"))
     assert b"Mrs Example" not in raw and card["uuid"].encode() not in _rows(server.db, "SELECT * FROM feedback")[-1]
 
 
 def test_free_text_in_a_reason_code_is_not_stored(server: Server) -> None:
     """A reason 'code' that is a sentence is stored as '(not a code)': no free text reaches the database."""
-    fb = {"feedback": [{"card": str(uuid.uuid4()), "outcome": "overridden", "outcomeTimestamp": "2025-01-15T10:00:00Z",
-                        "overrideReason": {"reason": {"code": "Mr Smith said no thanks"}}}]}
+    fb = {
+        "feedback": [
+            {
+                "card": str(uuid.uuid4()),
+                "outcome": "overridden",
+                "outcomeTimestamp": "2025-01-15T10:00:00Z",
+                "overrideReason": {"reason": {"code": "Mr Smith said no thanks"}},
+            }
+        ]
+    }
     assert server.call(fb, path="/feedback").status_code == 200
-    assert _rows(server.db, "SELECT reason_code, rule FROM feedback ORDER BY id DESC LIMIT 1") == [("(not a code)", None)]
+    assert _rows(server.db, "SELECT reason_code, rule FROM feedback ORDER BY id DESC LIMIT 1") == [
+        ("(not a code)", None)
+    ]
 
 
-@pytest.mark.parametrize("payload", [
-    {}, {"feedback": []},
-    {"feedback": [{"card": str(uuid.uuid4()), "outcome": "ignored", "outcomeTimestamp": "2025-01-15T10:00:00Z"}]},
-    {"feedback": [{"outcome": "accepted"}]},
-    {"feedback": [{"card": "not-a-uuid", "outcome": "accepted", "outcomeTimestamp": "2025-01-15T10:00:00Z"}]},
-    {"feedback": [{"card": str(uuid.uuid4()), "outcome": "accepted"}]},
-    {"feedback": [{"card": str(uuid.uuid4()), "outcome": "accepted", "outcomeTimestamp": "yesterday"}]},
-    {"feedback": [{"card": str(uuid.uuid4()), "outcome": "accepted", "outcomeTimestamp": "2025-01-15T10:00:00Z",
-                   "overrideReason": {"reason": {"code": "patient-declined"}}}]},
-    {"feedback": [{"card": str(uuid.uuid4()), "outcome": "overridden", "outcomeTimestamp": "2025-01-15T10:00:00Z",
-                   "acceptedSuggestions": [{"id": "x"}]}]},
-    {"feedback": [{"card": str(uuid.uuid4()), "outcome": "overridden", "outcomeTimestamp": "2025-01-15T10:00:00Z",
-                   "overrideReason": {"reason": {"system": "x"}}}]},
-    b"[1"])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {},
+        {"feedback": []},
+        {"feedback": [{"card": str(uuid.uuid4()), "outcome": "ignored", "outcomeTimestamp": "2025-01-15T10:00:00Z"}]},
+        {"feedback": [{"outcome": "accepted"}]},
+        {"feedback": [{"card": "not-a-uuid", "outcome": "accepted", "outcomeTimestamp": "2025-01-15T10:00:00Z"}]},
+        {"feedback": [{"card": str(uuid.uuid4()), "outcome": "accepted"}]},
+        {"feedback": [{"card": str(uuid.uuid4()), "outcome": "accepted", "outcomeTimestamp": "yesterday"}]},
+        {
+            "feedback": [
+                {
+                    "card": str(uuid.uuid4()),
+                    "outcome": "accepted",
+                    "outcomeTimestamp": "2025-01-15T10:00:00Z",
+                    "overrideReason": {"reason": {"code": "patient-declined"}},
+                }
+            ]
+        },
+        {
+            "feedback": [
+                {
+                    "card": str(uuid.uuid4()),
+                    "outcome": "overridden",
+                    "outcomeTimestamp": "2025-01-15T10:00:00Z",
+                    "acceptedSuggestions": [{"id": "x"}],
+                }
+            ]
+        },
+        {
+            "feedback": [
+                {
+                    "card": str(uuid.uuid4()),
+                    "outcome": "overridden",
+                    "outcomeTimestamp": "2025-01-15T10:00:00Z",
+                    "overrideReason": {"reason": {"system": "x"}},
+                }
+            ]
+        },
+        b"[1",
+    ],
+)
 def test_malformed_feedback_is_400(server: Server, payload: Any) -> None:
     """Feedback without entries, with an unknown outcome, a bad card uuid or timestamp, or a reason on an acceptance: 400."""
     resp = server.call(payload, path="/feedback")
@@ -799,16 +1039,19 @@ def test_serve_refuses_to_start_without_trust() -> None:
     assert "--trust" in res.stderr
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["--trust", "https://ehr.example.org=http://ehr.example.org/jwks.json"], "plain http"),
-    (["--trust", "https://ehr.example.org=ftp://ehr.example.org/jwks.json"], "https://"),
-    (["--trust", "https://ehr.example.org"], "ISSUER=JWKS"),
-    (["--trust", "=jwks.json"], "issuer is empty"),
-    (["--trust", "a=x.json", "--trust", "a=y.json"], "twice"),
-    (["--jwks", "x.json", "--issuer", "https://ehr.example.org"], "replaced by --trust"),
-    (["--insecure", "--feedback-log", "x.jsonl"], "replaced by --db"),
-    (["--trust", "https://ehr.example.org=/nonexistent/ehr-jwks.json"], "unusable key set"),
-])
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["--trust", "https://ehr.example.org=http://ehr.example.org/jwks.json"], "plain http"),
+        (["--trust", "https://ehr.example.org=ftp://ehr.example.org/jwks.json"], "https://"),
+        (["--trust", "https://ehr.example.org"], "ISSUER=JWKS"),
+        (["--trust", "=jwks.json"], "issuer is empty"),
+        (["--trust", "a=x.json", "--trust", "a=y.json"], "twice"),
+        (["--jwks", "x.json", "--issuer", "https://ehr.example.org"], "replaced by --trust"),
+        (["--insecure", "--feedback-log", "x.jsonl"], "replaced by --db"),
+        (["--trust", "https://ehr.example.org=/nonexistent/ehr-jwks.json"], "unusable key set"),
+    ],
+)
 def test_serve_refuses_bad_trust(args: list[str], needle: str) -> None:
     """A JWKS over plain http, a non-https URL, a --trust without '=', an empty or repeated issuer and the old options: exit 2, saying why."""
     res = _serve(*args)
@@ -854,8 +1097,10 @@ def test_no_patient_data_in_the_servers_log(server: Server) -> None:
     req["prefetch"]["patient"]["birthDate"] = "not-a-date"
     server.call(req)
     server.call(req, token=server.token(iss="https://intruder.example.org"))
-    req["prefetch"]["conditions"] = {"resourceType": "OperationOutcome",
-                                     "issue": [{"severity": "error", "code": "x", "diagnostics": "Examplewoman"}]}
+    req["prefetch"]["conditions"] = {
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": "error", "code": "x", "diagnostics": "Examplewoman"}],
+    }
     server.call(req)
     log = server.stderr()
     assert "401:" in log  # the log is being written
@@ -866,16 +1111,38 @@ def test_no_patient_data_in_the_servers_log(server: Server) -> None:
 @pytest.mark.skipif(shutil.which("jose") is None, reason="the jose tool (Debian package 'jose') is not installed")
 def test_integrators_guide_keys_made_with_the_jose_tool_are_accepted(tmp_path: Path) -> None:
     """The README's steps: `jose jwk gen` and `jose jwk pub -s` make a key pair and a JWKS this service trusts."""
-    subprocess.run(["jose", "jwk", "gen", "-i", '{"alg":"ES384","kid":"ehr-2026-12"}', "-o", str(tmp_path / "ehr-private.jwk")],
-                   check=True)
-    subprocess.run(["jose", "jwk", "pub", "-s", "-i", str(tmp_path / "ehr-private.jwk"), "-o", str(tmp_path / "ehr-jwks.json")],
-                   check=True)
+    subprocess.run(
+        ["jose", "jwk", "gen", "-i", '{"alg":"ES384","kid":"ehr-2026-12"}', "-o", str(tmp_path / "ehr-private.jwk")],
+        check=True,
+    )
+    subprocess.run(
+        ["jose", "jwk", "pub", "-s", "-i", str(tmp_path / "ehr-private.jwk"), "-o", str(tmp_path / "ehr-jwks.json")],
+        check=True,
+    )
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, str(ROOT / "cli.py"), "serve", "--port", str(port), "--db",
-                             str(tmp_path / "db.sqlite3"), "--trust", f"{ISSUER}={tmp_path / 'ehr-jwks.json'}"],
-                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    srv = Server(f"http://127.0.0.1:{port}", {ISSUER: ECKey.import_key(json.loads((tmp_path / "ehr-private.jwk").read_text()))},
-                 tmp_path / "db.sqlite3", proc, tmp_path / "none")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(ROOT / "cli.py"),
+            "serve",
+            "--port",
+            str(port),
+            "--db",
+            str(tmp_path / "db.sqlite3"),
+            "--trust",
+            f"{ISSUER}={tmp_path / 'ehr-jwks.json'}",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    srv = Server(
+        f"http://127.0.0.1:{port}",
+        {ISSUER: ECKey.import_key(json.loads((tmp_path / "ehr-private.jwk").read_text()))},
+        tmp_path / "db.sqlite3",
+        proc,
+        tmp_path / "none",
+    )
     try:
         deadline = time.monotonic() + 60
         while True:

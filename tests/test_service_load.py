@@ -16,10 +16,10 @@ from typing import Any
 import httpx
 import pytest
 from joserfc.jwk import ECKey
+from test_service import EXAMPLES, ISSUER, SERVICE, Server, hook_request, start_server
 from typer.testing import CliRunner
 
 from cli import app
-from test_service import EXAMPLES, ISSUER, SERVICE, Server, hook_request, start_server
 
 REQUESTS = 2000
 CONCURRENCY = 16
@@ -77,8 +77,11 @@ class Plan:
         return self.local.client
 
     def post(self, path: str, payload: Any, token: str) -> httpx.Response:
-        return self.client().post(f"/cds-services/{SERVICE}{path}", content=json.dumps(payload),
-                                  headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"})
+        return self.client().post(
+            f"/cds-services/{SERVICE}{path}",
+            content=json.dumps(payload),
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
+        )
 
     def run_one(self, i: int) -> None:
         kind = self.kind(i)
@@ -108,9 +111,15 @@ class Plan:
                     reason = None
                 else:
                     reason = REASONS[(n // 3) % len(REASONS)]
-                    item = {"card": card["uuid"], "outcome": "overridden", "outcomeTimestamp": "2025-01-15T10:00:00Z",
-                            "overrideReason": {"reason": {"system": OVERRIDE_SYSTEM, "code": reason},
-                                               "userComment": f"note {n} about the patient"}}
+                    item = {
+                        "card": card["uuid"],
+                        "outcome": "overridden",
+                        "outcomeTimestamp": "2025-01-15T10:00:00Z",
+                        "overrideReason": {
+                            "reason": {"system": OVERRIDE_SYSTEM, "code": reason},
+                            "userComment": f"note {n} about the patient",
+                        },
+                    }
                 resp = self.post("/feedback", {"feedback": [item]}, self.srv.token())
                 self.sent_feedback.append((card["extension"]["forefoot-cds.entry"], item["outcome"], reason))
                 self.results[i] = (kind, resp.status_code, None)
@@ -142,13 +151,15 @@ def test_two_workers_hold_2000_requests(tmp_path: Path) -> None:
         rss_end = {pid: _rss_mb(pid) for pid in workers}
         assert _worker_pids(srv.proc.pid) == workers  # no worker died and was replaced
 
-        errors = [(i, r) for i, r in enumerate(plan.results)
-                  if r[1] != {"hook": 200, "feedback": 200, "replay": 401}[r[0]]]
+        errors = [
+            (i, r) for i, r in enumerate(plan.results) if r[1] != {"hook": 200, "feedback": 200, "replay": 401}[r[0]]
+        ]
         assert errors == []
         replays = [r for r in plan.results if r[0] == "replay"]
         assert len(replays) == 40
-        assert all(r[2]["resourceType"] == "OperationOutcome" and "replay" in r[2]["issue"][0]["diagnostics"]
-                   for r in replays)
+        assert all(
+            r[2]["resourceType"] == "OperationOutcome" and "replay" in r[2]["issue"][0]["diagnostics"] for r in replays
+        )
         hooks = [i for i in range(REQUESTS) if plan.kind(i) == "hook"]
         assert all(plan.bodies[i] == single[EXAMPLES[i % len(EXAMPLES)]] for i in hooks)
         growth = {pid: rss_end[pid] - rss_warm[pid] for pid in workers}

@@ -51,10 +51,16 @@ def _same(data: bytes) -> None:
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-10**25, 10**25) | st.floats(allow_nan=False, allow_infinity=False)
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**25), 10**25)
+    | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(alphabet='ab":\\ {}[],\u00e9', max_size=8),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(alphabet='ab":\\ ', max_size=4), inner, max_size=4),
-    max_leaves=30)
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(alphabet='ab":\\ ', max_size=4), inner, max_size=4)
+    ),
+    max_leaves=30,
+)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -66,8 +72,11 @@ def test_fast_road_parses_as_parse_json(doc: Any, compact: bool) -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(doc=st.dictionaries(st.text(alphabet="abc", min_size=1, max_size=3), st.integers(), min_size=1, max_size=5),
-       spaced=st.sampled_from(['":', '" :', '"\n:', '"\t :']), depth=st.integers(0, 5))
+@given(
+    doc=st.dictionaries(st.text(alphabet="abc", min_size=1, max_size=3), st.integers(), min_size=1, max_size=5),
+    spaced=st.sampled_from(['":', '" :', '"\n:', '"\t :']),
+    depth=st.integers(0, 5),
+)
 def test_fast_road_finds_every_duplicate_key(doc: dict[str, int], spaced: str, depth: int) -> None:
     """A duplicated key, at any depth and with any spacing before its colon, is refused as parse_json refuses it."""
     key = next(iter(doc))
@@ -78,10 +87,32 @@ def test_fast_road_finds_every_duplicate_key(doc: dict[str, int], spaced: str, d
         parse_body(text.encode(), MAX)
 
 
-@pytest.mark.parametrize("data", [
-    b'\xef\xbb\xbf{"a": 1}', b'{"a": NaN}', b'{"a": 1', b"", b"   ", b"[]", b"{}", b'{"a":' * 33 + b"1" + b"}" * 33,
-    b'{"a":' * 32 + b"1" + b"}" * 32, b'{"a": "\\":"}', b'{"a\\":": 1}', b'{"a": 1, "a\\u0022": 2}',
-    b'{"a": 1, "\\u0061": 2}', b'{"n": ' + b"9" * 30 + b"}", b'{"n": ' + b"9" * 19 + b"}", b'{"n": 1e400}', b'{"n": -0.0}', b'{"n": 0.1000000000000000000001}', b'"text"', b'{"a": "\xff"}', b'{"a": "\\ud800"}'])
+@pytest.mark.parametrize(
+    "data",
+    [
+        b'\xef\xbb\xbf{"a": 1}',
+        b'{"a": NaN}',
+        b'{"a": 1',
+        b"",
+        b"   ",
+        b"[]",
+        b"{}",
+        b'{"a":' * 33 + b"1" + b"}" * 33,
+        b'{"a":' * 32 + b"1" + b"}" * 32,
+        b'{"a": "\\":"}',
+        b'{"a\\":": 1}',
+        b'{"a": 1, "a\\u0022": 2}',
+        b'{"a": 1, "\\u0061": 2}',
+        b'{"n": ' + b"9" * 30 + b"}",
+        b'{"n": ' + b"9" * 19 + b"}",
+        b'{"n": 1e400}',
+        b'{"n": -0.0}',
+        b'{"n": 0.1000000000000000000001}',
+        b'"text"',
+        b'{"a": "\xff"}',
+        b'{"a": "\\ud800"}',
+    ],
+)
 def test_fast_road_edge_cases(data: bytes) -> None:
     """Byte-order mark, NaN, truncation, empty input, depth 32 and 33, escaped quotes, unicode-escaped duplicate keys, huge numbers, bad UTF-8, lone surrogates: as parse_json."""
     _same(data)
@@ -220,28 +251,50 @@ def _entry(**item: Any) -> dict[str, Any]:
 
 def test_feedback_keeps_codes_and_drops_text() -> None:
     """A known reason code is kept; the comment is reduced to 'a comment was given'; the display is dropped."""
-    (rec,) = feedback_records(_entry(outcome="overridden", overrideReason={
-        "reason": {"system": next(iter(KNOWN))[0], "code": "patient-declined", "display": "Patient declined"},
-        "userComment": "talked it over with her daughter"}), "svc", KNOWN)
+    (rec,) = feedback_records(
+        _entry(
+            outcome="overridden",
+            overrideReason={
+                "reason": {"system": next(iter(KNOWN))[0], "code": "patient-declined", "display": "Patient declined"},
+                "userComment": "talked it over with her daughter",
+            },
+        ),
+        "svc",
+        KNOWN,
+    )
     assert (rec.reason_code, rec.comment_given) == ("patient-declined", True)
     assert "daughter" not in repr(rec)
 
 
-@pytest.mark.parametrize("code,stored", [("EHR-REASON-7", "EHR-REASON-7"), ("patient refused, see note", "(not a code)"),
-                                          ("x" * 65, "(not a code)")])
+@pytest.mark.parametrize(
+    "code,stored",
+    [("EHR-REASON-7", "EHR-REASON-7"), ("patient refused, see note", "(not a code)"), ("x" * 65, "(not a code)")],
+)
 def test_feedback_reason_from_another_system(code: str, stored: str) -> None:
     """Another system's reason is kept when it is shaped like a code, else stored as '(not a code)'."""
-    (rec,) = feedback_records(_entry(outcome="overridden", overrideReason={
-        "reason": {"system": "urn:oid:1.2.3", "code": code}}), "svc", KNOWN)
+    (rec,) = feedback_records(
+        _entry(outcome="overridden", overrideReason={"reason": {"system": "urn:oid:1.2.3", "code": code}}), "svc", KNOWN
+    )
     assert rec.reason_code == stored
 
 
 def test_feedback_accepts_urn_uuid_cards_and_counts_suggestions() -> None:
     """A card written urn:uuid:... is the same card; accepted suggestions are counted, not stored."""
     card = uuid.uuid4()
-    (rec,) = feedback_records({"feedback": [{"card": f"urn:uuid:{card}", "outcome": "accepted",
-                                             "outcomeTimestamp": "2025-01-15T10:00:00+01:00",
-                                             "acceptedSuggestions": [{"id": "s1"}, {"id": "s2"}]}]}, "svc", KNOWN)
+    (rec,) = feedback_records(
+        {
+            "feedback": [
+                {
+                    "card": f"urn:uuid:{card}",
+                    "outcome": "accepted",
+                    "outcomeTimestamp": "2025-01-15T10:00:00+01:00",
+                    "acceptedSuggestions": [{"id": "s1"}, {"id": "s2"}],
+                }
+            ]
+        },
+        "svc",
+        KNOWN,
+    )
     assert rec.card == str(card) and rec.accepted_suggestions == 2
 
 
@@ -255,17 +308,34 @@ def test_feedback_timestamp_needs_a_time_zone() -> None:
 # ------------------------------------------------------------------ failed searches
 
 
-@pytest.mark.parametrize("item,failed", [
-    ({"resourceType": "OperationOutcome", "issue": []}, True),
-    ({"resourceType": "Bundle", "type": "searchset", "entry": [
-        {"resource": {"resourceType": "OperationOutcome"}, "search": {"mode": "outcome"}}]}, True),
-    ({"resourceType": "Bundle", "type": "searchset", "entry": []}, False),
-    ({"resourceType": "Bundle", "type": "searchset"}, False),
-    ({"resourceType": "Bundle", "type": "searchset", "entry": [
-        {"resource": {"resourceType": "OperationOutcome"}, "search": {"mode": "outcome"}},
-        {"resource": {"resourceType": "Condition"}, "search": {"mode": "match"}}]}, False),
-    ({"resourceType": "Patient", "id": "x"}, False),
-])
+@pytest.mark.parametrize(
+    "item,failed",
+    [
+        ({"resourceType": "OperationOutcome", "issue": []}, True),
+        (
+            {
+                "resourceType": "Bundle",
+                "type": "searchset",
+                "entry": [{"resource": {"resourceType": "OperationOutcome"}, "search": {"mode": "outcome"}}],
+            },
+            True,
+        ),
+        ({"resourceType": "Bundle", "type": "searchset", "entry": []}, False),
+        ({"resourceType": "Bundle", "type": "searchset"}, False),
+        (
+            {
+                "resourceType": "Bundle",
+                "type": "searchset",
+                "entry": [
+                    {"resource": {"resourceType": "OperationOutcome"}, "search": {"mode": "outcome"}},
+                    {"resource": {"resourceType": "Condition"}, "search": {"mode": "match"}},
+                ],
+            },
+            False,
+        ),
+        ({"resourceType": "Patient", "id": "x"}, False),
+    ],
+)
 def test_failed_search(item: dict[str, Any], failed: bool) -> None:
     """An OperationOutcome, or a searchset of only OperationOutcomes, is a failed search; an empty one is 'none'."""
     assert is_failed_search(item) is failed
@@ -285,8 +355,9 @@ def test_database_failure_is_503_not_500(tmp_path: Path, monkeypatch: pytest.Mon
     key = ECKey.generate_key("P-384", parameters={"kid": "k1"})
     jwks = tmp_path / "jwks.json"
     jwks.write_text(json.dumps(KeySet([key]).as_dict(private=False)))
-    app = create_app(ServiceConfig(public_url="https://cds.example.org", trust=((ISSUER, str(jwks)),),
-                                   db=tmp_path / "db.sqlite3"))
+    app = create_app(
+        ServiceConfig(public_url="https://cds.example.org", trust=((ISSUER, str(jwks)),), db=tmp_path / "db.sqlite3")
+    )
 
     def broken(*_: Any, **__: Any) -> bool:
         raise sqlite3.OperationalError("database or disk is full")
@@ -295,8 +366,11 @@ def test_database_failure_is_503_not_500(tmp_path: Path, monkeypatch: pytest.Mon
 
     async def run() -> httpx.Response:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://cds.example.org") as c:
-            return await c.post("/cds-services/forefoot-pain", json={"hook": "patient-view"},
-                                headers={"Authorization": "Bearer " + _token(key)})
+            return await c.post(
+                "/cds-services/forefoot-pain",
+                json={"hook": "patient-view"},
+                headers={"Authorization": "Bearer " + _token(key)},
+            )
 
     resp = asyncio.run(run())
     assert resp.status_code == 503 and resp.headers["retry-after"]

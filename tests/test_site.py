@@ -29,9 +29,14 @@ set_by = "Dr A. Example, clinical lead"
 """
 
 #: 10 weeks of neuropathic pain after 8 weeks of a pad without benefit: persistent only from 10 weeks.
-TEN_WEEKS = {"id": "site-10", "age": 54, "sex": "female", "pregnant": False,
-             "pain": {"duration_weeks": 10, "neuropathic_features": ["burning", "tingling", "numbness", "itching"]},
-             "prior_treatments": [{"treatment": "metatarsal_pad", "weeks": 8, "response": "none"}]}
+TEN_WEEKS = {
+    "id": "site-10",
+    "age": 54,
+    "sex": "female",
+    "pregnant": False,
+    "pain": {"duration_weeks": 10, "neuropathic_features": ["burning", "tingling", "numbness", "itching"]},
+    "prior_treatments": [{"treatment": "metatarsal_pad", "weeks": 8, "response": "none"}],
+}
 
 
 @pytest.fixture
@@ -77,8 +82,9 @@ def test_the_digest_and_the_result_carry_the_site_values(site_file: Path) -> Non
 def test_the_same_site_values_give_the_same_digest(site_file: Path, tmp_path: Path) -> None:
     """The digest depends on the values, not on the file's name or wording."""
     other = tmp_path / "other.toml"
-    other.write_text(SITE.replace("Example foot clinic", "Another name").replace("local pathway", "why"),
-                     encoding="utf-8")
+    other.write_text(
+        SITE.replace("Example foot clinic", "Another name").replace("local pathway", "why"), encoding="utf-8"
+    )
     assert apply_site(RULESET, load_site(site_file)).digest == apply_site(RULESET, load_site(other)).digest
 
 
@@ -89,7 +95,9 @@ def test_the_environment_variable_sets_the_site_for_the_api(site_file: Path, mon
 
 
 def test_the_cli_triage_takes_site(site_file: Path, patient_file: Path) -> None:
-    res = runner.invoke(app, ["triage", str(patient_file), "--format", "json", "--no-changes", "--site", str(site_file)])
+    res = runner.invoke(
+        app, ["triage", str(patient_file), "--format", "json", "--no-changes", "--site", str(site_file)]
+    )
     assert res.exit_code == 0, res.stderr
     out = json.loads(res.stdout)
     assert out["ruleset"]["site"]["parameters"]["persistent_pain_weeks"]["value"] == 10
@@ -97,8 +105,9 @@ def test_the_cli_triage_takes_site(site_file: Path, patient_file: Path) -> None:
 
 
 def test_explain_prints_the_site_value_beside_the_default(site_file: Path, patient_file: Path) -> None:
-    res = runner.invoke(app, ["explain", str(patient_file), "-i", "low_dose_naltrexone", "--site", str(site_file),
-                              "-f", "json"])
+    res = runner.invoke(
+        app, ["explain", str(patient_file), "-i", "low_dose_naltrexone", "--site", str(site_file), "-f", "json"]
+    )
     assert res.exit_code == 0, res.stderr
     text = res.stdout
     assert '"default": "12"' in text and '"value": "10"' in text and "local pathway" in text
@@ -113,16 +122,22 @@ def test_rules_show_prints_the_site_value_beside_the_default(site_file: Path) ->
     assert "site" not in next(p for p in json.loads(plain.stdout)["parameters"] if p["name"] == "persistent_pain_weeks")
 
 
-@pytest.mark.parametrize("change, expected", [
-    (lambda s: s.replace("value = 10", "value = 3"), "outside the allowed range 6-26"),
-    (lambda s: s.replace("value = 10", 'value = "ten"'), "must be a number"),
-    (lambda s: s.replace("persistent_pain_weeks]", "persistant_pain_weeks]"), "persistant_pain_weeks"),
-    (lambda s: s.replace('set_by = "Dr A. Example, clinical lead"\n', ""), "set_by is missing"),
-    (lambda s: s.replace('reason = "local pathway: adjuncts reviewed from 10 weeks"', 'reason = ""'), "reason"),
-    (lambda s: s + "\n[parameters.dn4_items_total]\nvalue = 9\nreason = \"x\"\nset_by = \"y\"\n", "cannot be set by a site"),
-    (lambda s: s + "\n[extras]\nx = 1\n", "unknown table 'extras'"),
-    (lambda s: "[parameters.persistent_pain_weeks\nvalue = 10", "not valid TOML"),
-])
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        (lambda s: s.replace("value = 10", "value = 3"), "outside the allowed range 6-26"),
+        (lambda s: s.replace("value = 10", 'value = "ten"'), "must be a number"),
+        (lambda s: s.replace("persistent_pain_weeks]", "persistant_pain_weeks]"), "persistant_pain_weeks"),
+        (lambda s: s.replace('set_by = "Dr A. Example, clinical lead"\n', ""), "set_by is missing"),
+        (lambda s: s.replace('reason = "local pathway: adjuncts reviewed from 10 weeks"', 'reason = ""'), "reason"),
+        (
+            lambda s: s + '\n[parameters.dn4_items_total]\nvalue = 9\nreason = "x"\nset_by = "y"\n',
+            "cannot be set by a site",
+        ),
+        (lambda s: s + "\n[extras]\nx = 1\n", "unknown table 'extras'"),
+        (lambda s: "[parameters.persistent_pain_weeks\nvalue = 10", "not valid TOML"),
+    ],
+)
 def test_a_bad_site_file_exits_2_naming_the_parameter(tmp_path: Path, patient_file: Path, change, expected) -> None:
     """Out of bounds, the wrong type, an unknown or unsettable parameter, no reason or author, bad
     TOML: exit 2 naming it, never a traceback."""

@@ -21,8 +21,9 @@ SLOW_ONLY = {"typer", "click", "rich", "fhir", "importlib.metadata", "engine.cha
 
 
 def cli(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "cli.py"), *args], capture_output=True, cwd=str(ROOT),
-                          input=stdin, timeout=120)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "cli.py"), *args], capture_output=True, cwd=str(ROOT), input=stdin, timeout=120
+    )
 
 
 def full(file: str) -> subprocess.CompletedProcess:
@@ -33,16 +34,24 @@ def full(file: str) -> subprocess.CompletedProcess:
 def test_the_fast_path_prints_what_the_full_command_prints(path):
     want = full(str(path))
     assert want.returncode == 0
-    for spelling in (["triage", str(path), "--format", "json"], ["triage", str(path), "-f", "json"],
-                     ["triage", "--format", "json", str(path)], ["triage", "-f", "json", str(path)]):
+    for spelling in (
+        ["triage", str(path), "--format", "json"],
+        ["triage", str(path), "-f", "json"],
+        ["triage", "--format", "json", str(path)],
+        ["triage", "-f", "json", str(path)],
+    ):
         got = cli(*spelling)
         assert (got.returncode, got.stdout, got.stderr) == (0, want.stdout, b""), spelling
 
 
 def test_the_fast_path_loads_neither_typer_nor_rich_nor_fhir_nor_the_plugin_scan():
     path = EXAMPLES[0]
-    done = subprocess.run([sys.executable, "-X", "importtime", str(ROOT / "cli.py"), "triage", str(path), "--format",
-                           "json"], capture_output=True, cwd=str(ROOT), timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", str(ROOT / "cli.py"), "triage", str(path), "--format", "json"],
+        capture_output=True,
+        cwd=str(ROOT),
+        timeout=120,
+    )
     assert done.returncode == 0
     loaded = {line.split("|")[-1].strip() for line in done.stderr.decode().splitlines() if "|" in line}
     assert not {m for m in loaded if m.split(".")[0] in SLOW_ONLY or m in SLOW_ONLY}
@@ -55,14 +64,17 @@ def _write(tmp_path: Path, name: str, data: bytes) -> str:
     return str(p)
 
 
-@pytest.mark.parametrize("name,data", [
-    ("missing-field.json", b'{"id": "x", "pain": {"duration_weeks": 3}}'),
-    ("bad-type.json", b'{"id": "x", "age": "forty", "pain": {"duration_weeks": 3}}'),
-    ("not-json.json", b'{"id": '),
-    ("empty.json", b""),
-    ("nan.json", b'{"id": "x", "age": 40, "pain": {"duration_weeks": NaN}}'),
-    ("array.json", b"[1, 2]"),
-])
+@pytest.mark.parametrize(
+    "name,data",
+    [
+        ("missing-field.json", b'{"id": "x", "pain": {"duration_weeks": 3}}'),
+        ("bad-type.json", b'{"id": "x", "age": "forty", "pain": {"duration_weeks": 3}}'),
+        ("not-json.json", b'{"id": '),
+        ("empty.json", b""),
+        ("nan.json", b'{"id": "x", "age": 40, "pain": {"duration_weeks": NaN}}'),
+        ("array.json", b"[1, 2]"),
+    ],
+)
 def test_errors_are_the_full_commands_own(tmp_path, name, data):
     """Rejected input: exit 2, the field named on stderr, nothing on stdout, exactly as the full command."""
     file = _write(tmp_path, name, data)

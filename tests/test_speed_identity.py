@@ -90,10 +90,19 @@ def test_values_beyond_plain_text_are_written_as_pydantic_writes_them():
     an integer review is a float in the model."""
 
     def act(ctx):
-        ctx.recommend("treat", ["é ✓ \u2028 😀 \"q\" \\ \t"], details={
-            "when": dt.date(2026, 1, 2), "at": dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc),
-            "pair": (1, 2.5), "nested": {"a": [1e-7, 1e22, -0.0, 100.0]}, "none": None, "big": 2**70},
-            review=(6, "review in 6 weeks"))
+        ctx.recommend(
+            "treat",
+            ['é ✓ \u2028 😀 "q" \\ \t'],
+            details={
+                "when": dt.date(2026, 1, 2),
+                "at": dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC),
+                "pair": (1, 2.5),
+                "nested": {"a": [1e-7, 1e22, -0.0, 100.0]},
+                "none": None,
+                "big": 2**70,
+            },
+            review=(6, "review in 6 weeks"),
+        )
         ctx.because("because é")
 
     t = _toy(act)

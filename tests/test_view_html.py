@@ -4,6 +4,7 @@ opens: no console errors, nothing fetched, the lit route equal to the trace, a 1
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import shutil
@@ -59,7 +60,7 @@ def test_every_edge_runs_left_to_right_and_no_boxes_overlap():
         assert p.nodes[e.src].layer < p.nodes[e.dst].layer, e
     for col in p.columns:
         ys = sorted(p.nodes[n].y for n in col)
-        assert all(b - a >= graph.NODE_H for a, b in zip(ys, ys[1:]))
+        assert all(b - a >= graph.NODE_H for a, b in itertools.pairwise(ys))
 
 
 def test_a_toy_rule_set_is_drawn_from_its_own_rules():
@@ -104,8 +105,9 @@ def test_the_report_is_one_self_contained_page(name):
     page = report(name)
     assert "<script" not in page and " src=" not in page and "<link" not in page and "@import" not in page
     assert "default-src 'none'" in page
-    assert re.findall(r'href="([^"#][^"]*)"', page) == [u for u in re.findall(r'href="([^"#][^"]*)"', page)
-                                                        if u.startswith("https://")]  # only links to studies
+    assert re.findall(r'href="([^"#][^"]*)"', page) == [
+        u for u in re.findall(r'href="([^"#][^"]*)"', page) if u.startswith("https://")
+    ]  # only links to studies
 
 
 @pytest.mark.parametrize("name", EXAMPLES)
@@ -115,9 +117,13 @@ def test_the_report_holds_the_plan_what_was_withheld_the_route_and_the_evidence(
     for section in ('id="plan"', 'id="withheld"', 'id="pathway"', 'id="evidence"'):
         assert section in page
     plan = page.split('id="plan"', 1)[1].split('id="withheld"', 1)[0]
-    assert [m for m in re.findall(r'<tr data-intervention="([^"]+)"', plan)] == [r.intervention for r in result.recommendations]
+    assert [m for m in re.findall(r'<tr data-intervention="([^"]+)"', plan)] == [
+        r.intervention for r in result.recommendations
+    ]
     held = page.split('id="withheld"', 1)[1].split("</section>", 1)[0]
-    assert re.findall(r'<tr data-intervention="([^"]+)"', held) == list(dict.fromkeys(n.intervention for n in result.not_recommended))
+    assert re.findall(r'<tr data-intervention="([^"]+)"', held) == list(
+        dict.fromkeys(n.intervention for n in result.not_recommended)
+    )
     assert all(f'id="ref-{cid}"' in page for cid in result.citations)
     if result.red_flags:
         assert page.index('class="banner"') < page.index('id="plan"')
@@ -141,8 +147,15 @@ def test_rules_graph_writes_the_pathway(tmp_path):
 
 # ---------------------------------------------------------------- in a real browser
 
-LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-               "--disable-component-update", "--disable-sync"]
+LAUNCH_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def _chromium() -> str | None:

@@ -37,8 +37,9 @@ def screen(result: Result, width: int = 80, height: int = 24) -> list[str]:
 
 def with_changes(result: Result, changes: dict[str, list[Change]]) -> Result:
     """The result with what_would_change set on the entries of the given interventions ([] elsewhere)."""
-    entries = [n.model_copy(update={"what_would_change": changes.get(n.intervention, [])})
-               for n in result.not_recommended]
+    entries = [
+        n.model_copy(update={"what_would_change": changes.get(n.intervention, [])}) for n in result.not_recommended
+    ]
     return result.model_copy(update={"not_recommended": entries})
 
 
@@ -80,18 +81,21 @@ def test_one_line_per_recommendation_and_per_withheld_intervention(name):
     recs = [line for line in lines if line.startswith(" ✓ ")]
     held = [line for line in lines if line.startswith(" ✗ ")]
     assert len(recs) == len(result.recommendations)
-    assert all(label(r.intervention) in line for r, line in zip(result.recommendations, recs))
+    assert all(label(r.intervention) in line for r, line in zip(result.recommendations, recs, strict=False))
     codes = list(dict.fromkeys(n.intervention for n in result.not_recommended))
     assert len(held) == len(codes)
-    assert all(line.startswith(f" ✗ {label(c)} — ") for c, line in zip(codes, held))
+    assert all(line.startswith(f" ✗ {label(c)} — ") for c, line in zip(codes, held, strict=False))
 
 
 def test_an_option_withheld_for_several_reasons_is_listed_once_with_each_kind():
     """Under a red flag an escalation is suppressed and deferred (or not indicated): one line,
     the most decisive kind first; --details lists every kind with its reason."""
     result = triaged("red-flag-charcot")
-    multi = [c for c in dict.fromkeys(n.intervention for n in result.not_recommended)
-             if len({n.kind for n in result.withheld(c)}) > 1]
+    multi = [
+        c
+        for c in dict.fromkeys(n.intervention for n in result.not_recommended)
+        if len({n.kind for n in result.withheld(c)}) > 1
+    ]
     assert multi
     lines = screen(result)
     full = plain(full_lines(result, default_triager().ruleset))
@@ -108,7 +112,7 @@ def test_an_unknown_is_written_beside_the_entry_it_affects():
     u = next(u for u in result.unknowns if len(u.blocks) == 1)
     lines = screen(result)
     at = next(i for i, line in enumerate(lines) if line.startswith(f" ✗ {label(u.blocks[0])} — "))
-    below = lines[at + 1:at + 4]
+    below = lines[at + 1 : at + 4]
     assert any(line.startswith("   · not known:") for line in below)
     assert not any(u.fact + ":" in line for line in lines)  # never the machine key
 
@@ -122,19 +126,25 @@ def test_a_caution_stands_under_the_recommendation_it_qualifies():
     assert rec is not None and rec.details.get("cautions")
     lines = screen(result)
     at = next(i for i, line in enumerate(lines) if line.startswith(f" ✓ {label('low_dose_naltrexone')}"))
-    assert any(line.startswith("   · cautions:") for line in lines[at + 1:at + 5])
+    assert any(line.startswith("   · cautions:") for line in lines[at + 1 : at + 5])
 
 
 def test_unknowns_from_a_fhir_source_are_in_words():
     """A FHIR mapping's unknown names its record path; the views write the kind of record instead."""
-    u = Unknown(fact="fhir:pain.severity", reason="prefetch.observations.entry[16].resource (Observation).value[x], "
-                "prefetch.observations.entry[2].resource (Observation).value[x]: values differ; none was used",
-                blocks=["weight_management"], rule="FHIR-MAP")
+    u = Unknown(
+        fact="fhir:pain.severity",
+        reason="prefetch.observations.entry[16].resource (Observation).value[x], "
+        "prefetch.observations.entry[2].resource (Observation).value[x]: values differ; none was used",
+        blocks=["weight_management"],
+        rule="FHIR-MAP",
+    )
     text = unknown_text(None, u)
     assert "entry[" not in text and "prefetch" not in text
     assert text == "pain severity: 2 observation records: values differ; none was used"
-    assert plain_words("Bundle.entry[3].resource (MedicationStatement).status: unknown") == \
-        "a medication statement record: unknown"
+    assert (
+        plain_words("Bundle.entry[3].resource (MedicationStatement).status: unknown")
+        == "a medication statement record: unknown"
+    )
 
 
 def test_details_show_everything_the_result_holds():
@@ -163,12 +173,21 @@ def test_details_through_the_cli():
 
 def test_what_would_change_is_indented_under_the_withheld_line():
     """The nearest change stands under the withheld line (with how many other ways), every change with --details."""
-    result = with_changes(triaged("new-onset"), {"low_dose_naltrexone": [
-        Change(text="pain reaches 12 weeks (in 9 weeks) after a failed 6-week trial", edits=[{"field": "pain.duration_weeks", "to": 12}]),
-        Change(text="a second change", edits=[{"field": "x", "to": 1}])]})
+    result = with_changes(
+        triaged("new-onset"),
+        {
+            "low_dose_naltrexone": [
+                Change(
+                    text="pain reaches 12 weeks (in 9 weeks) after a failed 6-week trial",
+                    edits=[{"field": "pain.duration_weeks", "to": 12}],
+                ),
+                Change(text="a second change", edits=[{"field": "x", "to": 1}]),
+            ]
+        },
+    )
     lines = screen(result, height=40)
     at = next(i for i, line in enumerate(lines) if line.startswith(f" ✗ {label('low_dose_naltrexone')} — "))
-    change = next(line for line in lines[at + 1:at + 5] if "→" in line)
+    change = next(line for line in lines[at + 1 : at + 5] if "→" in line)
     assert change.startswith("   → ") and "pain reaches 12 weeks" in change and "(or 1 other way)" in change
     full = plain(full_lines(result, default_triager().ruleset, width=200))
     assert "a second change" in full
@@ -178,13 +197,22 @@ def test_what_would_change_in_json_markdown_and_html():
     """JSON dumps it as the model does; markdown and HTML list every change under the entry."""
     from engine.views.html import report_html
 
-    result = with_changes(triaged("opioid-user"), {"low_dose_naltrexone": [
-        Change(text="the opioid is stopped for 10 days", edits=[{"field": "medications", "remove": "tramadol"}])]})
+    result = with_changes(
+        triaged("opioid-user"),
+        {
+            "low_dose_naltrexone": [
+                Change(text="the opioid is stopped for 10 days", edits=[{"field": "medications", "remove": "tramadol"}])
+            ]
+        },
+    )
     dumped = result.model_dump(mode="json")
     ldn = next(n for n in dumped["not_recommended"] if n["intervention"] == "low_dose_naltrexone")
-    assert ldn["what_would_change"] == [{"text": "the opioid is stopped for 10 days",
-                                         "edits": [{"field": "medications", "remove": "tramadol"}]}]
-    assert "would be an option if: the opioid is stopped for 10 days" in result_markdown(result, default_triager().ruleset)
+    assert ldn["what_would_change"] == [
+        {"text": "the opioid is stopped for 10 days", "edits": [{"field": "medications", "remove": "tramadol"}]}
+    ]
+    assert "would be an option if: the opioid is stopped for 10 days" in result_markdown(
+        result, default_triager().ruleset
+    )
     page = report_html(result, default_triager().ruleset)
     assert '<li class="change">the opioid is stopped for 10 days</li>' in page
     # without the search, nothing is said about it
@@ -203,19 +231,23 @@ def test_the_cli_calls_the_search_hook_when_it_exists(monkeypatch):
 
     def what_would_change(triager, patient, result):
         calls.append(patient["id"])
-        return with_changes(result, {n.intervention: [Change(text="stand-in change", edits=[])]
-                                     for n in result.not_recommended})
+        return with_changes(
+            result, {n.intervention: [Change(text="stand-in change", edits=[])] for n in result.not_recommended}
+        )
 
     module = types.ModuleType("engine.kernel.changes")
     module.what_would_change = what_would_change
     monkeypatch.setitem(sys.modules, "engine.kernel.changes", module)
     import engine.kernel
+
     monkeypatch.setattr(engine.kernel, "changes", module, raising=False)
     res = runner.invoke(app, ["triage", str(example_path("new-onset")), "-f", "json", "--changes"])
     assert res.exit_code == 0, res.output
     assert calls == ["example-new-onset"]
-    assert all(n["what_would_change"] == [{"text": "stand-in change", "edits": []}]
-               for n in json.loads(res.stdout)["not_recommended"])
+    assert all(
+        n["what_would_change"] == [{"text": "stand-in change", "edits": []}]
+        for n in json.loads(res.stdout)["not_recommended"]
+    )
     res = runner.invoke(app, ["triage", str(example_path("new-onset")), "-f", "json", "--no-changes"])
     assert calls == ["example-new-onset"] and "what_would_change" not in res.stdout
 
@@ -226,9 +258,14 @@ def test_the_cli_calls_the_search_hook_when_it_exists(monkeypatch):
 def test_a_notice_is_shown_next_to_what_it_affects_or_on_top():
     """A notice affecting one listed entry stands under it; one affecting nothing listed stands on top."""
     result = triaged("new-onset")
-    result = result.model_copy(update={"notices": [
-        Notice(code="a", text="notice about the pad", affects=["metatarsal_pad"], rule="X"),
-        Notice(code="b", text="notice about the whole result", affects=[], rule="Y")]})
+    result = result.model_copy(
+        update={
+            "notices": [
+                Notice(code="a", text="notice about the pad", affects=["metatarsal_pad"], rule="X"),
+                Notice(code="b", text="notice about the whole result", affects=[], rule="Y"),
+            ]
+        }
+    )
     lines = screen(result)
     assert lines[1].startswith(" ! note: notice about the whole result")
     at = next(i for i, line in enumerate(lines) if line.startswith(f" ✓ {label('metatarsal_pad')}"))

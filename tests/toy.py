@@ -32,14 +32,17 @@ def toy_ruleset(rules: list[Rule], interventions: tuple[str, ...] = ("treat", "o
         version="0",
         digest="0" * 64,
         rules=tuple(rules),
-        interventions={c: InterventionSpec(code=c, label=c, category="first_line", strength="recommended",
-                                            evidence=TOY_EVIDENCE) for c in interventions},
+        interventions={
+            c: InterventionSpec(code=c, label=c, category="first_line", strength="recommended", evidence=TOY_EVIDENCE)
+            for c in interventions
+        },
         citations={"toy-cite": {"title": "toy"}},
         parameters={},
         patient_model=ToyPatient,
         to_facts=toy_facts,
         patient_id=lambda p: p.id,
-        flags=lambda p: [], categories={"first_line": "First line"},
+        flags=lambda p: [],
+        categories={"first_line": "First line"},
         fact_sources={"subject": {"score": "score", "*": "score"}, "blocker": {"*": "blocked"}, "tag": {"*": "tags"}},
     )
 
@@ -62,8 +65,19 @@ def chain_rules() -> list[Rule]:
     return [
         Rule("TOY-HIGH", "high score", when={"s": fact("subject", score=ge(5))}, action=high, concludes=("high",)),
         Rule("TOY-BLOCK", "blocker", when={"b": fact("blocker")}, action=block, concludes=("block",)),
-        Rule("TOY-TREAT", "treat unless blocked", when={"h": fact("high")}, unless={"x": fact("block")},
-             action=treat, emits=("treat",)),
-        Rule("TOY-BLOCKED", "say it is blocked", when={"h": fact("high"), "x": fact("block")}, action=blocked,
-             emits=("treat",)),
+        Rule(
+            "TOY-TREAT",
+            "treat unless blocked",
+            when={"h": fact("high")},
+            unless={"x": fact("block")},
+            action=treat,
+            emits=("treat",),
+        ),
+        Rule(
+            "TOY-BLOCKED",
+            "say it is blocked",
+            when={"h": fact("high"), "x": fact("block")},
+            action=blocked,
+            emits=("treat",),
+        ),
     ]

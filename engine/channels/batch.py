@@ -120,7 +120,12 @@ def _directory_records(files: list[Path]) -> Iterator[RawRecord]:
             with path.open("rb") as fh:
                 data = fh.read(MAX_INPUT_BYTES + 1)  # one byte more: parse_json reports the excess
         except OSError as exc:
-            yield n, path.name, None, _problem("FILE", f"cannot read: {exc.strerror or type(exc).__name__}", "a readable patient JSON file")
+            yield (
+                n,
+                path.name,
+                None,
+                _problem("FILE", f"cannot read: {exc.strerror or type(exc).__name__}", "a readable patient JSON file"),
+            )
             continue
         yield n, path.name, data, None
 
@@ -156,8 +161,9 @@ def open_input(spec: str, count: bool = False) -> Source:
     allowed = "an NDJSON file, a directory of *.json patient files, or - for stdin"
     try:
         if path.is_dir():
-            files = sorted((p for p in path.iterdir() if p.name.endswith(".json") and p.is_file()),
-                           key=lambda p: p.name)
+            files = sorted(
+                (p for p in path.iterdir() if p.name.endswith(".json") and p.is_file()), key=lambda p: p.name
+            )
             return Source(_directory_records(files), len(files))
         if not path.exists():
             raise BatchInputError(FieldProblem("INPUT", f"no such file or directory: {spec}", allowed))
@@ -166,7 +172,9 @@ def open_input(spec: str, count: bool = False) -> Source:
         total = _count_lines(path) if count else None
         fh = path.open("rb")
     except OSError as exc:
-        raise BatchInputError(FieldProblem("INPUT", f"cannot read {spec}: {exc.strerror or type(exc).__name__}", allowed)) from None
+        raise BatchInputError(
+            FieldProblem("INPUT", f"cannot read {spec}: {exc.strerror or type(exc).__name__}", allowed)
+        ) from None
     return Source(_ndjson_records(fh, path.name), total, fh.close)
 
 
@@ -208,14 +216,22 @@ def triage_record(triager: Any, record: RawRecord) -> tuple[bytes, Outcome]:
     except InputError as exc:
         return _error_line(line, source, exc.as_dict()), ("rejected",)
     except Exception as exc:  # noqa: BLE001 - one record's engine failure never stops the others
-        error: dict[str, Any] = {"type": "internal_error", "exception": type(exc).__name__,
-                                 "problem": "the engine failed on this record; no result was produced"}
+        error: dict[str, Any] = {
+            "type": "internal_error",
+            "exception": type(exc).__name__,
+            "problem": "the engine failed on this record; no result was produced",
+        }
         if isinstance(exc, InferenceError):
             error["rule"] = exc.rule_id
         return _error_line(line, source, error), ("internal",)
-    return (data_json(result),
-            ("ok", tuple(r["intervention"] for r in result["recommendations"]),
-             tuple(n["kind"] for n in result["not_recommended"])))
+    return (
+        data_json(result),
+        (
+            "ok",
+            tuple(r["intervention"] for r in result["recommendations"]),
+            tuple(n["kind"] for n in result["not_recommended"]),
+        ),
+    )
 
 
 def _triage_chunk(chunk: list[RawRecord]) -> list[tuple[bytes, Outcome]]:
@@ -269,9 +285,14 @@ class BatchSummary:
         return EXIT_OK
 
     def as_dict(self) -> dict:
-        return {"records": self.records, "triaged": self.triaged, "rejected": self.rejected, "failed": self.failed,
-                "recommendations": dict(sorted(self.recommendations.items())),
-                "not_recommended": dict(sorted(self.not_recommended.items()))}
+        return {
+            "records": self.records,
+            "triaged": self.triaged,
+            "rejected": self.rejected,
+            "failed": self.failed,
+            "recommendations": dict(sorted(self.recommendations.items())),
+            "not_recommended": dict(sorted(self.not_recommended.items())),
+        }
 
 
 def _pool_context():
@@ -282,8 +303,13 @@ def _pool_context():
     return multiprocessing.get_context("spawn")
 
 
-def run_batch(records: Iterable[RawRecord], out: IO[bytes], workers: int = 1,
-              on_record: Callable[[int], None] | None = None, site: str | None = None) -> BatchSummary:
+def run_batch(
+    records: Iterable[RawRecord],
+    out: IO[bytes],
+    workers: int = 1,
+    on_record: Callable[[int], None] | None = None,
+    site: str | None = None,
+) -> BatchSummary:
     """Triage every record and write one line per record to `out`, in input order.
 
     `workers` > 1 triages in that many processes; 1 triages in this process. `on_record(n)` is

@@ -31,8 +31,8 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
 from datetime import UTC, date, datetime, timedelta, timezone
+from functools import lru_cache
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -43,37 +43,180 @@ from engine.kernel.loader import DEFAULT_RULESET_MODULE
 from engine.kernel.models import Result, Unknown
 
 #: The resource types this module reads; any other valid resource in a Bundle is named as not read.
-READ_TYPES = ("Patient", "Condition", "Observation", "MedicationStatement", "MedicationRequest", "Procedure",
-              "Medication")
+READ_TYPES = (
+    "Patient",
+    "Condition",
+    "Observation",
+    "MedicationStatement",
+    "MedicationRequest",
+    "Procedure",
+    "Medication",
+)
 _SUBJECT_TYPES = frozenset(("Condition", "Observation", "MedicationStatement", "MedicationRequest", "Procedure"))
 #: Resource types of FHIR R4 and R4B (a Bundle entry of another type is refused).
-RESOURCE_TYPES = frozenset("""
-Account ActivityDefinition AdministrableProductDefinition AdverseEvent AllergyIntolerance Appointment
-AppointmentResponse AuditEvent Basic Binary BiologicallyDerivedProduct BodyStructure Bundle CapabilityStatement
-CarePlan CareTeam CatalogEntry ChargeItem ChargeItemDefinition Citation Claim ClaimResponse ClinicalImpression
-ClinicalUseDefinition CodeSystem Communication CommunicationRequest CompartmentDefinition Composition ConceptMap
-Condition Consent Contract Coverage CoverageEligibilityRequest CoverageEligibilityResponse DetectedIssue Device
-DeviceDefinition DeviceMetric DeviceRequest DeviceUseStatement DiagnosticReport DocumentManifest
-DocumentReference EffectEvidenceSynthesis Encounter Endpoint EnrollmentRequest EnrollmentResponse EpisodeOfCare
-EventDefinition Evidence EvidenceReport EvidenceVariable ExampleScenario ExplanationOfBenefit FamilyMemberHistory
-Flag Goal GraphDefinition Group GuidanceResponse HealthcareService ImagingStudy Immunization
-ImmunizationEvaluation ImmunizationRecommendation ImplementationGuide Ingredient InsurancePlan Invoice Library
-Linkage List Location ManufacturedItemDefinition Measure MeasureReport Media Medication MedicationAdministration
-MedicationDispense MedicationKnowledge MedicationRequest MedicationStatement MedicinalProduct
-MedicinalProductAuthorization MedicinalProductContraindication MedicinalProductDefinition
-MedicinalProductIndication MedicinalProductIngredient MedicinalProductInteraction MedicinalProductManufactured
-MedicinalProductPackaged MedicinalProductPharmaceutical MedicinalProductUndesirableEffect MessageDefinition
-MessageHeader MolecularSequence NamingSystem NutritionOrder NutritionProduct Observation ObservationDefinition
-OperationDefinition OperationOutcome Organization OrganizationAffiliation PackagedProductDefinition Parameters
-Patient PaymentNotice PaymentReconciliation Person PlanDefinition Practitioner PractitionerRole Procedure
-Provenance Questionnaire QuestionnaireResponse RegulatedAuthorization RelatedPerson RequestGroup
-ResearchDefinition ResearchElementDefinition ResearchStudy ResearchSubject RiskAssessment RiskEvidenceSynthesis
-Schedule SearchParameter ServiceRequest Slot Specimen SpecimenDefinition StructureDefinition StructureMap
-Subscription SubscriptionStatus SubscriptionTopic Substance SubstanceDefinition SubstanceNucleicAcid
-SubstancePolymer SubstanceProtein SubstanceReferenceInformation SubstanceSourceMaterial SubstanceSpecification
-SupplyDelivery SupplyRequest Task TerminologyCapabilities TestReport TestScript ValueSet VerificationResult
-VisionPrescription
-""".split())
+RESOURCE_TYPES = frozenset(
+    [
+        "Account",
+        "ActivityDefinition",
+        "AdministrableProductDefinition",
+        "AdverseEvent",
+        "AllergyIntolerance",
+        "Appointment",
+        "AppointmentResponse",
+        "AuditEvent",
+        "Basic",
+        "Binary",
+        "BiologicallyDerivedProduct",
+        "BodyStructure",
+        "Bundle",
+        "CapabilityStatement",
+        "CarePlan",
+        "CareTeam",
+        "CatalogEntry",
+        "ChargeItem",
+        "ChargeItemDefinition",
+        "Citation",
+        "Claim",
+        "ClaimResponse",
+        "ClinicalImpression",
+        "ClinicalUseDefinition",
+        "CodeSystem",
+        "Communication",
+        "CommunicationRequest",
+        "CompartmentDefinition",
+        "Composition",
+        "ConceptMap",
+        "Condition",
+        "Consent",
+        "Contract",
+        "Coverage",
+        "CoverageEligibilityRequest",
+        "CoverageEligibilityResponse",
+        "DetectedIssue",
+        "Device",
+        "DeviceDefinition",
+        "DeviceMetric",
+        "DeviceRequest",
+        "DeviceUseStatement",
+        "DiagnosticReport",
+        "DocumentManifest",
+        "DocumentReference",
+        "EffectEvidenceSynthesis",
+        "Encounter",
+        "Endpoint",
+        "EnrollmentRequest",
+        "EnrollmentResponse",
+        "EpisodeOfCare",
+        "EventDefinition",
+        "Evidence",
+        "EvidenceReport",
+        "EvidenceVariable",
+        "ExampleScenario",
+        "ExplanationOfBenefit",
+        "FamilyMemberHistory",
+        "Flag",
+        "Goal",
+        "GraphDefinition",
+        "Group",
+        "GuidanceResponse",
+        "HealthcareService",
+        "ImagingStudy",
+        "Immunization",
+        "ImmunizationEvaluation",
+        "ImmunizationRecommendation",
+        "ImplementationGuide",
+        "Ingredient",
+        "InsurancePlan",
+        "Invoice",
+        "Library",
+        "Linkage",
+        "List",
+        "Location",
+        "ManufacturedItemDefinition",
+        "Measure",
+        "MeasureReport",
+        "Media",
+        "Medication",
+        "MedicationAdministration",
+        "MedicationDispense",
+        "MedicationKnowledge",
+        "MedicationRequest",
+        "MedicationStatement",
+        "MedicinalProduct",
+        "MedicinalProductAuthorization",
+        "MedicinalProductContraindication",
+        "MedicinalProductDefinition",
+        "MedicinalProductIndication",
+        "MedicinalProductIngredient",
+        "MedicinalProductInteraction",
+        "MedicinalProductManufactured",
+        "MedicinalProductPackaged",
+        "MedicinalProductPharmaceutical",
+        "MedicinalProductUndesirableEffect",
+        "MessageDefinition",
+        "MessageHeader",
+        "MolecularSequence",
+        "NamingSystem",
+        "NutritionOrder",
+        "NutritionProduct",
+        "Observation",
+        "ObservationDefinition",
+        "OperationDefinition",
+        "OperationOutcome",
+        "Organization",
+        "OrganizationAffiliation",
+        "PackagedProductDefinition",
+        "Parameters",
+        "Patient",
+        "PaymentNotice",
+        "PaymentReconciliation",
+        "Person",
+        "PlanDefinition",
+        "Practitioner",
+        "PractitionerRole",
+        "Procedure",
+        "Provenance",
+        "Questionnaire",
+        "QuestionnaireResponse",
+        "RegulatedAuthorization",
+        "RelatedPerson",
+        "RequestGroup",
+        "ResearchDefinition",
+        "ResearchElementDefinition",
+        "ResearchStudy",
+        "ResearchSubject",
+        "RiskAssessment",
+        "RiskEvidenceSynthesis",
+        "Schedule",
+        "SearchParameter",
+        "ServiceRequest",
+        "Slot",
+        "Specimen",
+        "SpecimenDefinition",
+        "StructureDefinition",
+        "StructureMap",
+        "Subscription",
+        "SubscriptionStatus",
+        "SubscriptionTopic",
+        "Substance",
+        "SubstanceDefinition",
+        "SubstanceNucleicAcid",
+        "SubstancePolymer",
+        "SubstanceProtein",
+        "SubstanceReferenceInformation",
+        "SubstanceSourceMaterial",
+        "SubstanceSpecification",
+        "SupplyDelivery",
+        "SupplyRequest",
+        "Task",
+        "TerminologyCapabilities",
+        "TestReport",
+        "TestScript",
+        "ValueSet",
+        "VerificationResult",
+        "VisionPrescription",
+    ]
+)
 CONDITION_CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"
 CONDITION_VERIFICATION = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
 #: UCUM units of a FHIR Age or Duration this module converts, in days (a month as 31 and a year as
@@ -114,8 +257,9 @@ class CodeRow(_Table):
     value: Any = Field(default=None, description="the value a medication/procedure/outcome code stands for")
     name: str | None = Field(default=None, description="generic medication name")
     unknown: UnknownSpec | None = Field(default=None, description="recognised, but leaves this field unknown")
-    current_weeks: float | None = Field(default=None, gt=0,
-                                        description="a Condition dated longer ago than this (no end) is not current")
+    current_weeks: float | None = Field(
+        default=None, gt=0, description="a Condition dated longer ago than this (no end) is not current"
+    )
     source: str = Field(min_length=1, description="where the code was checked")
     note: str = Field(default="", description="why the row reads the code as it does")
 
@@ -280,8 +424,13 @@ class FhirMapping(_Table):
             for f in (*spec.sections, *spec.fields):
                 if f not in self.fields:
                     out.append(f"failed_searches.types.{rtype}: field {f!r} has no [fields] entry")
-        for name in (self.scope.field, self.medications.field, self.procedures.field, self.failed_searches.field,
-                     *(g.field for g in self.groups.values())):
+        for name in (
+            self.scope.field,
+            self.medications.field,
+            self.procedures.field,
+            self.failed_searches.field,
+            *(g.field for g in self.groups.values()),
+        ):
             if name not in self.fields:
                 out.append(f"{name!r} has no [fields] entry")
         return out
@@ -371,8 +520,13 @@ def parse_bundle(data: Any, names: list[str] | None = None) -> Any:
             continue
         rtype = res.get("resourceType")
         if not isinstance(rtype, str) or _model_class(rtype) is None:
-            problems.append(FieldProblem(f"{label}.resource.resourceType", "not a FHIR R4 resource type",
-                                         ", ".join(READ_TYPES) + ", or another FHIR resource"))
+            problems.append(
+                FieldProblem(
+                    f"{label}.resource.resourceType",
+                    "not a FHIR R4 resource type",
+                    ", ".join(READ_TYPES) + ", or another FHIR resource",
+                )
+            )
     if problems:
         raise InputError(problems)
     try:
@@ -388,8 +542,9 @@ def parse_bundle(data: Any, names: list[str] | None = None) -> Any:
             out.append(FieldProblem(_loc_path(tuple(err["loc"]), entries, names), msg, "FHIR R4"))
         raise InputError(out) from None
     except Exception as exc:  # noqa: BLE001 - fhir.resources raises other errors on odd shapes
-        raise InputError([FieldProblem("Bundle", f"not a valid FHIR R4 Bundle ({type(exc).__name__})",
-                                       "FHIR R4")]) from None
+        raise InputError(
+            [FieldProblem("Bundle", f"not a valid FHIR R4 Bundle ({type(exc).__name__})", "FHIR R4")]
+        ) from None
 
 
 def _document_entries(data: Any) -> list[Any]:
@@ -408,8 +563,14 @@ def _document_entries(data: Any) -> list[Any]:
 
 # ------------------------------------------------------------------ reading JSON, checking the types read
 
-_KIND = {str: "a string", dict: "a JSON object", list: "an array", bool: "true or false", int: "an integer",
-         float: "a number"}
+_KIND = {
+    str: "a string",
+    dict: "a JSON object",
+    list: "an array",
+    bool: "true or false",
+    int: "an integer",
+    float: "a number",
+}
 
 
 def _get(obj: Mapping[str, Any] | None, key: str, kind: type, where: str, probs: list[FieldProblem] | None) -> Any:
@@ -433,8 +594,9 @@ def _get(obj: Mapping[str, Any] | None, key: str, kind: type, where: str, probs:
     return None
 
 
-def _items(obj: Mapping[str, Any] | None, key: str, where: str, probs: list[FieldProblem] | None
-           ) -> Iterable[tuple[int, dict[str, Any]]]:
+def _items(
+    obj: Mapping[str, Any] | None, key: str, where: str, probs: list[FieldProblem] | None
+) -> Iterable[tuple[int, dict[str, Any]]]:
     """(index, element) of an array of JSON objects; a non-object element is a problem."""
     arr = _get(obj, key, list, where, probs)
     if not arr:
@@ -519,12 +681,19 @@ def _when(obj: Mapping[str, Any] | None, key: str, where: str, probs: list[Field
         return None
     w = _parse_when(text)
     if w is None and probs is not None:
-        probs.append(FieldProblem(f"{where}.{key}", "is not a FHIR date or dateTime", "YYYY, YYYY-MM, YYYY-MM-DD or "
-                                  "YYYY-MM-DDThh:mm:ss+zz:zz"))
+        probs.append(
+            FieldProblem(
+                f"{where}.{key}",
+                "is not a FHIR date or dateTime",
+                "YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDThh:mm:ss+zz:zz",
+            )
+        )
     return w
 
 
-def _number(obj: Mapping[str, Any] | None, key: str, where: str, probs: list[FieldProblem] | None) -> float | int | None:
+def _number(
+    obj: Mapping[str, Any] | None, key: str, where: str, probs: list[FieldProblem] | None
+) -> float | int | None:
     return _get(obj, key, float, where, probs)
 
 
@@ -588,8 +757,9 @@ def is_failed_search(resource: Mapping[str, Any]) -> bool:
 
 def _reports_error(outcome: Mapping[str, Any]) -> bool:
     issues = outcome.get("issue")
-    return isinstance(issues, list) and any(isinstance(i, Mapping) and i.get("severity") in _FAILED_SEVERITIES
-                                            for i in issues)
+    return isinstance(issues, list) and any(
+        isinstance(i, Mapping) and i.get("severity") in _FAILED_SEVERITIES for i in issues
+    )
 
 
 def _searched_type(bundle: Mapping[str, Any]) -> str | None:
@@ -684,8 +854,12 @@ class _Collector:
         key = (f"fhir:{fld}", reason)
         if key not in self.unknowns:
             spec = self.m.fields.get(fld)
-            self.unknowns[key] = {"fact": key[0], "reason": reason, "blocks": list(spec.blocks) if spec else [],
-                                  "rule": self.m.table.rule}
+            self.unknowns[key] = {
+                "fact": key[0],
+                "reason": reason,
+                "blocks": list(spec.blocks) if spec else [],
+                "rule": self.m.table.rule,
+            }
 
     def not_used(self, what: str) -> None:
         self.unused[what] = self.unused.get(what, 0) + 1
@@ -705,8 +879,10 @@ class _Collector:
     def final_unknowns(self) -> list[dict[str, Any]]:
         for what, n in self.unused.items():
             reason = f"{what} was not used" if n == 1 else f"{what} was not used ({n} resources)"
-            self.unknowns.setdefault(("fhir:unused", reason), {"fact": "fhir:unused", "reason": reason, "blocks": [],
-                                                                "rule": self.m.table.rule})
+            self.unknowns.setdefault(
+                ("fhir:unused", reason),
+                {"fact": "fhir:unused", "reason": reason, "blocks": [], "rule": self.m.table.rule},
+            )
         return [self.unknowns[k] for k in sorted(self.unknowns)]
 
 
@@ -749,14 +925,17 @@ class _ObservationValue:
     codings: list[tuple[str, str]]
 
     @classmethod
-    def read(cls, res: dict[str, Any], where: str, probs: list[FieldProblem]) -> "_ObservationValue":
+    def read(cls, res: dict[str, Any], where: str, probs: list[FieldProblem]) -> _ObservationValue:
         q = _get(res, "valueQuantity", dict, where, probs)
         qw = f"{where}.valueQuantity"
-        return cls(_get(res, "valueInteger", int, where, probs), _number(q, "value", qw, probs),
-                   _get(q, "code", str, qw, probs), _get(q, "system", str, qw, probs),
-                   _get(res, "valueBoolean", bool, where, probs),
-                   _codings(_get(res, "valueCodeableConcept", dict, where, probs), f"{where}.valueCodeableConcept",
-                            probs))
+        return cls(
+            _get(res, "valueInteger", int, where, probs),
+            _number(q, "value", qw, probs),
+            _get(q, "code", str, qw, probs),
+            _get(q, "system", str, qw, probs),
+            _get(res, "valueBoolean", bool, where, probs),
+            _codings(_get(res, "valueCodeableConcept", dict, where, probs), f"{where}.valueCodeableConcept", probs),
+        )
 
 
 class FhirMapper:
@@ -770,8 +949,10 @@ class FhirMapper:
         self._medications = _CodeIndex(mapping.medications.codes, s)
         self._procedures = _CodeIndex(mapping.procedures.codes, s)
         self._outcomes = _CodeIndex(mapping.procedures.outcomes, s)
-        self._answers = {name: {(s[k.split("|", 1)[0]], k.split("|", 1)[1]): v for k, v in table.items()}
-                         for name, table in mapping.answers.items()}
+        self._answers = {
+            name: {(s[k.split("|", 1)[0]], k.split("|", 1)[1]): v for k, v in table.items()}
+            for name, table in mapping.answers.items()
+        }
         self._group_size = {g: sum(1 for r in mapping.observations if r.group == g) for g in mapping.groups}
         self._system_label = {s[alias]: label for alias, label in mapping.system_names.items()}
         self._rxnorm = s[mapping.medications.rxnorm]
@@ -780,8 +961,7 @@ class FhirMapper:
 
     # -------------------------------------------------------------- entry point
 
-    def map(self, data: Any, as_of: date | None = None, names: list[str] | None = None,
-            strict: bool = False) -> Mapped:
+    def map(self, data: Any, as_of: date | None = None, names: list[str] | None = None, strict: bool = False) -> Mapped:
         """The patient input of a Bundle (parsed JSON), or `InputError`/`NotApplicable`.
 
         `strict`: validate the whole Bundle with fhir.resources first (milliseconds; the default
@@ -808,15 +988,24 @@ class FhirMapper:
         if probs:
             raise InputError(probs)
         if ref_day is None:
-            raise InputError([FieldProblem("Bundle.timestamp", "no reference date for ages and durations",
-                                           "Bundle.timestamp or Bundle.meta.lastUpdated, or an explicit as-of date")])
+            raise InputError(
+                [
+                    FieldProblem(
+                        "Bundle.timestamp",
+                        "no reference date for ages and durations",
+                        "Bundle.timestamp or Bundle.meta.lastUpdated, or an explicit as-of date",
+                    )
+                ]
+            )
         run = _Run(ref_day=ref_day, probs=probs, col=_Collector(m))
         patient: dict[str, Any] = {}
         provenance: dict[str, str] = {}
 
         pats = [e for e in entries if e.rtype == "Patient"]
         if len(pats) != 1:
-            raise InputError([FieldProblem("Bundle.entry", f"holds {len(pats)} Patient resources", "exactly one Patient")])
+            raise InputError(
+                [FieldProblem("Bundle.entry", f"holds {len(pats)} Patient resources", "exactly one Patient")]
+            )
         pid = self._patient(pats[0], run, patient, provenance)
         prefs = {f"Patient/{pid}"} | ({pats[0].url} if pats[0].url else set())
 
@@ -835,8 +1024,15 @@ class FhirMapper:
                 subject = _get(e.res, "subject", dict, e.label, probs)
                 target = _get(subject, "reference", str, f"{e.label}.subject", probs)
                 if not _reference_matches(target, prefs, pid):
-                    raise InputError([FieldProblem(f"{e.label}.subject", "refers to another patient than the Bundle's "
-                                                   "Patient", "one patient per Bundle")])
+                    raise InputError(
+                        [
+                            FieldProblem(
+                                f"{e.label}.subject",
+                                "refers to another patient than the Bundle's Patient",
+                                "one patient per Bundle",
+                            )
+                        ]
+                    )
                 if rtype == "Condition":
                     self._condition(e, run)
                 elif rtype == "Observation":
@@ -852,17 +1048,22 @@ class FhirMapper:
         for e in entries:
             if e.rtype == "Medication" and id(e.res) not in run.referenced:
                 codings = _codings(_get(e.res, "code", dict, e.label, None), "", None)
-                col.not_used(f"a Medication {self._coded(codings)}, to which no medication statement or request refers,")
-        for rtype, n in sorted(others.items()):
-            col.not_used(f"{_a(rtype)} resource (this table reads {', '.join(t for t in READ_TYPES if t != 'Medication')})")
+                col.not_used(
+                    f"a Medication {self._coded(codings)}, to which no medication statement or request refers,"
+                )
+        for rtype, _n in sorted(others.items()):
+            col.not_used(
+                f"{_a(rtype)} resource (this table reads {', '.join(t for t in READ_TYPES if t != 'Medication')})"
+            )
         self._failed(failed, col, patient)
         self._settle(col, patient, provenance)
         return Mapped(patient=patient, unknowns=col.final_unknowns(), provenance=provenance, reference_date=ref_day)
 
     # -------------------------------------------------------------- entries, failed searches, scope
 
-    def _entries(self, raw: list[Any], names: list[str] | None
-                 ) -> tuple[list[_Entry], list[tuple[str | None, str]], list[FieldProblem]]:
+    def _entries(
+        self, raw: list[Any], names: list[str] | None
+    ) -> tuple[list[_Entry], list[tuple[str | None, str]], list[FieldProblem]]:
         """The resources of the Bundle (a nested Bundle's flattened one level), its failed
         searches (resource type searched, or None when not said), and structural problems."""
         entries: list[_Entry] = []
@@ -882,8 +1083,13 @@ class FhirMapper:
                 return
             rtype = res.get("resourceType")
             if not isinstance(rtype, str) or rtype not in RESOURCE_TYPES:
-                probs.append(FieldProblem(f"{label}.resource.resourceType", "not a FHIR R4 resource type",
-                                          ", ".join(READ_TYPES) + ", or another FHIR resource"))
+                probs.append(
+                    FieldProblem(
+                        f"{label}.resource.resourceType",
+                        "not a FHIR R4 resource type",
+                        ", ".join(READ_TYPES) + ", or another FHIR resource",
+                    )
+                )
                 return
             where = f"{label}.resource ({rtype})"
             if rtype == "OperationOutcome":
@@ -899,8 +1105,11 @@ class FhirMapper:
                 sub = res.get("entry")
                 if isinstance(sub, list):
                     for j, s in enumerate(sub):
-                        if isinstance(s, dict) and isinstance(s.get("resource"), dict) \
-                                and s["resource"].get("resourceType") == "OperationOutcome":
+                        if (
+                            isinstance(s, dict)
+                            and isinstance(s.get("resource"), dict)
+                            and s["resource"].get("resourceType") == "OperationOutcome"
+                        ):
                             continue  # the search's own outcome: judged above
                         take(s, f"{label}.resource.entry[{j}]", True)
                 elif sub is not None:
@@ -936,19 +1145,33 @@ class FhirMapper:
         m = self.mapping
         lost = [where for rtype, where in failed if rtype in (None, "Condition")]
         if lost:
-            raise InputError([FieldProblem(lost[0], "the Condition search failed (OperationOutcome): whether the patient "
-                                           "is in scope (" + m.scope.message.removeprefix("no ") + ") cannot be known",
-                                           "a Condition search that succeeded")])
-        raise NotApplicable([FieldProblem(m.scope.field, m.scope.message,
-                                          "a Bundle for a patient in scope of this rule set")])
+            raise InputError(
+                [
+                    FieldProblem(
+                        lost[0],
+                        "the Condition search failed (OperationOutcome): whether the patient "
+                        "is in scope (" + m.scope.message.removeprefix("no ") + ") cannot be known",
+                        "a Condition search that succeeded",
+                    )
+                ]
+            )
+        raise NotApplicable(
+            [FieldProblem(m.scope.field, m.scope.message, "a Bundle for a patient in scope of this rule set")]
+        )
 
     def _failed(self, failed: list[tuple[str | None, str]], col: _Collector, patient: dict[str, Any]) -> None:
         spec = self.mapping.failed_searches
         sections: set[str] = set()
         for rtype, _ in failed:
             if rtype is None:
-                kinds = [(t, s, f"a search failed (OperationOutcome) without saying which, so every search counts "
-                                f"as failed: ") for t, s in spec.types.items()]
+                kinds = [
+                    (
+                        t,
+                        s,
+                        "a search failed (OperationOutcome) without saying which, so every search counts as failed: ",
+                    )
+                    for t, s in spec.types.items()
+                ]
             elif rtype in spec.types:
                 s = spec.types[rtype]
                 kinds = [(rtype, s, f"the {s.what} search failed (OperationOutcome): ")]
@@ -990,23 +1213,40 @@ class FhirMapper:
         _set_path(patient, spec.id, pid)
         prov[spec.id] = f"{where}.id"
         if born is None:
-            raise InputError([FieldProblem(f"{where}.birthDate", "the Patient has no birthDate, so no age",
-                                           "a birthDate (YYYY-MM-DD)")])
+            raise InputError(
+                [
+                    FieldProblem(
+                        f"{where}.birthDate", "the Patient has no birthDate, so no age", "a birthDate (YYYY-MM-DD)"
+                    )
+                ]
+            )
         ref_day = run.ref_day
         if born.earliest > ref_day:
             raise InputError([FieldProblem(f"{where}.birthDate", "is after the reference date", "a past date")])
         ages = {_age(born.earliest, ref_day), _age(min(born.latest, ref_day), ref_day)}
         if len(ages) != 1:
-            raise InputError([FieldProblem(f"{where}.birthDate", "is partial and leaves the age uncertain at the "
-                                           "reference date", "a full birthDate (YYYY-MM-DD)")])
+            raise InputError(
+                [
+                    FieldProblem(
+                        f"{where}.birthDate",
+                        "is partial and leaves the age uncertain at the reference date",
+                        "a full birthDate (YYYY-MM-DD)",
+                    )
+                ]
+            )
         run.birth = (born.earliest, min(born.latest, ref_day))
         _set_path(patient, spec.age, ages.pop())
         prov[spec.age] = f"{where}.birthDate"
         if gender is not None:
             sex = spec.gender.get(gender)
             if sex is None:
-                raise InputError([FieldProblem(f"{where}.gender", "is not an administrative gender of FHIR R4",
-                                               ", ".join(spec.gender))])
+                raise InputError(
+                    [
+                        FieldProblem(
+                            f"{where}.gender", "is not an administrative gender of FHIR R4", ", ".join(spec.gender)
+                        )
+                    ]
+                )
             _set_path(patient, spec.sex, sex)
             prov[spec.sex] = f"{where}.gender"
         return pid
@@ -1017,8 +1257,9 @@ class FhirMapper:
         res, where, probs, col = e.res, e.label, run.probs, run.col
         codings = _codings(_get(res, "code", dict, where, probs), f"{where}.code", probs)
         st = self.mapping.status
-        verification = _status_code(_get(res, "verificationStatus", dict, where, probs), f"{where}.verificationStatus",
-                                    probs)
+        verification = _status_code(
+            _get(res, "verificationStatus", dict, where, probs), f"{where}.verificationStatus", probs
+        )
         clinical = _status_code(_get(res, "clinicalStatus", dict, where, probs), f"{where}.clinicalStatus", probs)
         recorded = _when(res, "recordedDate", where, probs)
         onset = self._onset_elements(res, where, probs)
@@ -1044,39 +1285,54 @@ class FhirMapper:
                 dated = self._onset(onset, recorded, run)[0]
                 if dated is not None and (run.ref_day - dated).days > row.current_weeks * 7:
                     for fld in row.to:
-                        col.unknown(fld, f"{desc} is dated more than {row.current_weeks:g} weeks ago and has no end: "
-                                         f"not taken as current, so {self._label(fld)} is unknown")
+                        col.unknown(
+                            fld,
+                            f"{desc} is dated more than {row.current_weeks:g} weeks ago and has no end: "
+                            f"not taken as current, so {self._label(fld)} is unknown",
+                        )
                     continue
             if row.unknown is not None:
                 col.unknown(row.unknown.field, row.unknown.reason)
             for fld, value in row.to.items():
                 spec = self.mapping.fields[fld]
                 if suspected and spec.suspected == "unknown":
-                    col.unknown(fld, f"{desc} is recorded as {verification}, not confirmed: it was not counted as "
-                                     f"{str(value).replace('_', ' ')}")
+                    col.unknown(
+                        fld,
+                        f"{desc} is recorded as {verification}, not confirmed: it was not counted as "
+                        f"{str(value).replace('_', ' ')}",
+                    )
                 else:
                     col.add(fld, value, f"{where}.code", when)
             if row.onset:
                 day, note = self._onset(onset, recorded, run)
                 if day is not None and day <= run.ref_day:
-                    col.add(row.onset, _weeks(day, run.ref_day, self.mapping.fields[row.onset].round),
-                            f"{where}.onset[x]")
+                    col.add(
+                        row.onset, _weeks(day, run.ref_day, self.mapping.fields[row.onset].round), f"{where}.onset[x]"
+                    )
                     if note:
                         col.unknown(row.onset, f"{desc}: {note}")
 
-    def _onset_elements(self, res: dict[str, Any], where: str, probs: list[FieldProblem]
-                        ) -> tuple[_When | None, tuple[float | None, str | None, str | None] | None]:
+    def _onset_elements(
+        self, res: dict[str, Any], where: str, probs: list[FieldProblem]
+    ) -> tuple[_When | None, tuple[float | None, str | None, str | None] | None]:
         """onsetDateTime (else onsetPeriod.start), and onsetAge as (value, UCUM code, system)."""
         w = _when(res, "onsetDateTime", where, probs)
         start = _when(_get(res, "onsetPeriod", dict, where, probs), "start", f"{where}.onsetPeriod", probs)
         age = _get(res, "onsetAge", dict, where, probs)
         aw = f"{where}.onsetAge"
-        age_parts = ((_number(age, "value", aw, probs), _get(age, "code", str, aw, probs),
-                      _get(age, "system", str, aw, probs)) if age is not None else None)
+        age_parts = (
+            (_number(age, "value", aw, probs), _get(age, "code", str, aw, probs), _get(age, "system", str, aw, probs))
+            if age is not None
+            else None
+        )
         return w or start, age_parts
 
-    def _onset(self, onset: tuple[_When | None, tuple[float | None, str | None, str | None] | None],
-               recorded: _When | None, run: _Run) -> tuple[date | None, str | None]:
+    def _onset(
+        self,
+        onset: tuple[_When | None, tuple[float | None, str | None, str | None] | None],
+        recorded: _When | None,
+        run: _Run,
+    ) -> tuple[date | None, str | None]:
         """The latest day the condition may have begun, and a note when that is a conservative reading.
 
         onsetDateTime, else onsetPeriod.start, else onsetAge (with the birth date), else recordedDate.
@@ -1089,19 +1345,29 @@ class FhirMapper:
                 return w.earliest, None
             span = "year" if w.precision == "year" else "month"
             return min(w.latest, run.ref_day), f"onset recorded to the {span} only; " + lead.format(
-                f"last day of that {span}")
+                f"last day of that {span}"
+            )
         unreadable = ""
         if age is not None:
             value, unit, system = age
-            if value is not None and value >= 0 and unit in _UCUM_DAYS and (not system or system == self._ucum) \
-                    and run.birth is not None:
-                last = (_add_ucum(run.birth[1], value + 1, unit) - timedelta(days=1) if float(value).is_integer()
-                        else _add_ucum(run.birth[1], value, unit))
+            if (
+                value is not None
+                and value >= 0
+                and unit in _UCUM_DAYS
+                and (not system or system == self._ucum)
+                and run.birth is not None
+            ):
+                last = (
+                    _add_ucum(run.birth[1], value + 1, unit) - timedelta(days=1)
+                    if float(value).is_integer()
+                    else _add_ucum(run.birth[1], value, unit)
+                )
                 return min(last, run.ref_day), "onset given as an age; " + lead.format("last day of that age")
             unreadable = "an onset age this table cannot read (UCUM a, mo, wk or d); "
         if recorded is not None:
-            return min(recorded.latest, run.ref_day), (unreadable + "no onset date; "
-                                                       + lead.format("day it was recorded"))
+            return min(recorded.latest, run.ref_day), (
+                unreadable + "no onset date; " + lead.format("day it was recorded")
+            )
         return None, None
 
     # -------------------------------------------------------------- Observation
@@ -1111,9 +1377,12 @@ class FhirMapper:
         codings = _codings(_get(res, "code", dict, where, probs), f"{where}.code", probs)
         status = _get(res, "status", str, where, probs)
         period = _get(res, "effectivePeriod", dict, where, probs)
-        w = (_when(res, "effectiveDateTime", where, probs) or _when(res, "effectiveInstant", where, probs)
-             or _when(period, "end", f"{where}.effectivePeriod", probs)
-             or _when(period, "start", f"{where}.effectivePeriod", probs))
+        w = (
+            _when(res, "effectiveDateTime", where, probs)
+            or _when(res, "effectiveInstant", where, probs)
+            or _when(period, "end", f"{where}.effectivePeriod", probs)
+            or _when(period, "start", f"{where}.effectivePeriod", probs)
+        )
         value = _ObservationValue.read(res, where, probs)
         if status == "entered-in-error":
             return
@@ -1132,8 +1401,9 @@ class FhirMapper:
                 continue
             self._observation_value(value, row, where, desc, when, run)
 
-    def _observation_value(self, ov: _ObservationValue, row: ObservationRow, where: str, desc: str,
-                           when: datetime | None, run: _Run) -> None:
+    def _observation_value(
+        self, ov: _ObservationValue, row: ObservationRow, where: str, desc: str, when: datetime | None, run: _Run
+    ) -> None:
         col = run.col
         spec = self.mapping.fields[row.field]
         if row.kind == "integer":
@@ -1151,8 +1421,10 @@ class FhirMapper:
                 col.unknown(row.field, f"{desc} has no quantity value: it was not used")
                 return
             if unit not in row.units or (system and system != self._ucum):
-                col.unknown(row.field, f"{desc} has a unit this table does not convert (UCUM {', '.join(row.units)}): "
-                                       "it was not used")
+                col.unknown(
+                    row.field,
+                    f"{desc} has a unit this table does not convert (UCUM {', '.join(row.units)}): it was not used",
+                )
                 return
             value = float(n) * row.units[unit]
             if spec.round is not None:
@@ -1161,8 +1433,9 @@ class FhirMapper:
         else:
             answer = self._answer(ov, row)
             if answer is _NO_ANSWER:
-                col.unknown(row.field, f"{desc} has no value, or a coded answer outside the mapping table: it was "
-                                       "not used")
+                col.unknown(
+                    row.field, f"{desc} has no value, or a coded answer outside the mapping table: it was not used"
+                )
                 return
             if row.group is not None and answer != "unknown":
                 col.answered.setdefault(row.group, set()).add(row.code)
@@ -1188,8 +1461,11 @@ class FhirMapper:
         spec = self.mapping.medications
         rtype = e.rtype
         statement = rtype == "MedicationStatement"
-        active, stopped, ignored = ((spec.statement_active, spec.statement_stopped, spec.statement_ignored) if statement
-                                    else (spec.request_active, spec.request_stopped, spec.request_ignored))
+        active, stopped, ignored = (
+            (spec.statement_active, spec.statement_stopped, spec.statement_ignored)
+            if statement
+            else (spec.request_active, spec.request_stopped, spec.request_ignored)
+        )
         status = _get(res, "status", str, where, probs)
         end, supply, partial = self._medication_end(res, statement, where, probs)
         concept = _get(res, "medicationCodeableConcept", dict, where, probs)
@@ -1202,7 +1478,7 @@ class FhirMapper:
             ref_display = _get(ref, "display", str, path, probs)
             med = None
             if target and target.startswith("#"):
-                for i, c in _items(res, "contained", where, probs):
+                for _i, c in _items(res, "contained", where, probs):
                     if c.get("resourceType") == "Medication" and c.get("id") == target[1:]:
                         med = c
                         break
@@ -1216,17 +1492,24 @@ class FhirMapper:
         if status in ignored:
             return
         if concept is None and name is None and path.endswith("medicationReference"):
-            col.unknown(spec.field, f"{_a(rtype)} refers to a medication that is not in the Bundle and gives no "
-                                    "name: it was not checked for opioid content")
+            col.unknown(
+                spec.field,
+                f"{_a(rtype)} refers to a medication that is not in the Bundle and gives no "
+                "name: it was not checked for opioid content",
+            )
             return
-        desc = f"{_a(rtype)} for {_clip(name)}" if name else f"{_a(rtype)} coded RxNorm {rxnorm}" if rxnorm \
-            else _a(rtype)
+        desc = (
+            f"{_a(rtype)} for {_clip(name)}" if name else f"{_a(rtype)} coded RxNorm {rxnorm}" if rxnorm else _a(rtype)
+        )
         if name is None and rxnorm is None:
             col.unknown(spec.field, f"{desc} has no name and no RxNorm code: it was not checked for opioid content")
             return
         if status not in active and status not in stopped:
-            col.unknown(spec.field, f"{desc} has a status this table does not know: it was not passed on, so it was "
-                                    "not checked for opioid content")
+            col.unknown(
+                spec.field,
+                f"{desc} has a status this table does not know: it was not passed on, so it was "
+                "not checked for opioid content",
+            )
             return
         if end is not None:
             end = end + timedelta(days=supply)
@@ -1238,11 +1521,14 @@ class FhirMapper:
             days = max(0, (run.ref_day - end).days)
         else:
             days = 0
-            col.unknown(spec.field, f"{desc} is {status} with no end date: it is counted as stopped today (recently "
-                                    "enough to count)")
+            col.unknown(
+                spec.field,
+                f"{desc} is {status} with no end date: it is counted as stopped today (recently enough to count)",
+            )
         if days is not None and partial:
-            col.unknown(spec.field, f"{desc} ended on a partial date: its latest possible day is taken (the most "
-                                    "recent stop)")
+            col.unknown(
+                spec.field, f"{desc} ended on a partial date: its latest possible day is taken (the most recent stop)"
+            )
         keys = spec.keys
         obj: dict[str, Any] = {}
         if name is not None:
@@ -1254,8 +1540,9 @@ class FhirMapper:
             obj[keys.stopped_days_ago] = days
         col.add_item(spec.field, (name or "", rxnorm or "", days if days is not None else -1), obj, path)
 
-    def _drug(self, concept: dict[str, Any] | None, ref_display: str | None, where: str, run: _Run
-              ) -> tuple[str | None, str | None]:
+    def _drug(
+        self, concept: dict[str, Any] | None, ref_display: str | None, where: str, run: _Run
+    ) -> tuple[str | None, str | None]:
         """(name as written, RxNorm code) of a medication concept; nothing classified here."""
         probs, spec = run.probs, self.mapping.medications
         text = _get(concept, "text", str, where, probs)
@@ -1283,13 +1570,16 @@ class FhirMapper:
         if name is not None:
             name = " ".join(re.sub(r"[\x00-\x1f\x7f]", " ", name).split())
             if len(name) > spec.max_name:
-                run.col.unknown(spec.field, f"a medication name longer than {spec.max_name} characters was shortened "
-                                            "to its first characters")
+                run.col.unknown(
+                    spec.field,
+                    f"a medication name longer than {spec.max_name} characters was shortened to its first characters",
+                )
                 name = name[: spec.max_name].rstrip()
         return name or None, rx_chosen or rx_first
 
-    def _medication_end(self, res: dict[str, Any], statement: bool, where: str, probs: list[FieldProblem]
-                        ) -> tuple[date | None, int, bool]:
+    def _medication_end(
+        self, res: dict[str, Any], statement: bool, where: str, probs: list[FieldProblem]
+    ) -> tuple[date | None, int, bool]:
         """(last day taken, extra supply days, whether the end date was partial)."""
         if statement:
             period = _get(res, "effectivePeriod", dict, where, probs)
@@ -1333,29 +1623,44 @@ class FhirMapper:
             return
         outcomes = {r.value for r in self._outcomes.find(outcome)}
         if len(outcomes) != 1:
-            col.unknown(spec.field, f"{desc} has no outcome coded with the table's response codes (SNOMED CT "
-                                    "procedure outcome or this project's): it was not counted")
+            col.unknown(
+                spec.field,
+                f"{desc} has no outcome coded with the table's response codes (SNOMED CT "
+                "procedure outcome or this project's): it was not counted",
+            )
             return
         response = next(iter(outcomes))
         for row in rows:
             if row.value in spec.since_done:
                 w = done or end or start
                 if w is None:
-                    col.unknown(spec.field, f"{desc} has no date (performedDateTime or performedPeriod): weeks since it "
-                                            "was done are unknown; it was not counted")
+                    col.unknown(
+                        spec.field,
+                        f"{desc} has no date (performedDateTime or performedPeriod): weeks since it "
+                        "was done are unknown; it was not counted",
+                    )
                     continue
                 day = min(w.latest, run.ref_day)
                 if w.precision in ("year", "month"):
-                    col.unknown(spec.field, f"{desc} is dated to the {w.precision} only: the latest possible day is "
-                                            "taken (the shortest time since it was done)")
+                    col.unknown(
+                        spec.field,
+                        f"{desc} is dated to the {w.precision} only: the latest possible day is "
+                        "taken (the shortest time since it was done)",
+                    )
                 weeks = _weeks(day, run.ref_day, spec.round)
             else:
                 first = start.latest if start else None
-                last = end.earliest if end else (run.ref_day if period is not None and status == "in-progress"
-                                                 and start is not None else None)
+                last = (
+                    end.earliest
+                    if end
+                    else (run.ref_day if period is not None and status == "in-progress" and start is not None else None)
+                )
                 if first is None or last is None or last < first:
-                    col.unknown(spec.field, f"{desc} has no complete performedPeriod (start and end dates), so no trial "
-                                            "length: it was not counted")
+                    col.unknown(
+                        spec.field,
+                        f"{desc} has no complete performedPeriod (start and end dates), so no trial "
+                        "length: it was not counted",
+                    )
                     continue
                 if (start and start.precision in ("year", "month")) or (end and end.precision in ("year", "month")):
                     col.unknown(spec.field, f"{desc} has partial dates: the shortest trial they allow is counted")
@@ -1377,8 +1682,11 @@ class FhirMapper:
             for key in sorted(by_key):
                 found = by_key[key]
                 if len(found) > 1:
-                    col.unknown(fld, f"{str(key).replace('_', ' ')} is recorded {len(found)} times: give one Procedure "
-                                     "for the whole trial. It was not counted")
+                    col.unknown(
+                        fld,
+                        f"{str(key).replace('_', ' ')} is recorded {len(found)} times: give one Procedure "
+                        "for the whole trial. It was not counted",
+                    )
                     continue
                 kept.append(found[0])
             if kept:
@@ -1410,8 +1718,11 @@ class FhirMapper:
             top = [c for c in cands if c.when == latest]
             if len({_key(c.value) for c in top}) == 1:
                 return top[0]
-        col.unknown(fld, f"{len(cands)} resources give different values for {self._label(fld)} and the table cannot "
-                         "settle them: none was used")
+        col.unknown(
+            fld,
+            f"{len(cands)} resources give different values for {self._label(fld)} and the table cannot "
+            "settle them: none was used",
+        )
         return None
 
 
@@ -1435,7 +1746,9 @@ def _translate(exc: InputError, provenance: Mapping[str, str]) -> InputError:
     for p in exc.problems:
         best = ""
         for key in provenance:
-            if (p.field == key or p.field.startswith(key + ".") or p.field.startswith(key + "[")) and len(key) > len(best):
+            if (p.field == key or p.field.startswith(key + ".") or p.field.startswith(key + "[")) and len(key) > len(
+                best
+            ):
                 best = key
         if best:
             out.append(FieldProblem(f"{provenance[best]} ({p.field})", p.problem, p.allowed))
@@ -1464,8 +1777,14 @@ def default_mapper(module: str | None = None) -> FhirMapper:
     return _mappers[name]
 
 
-def triage_bundle(triager: Any, data: Any, as_of: date | None = None, mapper: FhirMapper | None = None,
-                  names: list[str] | None = None, strict: bool = False) -> Result:
+def triage_bundle(
+    triager: Any,
+    data: Any,
+    as_of: date | None = None,
+    mapper: FhirMapper | None = None,
+    names: list[str] | None = None,
+    strict: bool = False,
+) -> Result:
     """Triage the patient of a FHIR R4 Bundle (parsed JSON) with the same `Triager.triage` as JSON input.
 
     `strict`: validate the whole Bundle with fhir.resources first (see `FhirMapper.map`).
@@ -1486,9 +1805,14 @@ def triage_bundle(triager: Any, data: Any, as_of: date | None = None, mapper: Fh
 #: Prefetch keys of the CDS Hooks service, and the resource each must hold.
 PREFETCH_KEYS = ("patient", "conditions", "observations", "medicationStatements", "medicationRequests", "procedures")
 #: The resource type each prefetch key searches.
-PREFETCH_TYPES = {"patient": "Patient", "conditions": "Condition", "observations": "Observation",
-                  "medicationStatements": "MedicationStatement", "medicationRequests": "MedicationRequest",
-                  "procedures": "Procedure"}
+PREFETCH_TYPES = {
+    "patient": "Patient",
+    "conditions": "Condition",
+    "observations": "Observation",
+    "medicationStatements": "MedicationStatement",
+    "medicationRequests": "MedicationRequest",
+    "procedures": "Procedure",
+}
 
 
 def prefetch_templates(mapping: FhirMapping) -> dict[str, str]:
@@ -1520,21 +1844,45 @@ def bundle_from_prefetch(prefetch: Mapping[str, Any]) -> tuple[dict[str, Any], l
     for key in PREFETCH_KEYS:
         item = prefetch.get(key)
         if not isinstance(item, dict):
-            raise InputError([FieldProblem(f"prefetch.{key}", "must be a FHIR resource or Bundle (a JSON object)",
-                                           "a FHIR resource or searchset Bundle")])
+            raise InputError(
+                [
+                    FieldProblem(
+                        f"prefetch.{key}",
+                        "must be a FHIR resource or Bundle (a JSON object)",
+                        "a FHIR resource or searchset Bundle",
+                    )
+                ]
+            )
         if is_failed_search(item):
-            outcomes = [item] if item.get("resourceType") == "OperationOutcome" else [
-                e["resource"] for e in item.get("entry", []) if isinstance(e, dict) and isinstance(e.get("resource"), dict)
-                and e["resource"].get("resourceType") == "OperationOutcome"]
-            entries.append({"resource": {"resourceType": "Bundle", "type": "searchset",
-                                         "link": [{"relation": "self", "url": PREFETCH_TYPES[key]}],
-                                         "entry": [{"resource": o, "search": {"mode": "outcome"}} for o in outcomes]}})
+            outcomes = (
+                [item]
+                if item.get("resourceType") == "OperationOutcome"
+                else [
+                    e["resource"]
+                    for e in item.get("entry", [])
+                    if isinstance(e, dict)
+                    and isinstance(e.get("resource"), dict)
+                    and e["resource"].get("resourceType") == "OperationOutcome"
+                ]
+            )
+            entries.append(
+                {
+                    "resource": {
+                        "resourceType": "Bundle",
+                        "type": "searchset",
+                        "link": [{"relation": "self", "url": PREFETCH_TYPES[key]}],
+                        "entry": [{"resource": o, "search": {"mode": "outcome"}} for o in outcomes],
+                    }
+                }
+            )
             names.append(f"prefetch.{key}")
             if item.get("resourceType") == "OperationOutcome":
                 continue
         if item.get("resourceType") == "Bundle":
-            for stamp in (item.get("timestamp"), (item.get("meta") or {}).get("lastUpdated")
-                          if isinstance(item.get("meta"), dict) else None):
+            for stamp in (
+                item.get("timestamp"),
+                (item.get("meta") or {}).get("lastUpdated") if isinstance(item.get("meta"), dict) else None,
+            ):
                 if isinstance(stamp, str):
                     stamps.append(stamp)
             raw = item.get("entry") or []
@@ -1542,13 +1890,20 @@ def bundle_from_prefetch(prefetch: Mapping[str, Any]) -> tuple[dict[str, Any], l
                 raise InputError([FieldProblem(f"prefetch.{key}.entry", "must be an array", "an array of entries")])
             for i, e in enumerate(raw):
                 if not isinstance(e, dict):
-                    raise InputError([FieldProblem(f"prefetch.{key}.entry[{i}]", "must be a JSON object", "a Bundle entry")])
+                    raise InputError(
+                        [FieldProblem(f"prefetch.{key}.entry[{i}]", "must be a JSON object", "a Bundle entry")]
+                    )
                 search = e.get("search")
                 res = e.get("resource")
                 if (isinstance(search, dict) and search.get("mode") == "outcome") or (
-                        isinstance(res, dict) and res.get("resourceType") == "OperationOutcome"):
+                    isinstance(res, dict) and res.get("resourceType") == "OperationOutcome"
+                ):
                     continue  # a search outcome: judged by is_failed_search above
-                if isinstance(res, dict) and isinstance(res.get("id"), str) and isinstance(res.get("resourceType"), str):
+                if (
+                    isinstance(res, dict)
+                    and isinstance(res.get("id"), str)
+                    and isinstance(res.get("resourceType"), str)
+                ):
                     ident = (res["resourceType"], res["id"])
                     if ident in seen:
                         continue

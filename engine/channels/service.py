@@ -35,9 +35,9 @@ import json
 import logging
 import math
 import os
-import sqlite3
 import re
 import socket
+import sqlite3
 import sys
 import time
 import uuid
@@ -61,11 +61,10 @@ from engine.channels.fhir import (
     prefetch_templates,
     triage_bundle,
 )
+from engine.channels.fhir import is_failed_search as _fhir_is_failed_search
 from engine.channels.store import FeedbackRecord, Store, StoreError, token_shaped
 from engine.kernel.errors import EngineError, InputError
 from engine.kernel.inputs import MAX_DEPTH, parse_json
-
-from engine.channels.fhir import is_failed_search as _fhir_is_failed_search
 
 log = logging.getLogger("forefoot_cds.service")
 
@@ -224,8 +223,11 @@ class IssuerKeys:
             try:
                 keys = import_jwks(await asyncio.to_thread(fetch, self.source))
             except Exception as exc:  # noqa: BLE001 - network, HTTP status, bad JSON: keep the old keys
-                log.warning("JWKS of a trusted issuer could not be fetched (%s); %s", type(exc).__name__,
-                            "keeping the previous keys" if self.keys is not None else "no keys for it yet")
+                log.warning(
+                    "JWKS of a trusted issuer could not be fetched (%s); %s",
+                    type(exc).__name__,
+                    "keeping the previous keys" if self.keys is not None else "no keys for it yet",
+                )
                 if self.keys is None:
                     raise KeysUnavailable(self.issuer) from None
                 return self.keys
@@ -312,8 +314,9 @@ class TokenVerifier:
         if nbf is not None and (not _seconds(nbf) or nbf > now + leeway):
             raise TokenRejected("the token is not valid yet (nbf)")
         if exp - iat > self.config.max_token_lifetime:
-            raise TokenRejected(f"the token lives longer (exp - iat) than the {self.config.max_token_lifetime} s "
-                                "this service accepts")
+            raise TokenRejected(
+                f"the token lives longer (exp - iat) than the {self.config.max_token_lifetime} s this service accepts"
+            )
         jti = claims.get("jti")
         if not isinstance(jti, str) or not jti or len(jti) > 256:
             raise TokenRejected("jti is required (a unique string of at most 256 characters)")
@@ -336,8 +339,10 @@ class _Problem(Exception):
 
 
 def operation_outcome(code: str, diagnostics: list[str], severity: str = "error") -> dict[str, Any]:
-    return {"resourceType": "OperationOutcome",
-            "issue": [{"severity": severity, "code": code, "diagnostics": d} for d in diagnostics]}
+    return {
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": severity, "code": code, "diagnostics": d} for d in diagnostics],
+    }
 
 
 def _input_problem(exc: InputError, status: int = 400) -> _Problem:
@@ -388,9 +393,12 @@ def parse_body(data: bytes, max_bytes: int) -> Any:
             doc = orjson.loads(data)
         except orjson.JSONDecodeError:
             doc = None
-        if type(doc) in (dict, list) and not _WS_BEFORE_COLON.search(data):
-            if _keys_and_depth(doc) == data.count(b'":'):
-                return doc
+        if (
+            type(doc) in (dict, list)
+            and not _WS_BEFORE_COLON.search(data)
+            and _keys_and_depth(doc) == data.count(b'":')
+        ):
+            return doc
     return parse_json(data, max_bytes=max_bytes)
 
 
@@ -460,8 +468,14 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 class CdsHooksApp:
     """The ASGI application: discovery, hook calls and feedback, every error an OperationOutcome."""
 
-    def __init__(self, config: ServiceConfig, triager: Any = None, mapper: FhirMapper | None = None,
-                 announce: bool = True, fetch: Callable[[str], bytes] = _fetch_jwks):
+    def __init__(
+        self,
+        config: ServiceConfig,
+        triager: Any = None,
+        mapper: FhirMapper | None = None,
+        announce: bool = True,
+        fetch: Callable[[str], bytes] = _fetch_jwks,
+    ):
         from engine.kernel.triage import default_triager
         from engine.views.cds_hooks import DEFAULT_SOURCE_URL, cards
 
@@ -480,16 +494,22 @@ class CdsHooksApp:
             self.verifier.store = self.store
         self.source_url = config.source_url or DEFAULT_SOURCE_URL
         self.override_reasons = _known_override_reasons()
-        self.discovery = _dumps({"services": [{
-            "hook": HOOK,
-            "id": self.spec.id,
-            "title": self.spec.title,
-            "description": self.spec.description,
-            "prefetch": prefetch_templates(self.mapper.mapping),
-            "usageRequirements": "Every prefetch key is required (412 otherwise; a failed search is not 'none'). "
-                                 "Requests carry a JWT bearer token signed by a trusted EHR, with aud = this service's "
-                                 f"endpoint URL and a lifetime of at most {config.max_token_lifetime} s.",
-        }]})
+        self.discovery = _dumps(
+            {
+                "services": [
+                    {
+                        "hook": HOOK,
+                        "id": self.spec.id,
+                        "title": self.spec.title,
+                        "description": self.spec.description,
+                        "prefetch": prefetch_templates(self.mapper.mapping),
+                        "usageRequirements": "Every prefetch key is required (412 otherwise; a failed search is not 'none'). "
+                        "Requests carry a JWT bearer token signed by a trusted EHR, with aud = this service's "
+                        f"endpoint URL and a lifetime of at most {config.max_token_lifetime} s.",
+                    }
+                ]
+            }
+        )
         if config.insecure and announce:
             announce_insecure()
 
@@ -534,31 +554,45 @@ class CdsHooksApp:
                     await send({"type": "lifespan.shutdown.complete"})
                 return
 
-    async def _route(self, scope: dict[str, Any], receive: Receive,
-                     after: list[Callable[[], None]]) -> tuple[int, bytes, dict[str, str]]:
+    async def _route(
+        self, scope: dict[str, Any], receive: Receive, after: list[Callable[[], None]]
+    ) -> tuple[int, bytes, dict[str, str]]:
         path = scope["path"]
         if len(path) > 1 and path.endswith("/"):
             path = path[:-1]
         method = scope["method"]
         if path == "/pathway":  # the cards' source page: the rule set's pathway, no patient data
             if method not in ("GET", "HEAD"):
-                raise _Problem(405, "not-supported", f"{method} is not allowed on /pathway (GET only)", {"allow": "GET"})
+                raise _Problem(
+                    405, "not-supported", f"{method} is not allowed on /pathway (GET only)", {"allow": "GET"}
+                )
             return 200, self._pathway_page(), {"content-type": "text/html; charset=utf-8"}
         parts = path.split("/")  # "", "cds-services", id, "feedback"
-        if len(parts) < 2 or parts[1] != "cds-services" or len(parts) > 4 or (len(parts) == 4 and parts[3] != "feedback"):
-            raise _Problem(404, "not-found", "no such endpoint: the service answers /cds-services, "
-                                             f"/cds-services/{self.spec.id}, /cds-services/{self.spec.id}/feedback "
-                                             "and /pathway")
+        if (
+            len(parts) < 2
+            or parts[1] != "cds-services"
+            or len(parts) > 4
+            or (len(parts) == 4 and parts[3] != "feedback")
+        ):
+            raise _Problem(
+                404,
+                "not-found",
+                "no such endpoint: the service answers /cds-services, "
+                f"/cds-services/{self.spec.id}, /cds-services/{self.spec.id}/feedback "
+                "and /pathway",
+            )
         if len(parts) == 2:
             if method not in ("GET", "HEAD"):
-                raise _Problem(405, "not-supported", f"{method} is not allowed on /cds-services (GET only)",
-                               {"allow": "GET"})
+                raise _Problem(
+                    405, "not-supported", f"{method} is not allowed on /cds-services (GET only)", {"allow": "GET"}
+                )
             return 200, self.discovery, {"content-type": "application/json"}
         if parts[2] != self.spec.id:
             raise _Problem(404, "not-found", f"no CDS service with this id; the service is '{self.spec.id}'")
         if method != "POST":
-            raise _Problem(405, "not-supported", f"{method} is not allowed here: CDS Hooks calls are POST",
-                           {"allow": "POST"})
+            raise _Problem(
+                405, "not-supported", f"{method} is not allowed here: CDS Hooks calls are POST", {"allow": "POST"}
+            )
         headers = _headers(scope)
         if len(parts) == 3:
             return await self._hook(parts[2], headers, receive, after)
@@ -582,15 +616,21 @@ class CdsHooksApp:
             return await self.verifier.verify(headers.get("authorization"), audiences)
         except TokenRejected as exc:
             log.warning("401: %s", exc)
-            raise _Problem(401, "security", f"unauthorised: {exc}",
-                           {"www-authenticate": 'Bearer error="invalid_token"'}) from None
+            raise _Problem(
+                401, "security", f"unauthorised: {exc}", {"www-authenticate": 'Bearer error="invalid_token"'}
+            ) from None
         except KeysUnavailable:
-            raise _Problem(503, "transient", "the token's issuer's keys (JWKS) cannot be fetched now; retry later",
-                           {"retry-after": "30"}) from None
+            raise _Problem(
+                503,
+                "transient",
+                "the token's issuer's keys (JWKS) cannot be fetched now; retry later",
+                {"retry-after": "30"},
+            ) from None
         except sqlite3.Error as exc:
             log.error("the service database failed while checking a token (%s)", type(exc).__name__)
-            raise _Problem(503, "transient", "the service's token memory is unavailable now; retry later",
-                           {"retry-after": "5"}) from None
+            raise _Problem(
+                503, "transient", "the service's token memory is unavailable now; retry later", {"retry-after": "5"}
+            ) from None
 
     async def _body(self, headers: dict[str, str], receive: Receive) -> Any:
         limit = self.config.max_body
@@ -615,8 +655,9 @@ class CdsHooksApp:
 
     # -------------------------------------------------------------- hook
 
-    async def _hook(self, service_id: str, headers: dict[str, str], receive: Receive,
-                    after: list[Callable[[], None]]) -> tuple[int, bytes, dict[str, str]]:
+    async def _hook(
+        self, service_id: str, headers: dict[str, str], receive: Receive, after: list[Callable[[], None]]
+    ) -> tuple[int, bytes, dict[str, str]]:
         timing: dict[str, float] | None = {} if self.config.server_timing else None
         start = time.perf_counter()
         claims = await self._authorise(headers, {self.config.endpoint(service_id)})
@@ -634,9 +675,14 @@ class CdsHooksApp:
         response_headers = {"content-type": "application/json"}
         if timing is not None:
             t_end = time.perf_counter()
-            stages = {"auth": t_auth - start, "parse": t_parse - t_auth, **timing,
-                      "other": (t_answer - t_parse) - sum(timing.values()), "serialise": t_end - t_answer,
-                      "total": t_end - start}
+            stages = {
+                "auth": t_auth - start,
+                "parse": t_parse - t_auth,
+                **timing,
+                "other": (t_answer - t_parse) - sum(timing.values()),
+                "serialise": t_end - t_answer,
+                "total": t_end - start,
+            }
             response_headers["server-timing"] = ", ".join(f"{k};dur={v * 1e3:.3f}" for k, v in stages.items())
         rows = _card_rows(body)
         if rows:
@@ -644,7 +690,9 @@ class CdsHooksApp:
         after.append(self.store.housekeeping)
         return 200, out, response_headers
 
-    def _answer(self, pid: str, prefetch: dict[str, Any], as_of: date, timing: dict[str, float] | None) -> dict[str, Any]:
+    def _answer(
+        self, pid: str, prefetch: dict[str, Any], as_of: date, timing: dict[str, float] | None
+    ) -> dict[str, Any]:
         """The cards for a checked request envelope, or `_Problem`."""
         no_cards: dict[str, Any] = {"cards": []}
         unusable = {}
@@ -653,8 +701,10 @@ class CdsHooksApp:
             if item is None:
                 unusable[key] = f"prefetch.{key}: required prefetch is missing"
             elif is_failed_search(item):
-                unusable[key] = (f"prefetch.{key}: the EHR's search failed (an OperationOutcome instead of results); "
-                                 "a failed search is not read as 'none'")
+                unusable[key] = (
+                    f"prefetch.{key}: the EHR's search failed (an OperationOutcome instead of results); "
+                    "a failed search is not read as 'none'"
+                )
         if unusable:
             if "conditions" not in unusable and self._out_of_scope(prefetch, pid, as_of):
                 return no_cards
@@ -712,7 +762,9 @@ class CdsHooksApp:
 
     # -------------------------------------------------------------- feedback
 
-    async def _feedback(self, service_id: str, headers: dict[str, str], receive: Receive) -> tuple[int, bytes, dict[str, str]]:
+    async def _feedback(
+        self, service_id: str, headers: dict[str, str], receive: Receive
+    ) -> tuple[int, bytes, dict[str, str]]:
         endpoint = self.config.endpoint(service_id)
         await self._authorise(headers, {endpoint, endpoint + "/feedback"})
         doc = await self._body(headers, receive)
@@ -721,7 +773,9 @@ class CdsHooksApp:
             self.store.record_feedback(records)
         except sqlite3.Error as exc:
             log.error("the service database failed while storing feedback (%s)", type(exc).__name__)
-            raise _Problem(503, "transient", "feedback could not be stored now; retry later", {"retry-after": "5"}) from None
+            raise _Problem(
+                503, "transient", "feedback could not be stored now; retry later", {"retry-after": "5"}
+            ) from None
         return 200, b"{}", {"content-type": "application/json"}
 
 
@@ -747,10 +801,13 @@ def _envelope(doc: Any) -> tuple[str, dict[str, Any]]:
         raise _Problem(400, "required", "context.patientId: required (a string)")
     pid = context["patientId"]
     if pid.startswith("Patient/"):
-        pid = pid[len("Patient/"):]
+        pid = pid[len("Patient/") :]
     if not FHIR_ID.match(pid):
-        raise _Problem(400, "invalid", "context.patientId: must be a FHIR id or Patient/<id> "
-                                       "(letters, digits, '-' and '.', at most 64)")
+        raise _Problem(
+            400,
+            "invalid",
+            "context.patientId: must be a FHIR id or Patient/<id> (letters, digits, '-' and '.', at most 64)",
+        )
     prefetch = doc.get("prefetch")
     if prefetch is None:
         prefetch = {}
@@ -790,24 +847,33 @@ def feedback_records(doc: Any, service_id: str, known_reasons: set[tuple[str, st
             raise _Problem(400, "invalid", f"{where}: must be a JSON object")
         card = item.get("card")
         try:
-            card_id = str(uuid.UUID(card.removeprefix("urn:uuid:"))) if isinstance(card, str) and len(card) <= 64 else None
+            card_id = (
+                str(uuid.UUID(card.removeprefix("urn:uuid:"))) if isinstance(card, str) and len(card) <= 64 else None
+            )
         except ValueError:
             card_id = None
         if card_id is None:
-            raise _Problem(400, "required" if card is None else "invalid",
-                           f"{where}.card: the uuid of the card is required (a UUID string)")
+            raise _Problem(
+                400,
+                "required" if card is None else "invalid",
+                f"{where}.card: the uuid of the card is required (a UUID string)",
+            )
         outcome = item.get("outcome")
         if outcome not in ("accepted", "overridden"):
             raise _Problem(400, "invalid", f"{where}.outcome: must be accepted or overridden")
         when = _instant(item.get("outcomeTimestamp"))
         if when is None:
-            raise _Problem(400, "required" if "outcomeTimestamp" not in item else "invalid",
-                           f"{where}.outcomeTimestamp: required, an instant with a time zone (e.g. 2025-01-15T10:00:00Z)")
+            raise _Problem(
+                400,
+                "required" if "outcomeTimestamp" not in item else "invalid",
+                f"{where}.outcomeTimestamp: required, an instant with a time zone (e.g. 2025-01-15T10:00:00Z)",
+            )
         accepted = 0
         suggestions = item.get("acceptedSuggestions")
         if suggestions is not None:
-            if not isinstance(suggestions, list) or not all(isinstance(s, dict) and isinstance(s.get("id"), str)
-                                                            for s in suggestions):
+            if not isinstance(suggestions, list) or not all(
+                isinstance(s, dict) and isinstance(s.get("id"), str) for s in suggestions
+            ):
                 raise _Problem(400, "invalid", f"{where}.acceptedSuggestions: an array of {{id}} objects")
             if suggestions and outcome != "accepted":
                 raise _Problem(400, "invalid", f"{where}.acceptedSuggestions: only with outcome accepted")
@@ -826,7 +892,8 @@ def feedback_records(doc: Any, service_id: str, known_reasons: set[tuple[str, st
                     raise _Problem(400, "invalid", f"{where}.overrideReason.reason: a Coding with a code")
                 r_system, r_code = reason.get("system"), reason["code"]
                 if (r_system, r_code) in known_reasons or (
-                        (r_system is None or token_shaped(r_system, 200)) and token_shaped(r_code)):
+                    (r_system is None or token_shaped(r_system, 200)) and token_shaped(r_code)
+                ):
                     system, code = r_system, r_code
                 else:
                     code = "(not a code)"
@@ -834,14 +901,28 @@ def feedback_records(doc: Any, service_id: str, known_reasons: set[tuple[str, st
             if user_comment is not None and not isinstance(user_comment, str):
                 raise _Problem(400, "invalid", f"{where}.overrideReason.userComment: a string")
             comment = bool(user_comment and user_comment.strip())
-        out.append(FeedbackRecord(service=service_id, card=card_id, outcome=outcome, outcome_time=when,
-                                  reason_system=system, reason_code=code, accepted_suggestions=accepted,
-                                  comment_given=comment))
+        out.append(
+            FeedbackRecord(
+                service=service_id,
+                card=card_id,
+                outcome=outcome,
+                outcome_time=when,
+                reason_system=system,
+                reason_code=code,
+                accepted_suggestions=accepted,
+                comment_given=comment,
+            )
+        )
     return out
 
 
-def create_app(config: ServiceConfig, triager: Any = None, mapper: FhirMapper | None = None,
-               announce: bool = True, fetch: Callable[[str], bytes] = _fetch_jwks) -> CdsHooksApp:
+def create_app(
+    config: ServiceConfig,
+    triager: Any = None,
+    mapper: FhirMapper | None = None,
+    announce: bool = True,
+    fetch: Callable[[str], bytes] = _fetch_jwks,
+) -> CdsHooksApp:
     """The ASGI application of the service (`ValueError` for a bad configuration, `StoreError` for
     a database that cannot be opened, `OSError` for an unreadable JWKS file)."""
     return CdsHooksApp(config, triager=triager, mapper=mapper, announce=announce, fetch=fetch)
@@ -854,9 +935,11 @@ def app_from_environment() -> CdsHooksApp:
 
 
 def announce_insecure() -> None:
-    _loud("INSECURE MODE: CDS Hooks requests are accepted WITHOUT verifying any JWT "
-          "(no signature, issuer, audience, expiry or replay check). For local demos only; "
-          "never expose this service to a network or to real patient data.")
+    _loud(
+        "INSECURE MODE: CDS Hooks requests are accepted WITHOUT verifying any JWT "
+        "(no signature, issuer, audience, expiry or replay check). For local demos only; "
+        "never expose this service to a network or to real patient data."
+    )
 
 
 def run(config: ServiceConfig, host: str, port: int, workers: int = 1) -> None:
@@ -871,9 +954,14 @@ def run(config: ServiceConfig, host: str, port: int, workers: int = 1) -> None:
 
     import uvicorn
 
-    options = dict(http="httptools" if importlib.util.find_spec("httptools") else "h11",
-                   loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
-                   access_log=False, server_header=False, log_level="warning", lifespan="on")
+    options = dict(
+        http="httptools" if importlib.util.find_spec("httptools") else "h11",
+        loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
+        access_log=False,
+        server_header=False,
+        log_level="warning",
+        lifespan="on",
+    )
     if workers <= 1:
         uvicorn.run(create_app(config), host=host, port=port, **options)
         return
@@ -883,15 +971,22 @@ def run(config: ServiceConfig, host: str, port: int, workers: int = 1) -> None:
     del probe
     os.environ[ENV_CONFIG] = config.to_json()
     if not hasattr(socket, "SO_REUSEPORT"):  # pragma: no cover - not Linux: uvicorn's shared socket
-        uvicorn.run("engine.channels.service:app_from_environment", factory=True, workers=workers, host=host,
-                    port=port, **options)
+        uvicorn.run(
+            "engine.channels.service:app_from_environment",
+            factory=True,
+            workers=workers,
+            host=host,
+            port=port,
+            **options,
+        )
         return
     _supervise(host, port, workers, options)
 
 
 def _reuseport_socket(host: str, port: int, listen: bool) -> socket.socket:
-    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
-                                                         flags=socket.AI_PASSIVE)[0]
+    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[
+        0
+    ]
     sock = socket.socket(family, kind, proto)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
@@ -918,8 +1013,9 @@ def _worker_main(host: str, port: int, options: dict[str, Any], parent: int) -> 
                 return
 
     threading.Thread(target=orphan_watch, daemon=True).start()
-    server = uvicorn.Server(uvicorn.Config("engine.channels.service:app_from_environment", factory=True,
-                                           host=host, port=port, **options))
+    server = uvicorn.Server(
+        uvicorn.Config("engine.channels.service:app_from_environment", factory=True, host=host, port=port, **options)
+    )
     server.run(sockets=[sock])
 
 
@@ -978,6 +1074,20 @@ def _loud(message: str) -> None:
     sys.stderr.flush()
 
 
-__all__ = ["ALGORITHMS", "CdsHooksApp", "JWKS_CACHE_SECONDS", "LEEWAY_SECONDS", "MAX_TOKEN_LIFETIME", "ServiceConfig",
-           "StoreError", "TokenRejected", "TokenVerifier", "create_app", "feedback_records", "import_jwks",
-           "is_failed_search", "parse_body", "run"]
+__all__ = [
+    "ALGORITHMS",
+    "JWKS_CACHE_SECONDS",
+    "LEEWAY_SECONDS",
+    "MAX_TOKEN_LIFETIME",
+    "CdsHooksApp",
+    "ServiceConfig",
+    "StoreError",
+    "TokenRejected",
+    "TokenVerifier",
+    "create_app",
+    "feedback_records",
+    "import_jwks",
+    "is_failed_search",
+    "parse_body",
+    "run",
+]

@@ -106,8 +106,10 @@ class Store:
             self._db = sqlite3.connect(str(self.path), timeout=5.0, isolation_level=None, check_same_thread=False)
             mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             if str(mode).lower() != "wal":
-                raise StoreError(f"{self.path}: SQLite could not use WAL mode (journal_mode={mode}); "
-                                 "put the database on a local file system")
+                raise StoreError(
+                    f"{self.path}: SQLite could not use WAL mode (journal_mode={mode}); "
+                    "put the database on a local file system"
+                )
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA busy_timeout=5000")
             version = self._db.execute("PRAGMA user_version").fetchone()[0]
@@ -131,8 +133,9 @@ class Store:
         now = time.time() if now is None else now
         with self._lock:
             try:
-                self._db.execute("INSERT INTO jti (key, expires) VALUES (?, ?)",
-                                 (_jti_key(issuer, jti), int(expires_at) + 1))
+                self._db.execute(
+                    "INSERT INTO jti (key, expires) VALUES (?, ?)", (_jti_key(issuer, jti), int(expires_at) + 1)
+                )
             except sqlite3.IntegrityError:
                 return False
         return True
@@ -152,8 +155,10 @@ class Store:
         with self._lock:
             self._db.execute("BEGIN")
             try:
-                self._db.executemany("INSERT INTO issued (card, service, rule, intervention, kind, issued) "
-                                     "VALUES (?, ?, ?, ?, ?, ?)", rows)
+                self._db.executemany(
+                    "INSERT INTO issued (card, service, rule, intervention, kind, issued) VALUES (?, ?, ?, ?, ?, ?)",
+                    rows,
+                )
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
@@ -167,16 +172,31 @@ class Store:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 for r in records:
-                    row = self._db.execute("SELECT rule, intervention, kind FROM issued WHERE card = ? AND service = ? "
-                                           "ORDER BY issued DESC LIMIT 1", (r.card, r.service)).fetchone()
+                    row = self._db.execute(
+                        "SELECT rule, intervention, kind FROM issued WHERE card = ? AND service = ? "
+                        "ORDER BY issued DESC LIMIT 1",
+                        (r.card, r.service),
+                    ).fetchone()
                     rule, intervention, kind = row if row else (None, None, None)
                     known += row is not None
                     self._db.execute(
                         "INSERT INTO feedback (received, service, rule, intervention, kind, outcome, outcome_time, "
                         "reason_system, reason_code, accepted_suggestions, comment_given) "
                         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (stamp, r.service, rule, intervention, kind, r.outcome, r.outcome_time, r.reason_system,
-                         r.reason_code, r.accepted_suggestions, int(r.comment_given)))
+                        (
+                            stamp,
+                            r.service,
+                            rule,
+                            intervention,
+                            kind,
+                            r.outcome,
+                            r.outcome_time,
+                            r.reason_system,
+                            r.reason_code,
+                            r.accepted_suggestions,
+                            int(r.comment_given),
+                        ),
+                    )
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
@@ -201,7 +221,8 @@ class Store:
                     "SELECT date(issued, 'unixepoch'), service, rule, intervention, kind, count(*) FROM issued "
                     "WHERE issued < ? GROUP BY 1, 2, 3, 4, 5 "
                     "ON CONFLICT (day, service, rule, intervention, kind) DO UPDATE SET n = n + excluded.n",
-                    (cutoff,))
+                    (cutoff,),
+                )
                 self._db.execute("DELETE FROM issued WHERE issued < ?", (cutoff,))
                 self._db.execute("COMMIT")
             except BaseException:
@@ -217,28 +238,47 @@ class Store:
         groups: dict[tuple[str, str, str, str], dict[str, Any]] = {}
 
         def group(key: tuple[str, str, str, str]) -> dict[str, Any]:
-            return groups.setdefault(key, {"service": key[0], "rule": key[1], "kind": key[2], "intervention": key[3],
-                                           "shown": 0, "feedback": 0, "accepted": 0, "overridden": 0, "reasons": {}})
+            return groups.setdefault(
+                key,
+                {
+                    "service": key[0],
+                    "rule": key[1],
+                    "kind": key[2],
+                    "intervention": key[3],
+                    "shown": 0,
+                    "feedback": 0,
+                    "accepted": 0,
+                    "overridden": 0,
+                    "reasons": {},
+                },
+            )
 
         with self._lock:
             shown_live = self._db.execute(
                 "SELECT service, rule, kind, intervention, count(*) FROM issued WHERE issued >= ? GROUP BY 1, 2, 3, 4",
-                (start,)).fetchall()
+                (start,),
+            ).fetchall()
             shown_old = self._db.execute(
                 "SELECT service, rule, kind, intervention, sum(n) FROM issued_daily WHERE day >= ? GROUP BY 1, 2, 3, 4",
-                (start_day,)).fetchall()
+                (start_day,),
+            ).fetchall()
             outcomes = self._db.execute(
                 "SELECT service, rule, kind, intervention, outcome, count(*) FROM feedback "
-                "WHERE received >= ? AND rule IS NOT NULL GROUP BY 1, 2, 3, 4, 5", (start,)).fetchall()
+                "WHERE received >= ? AND rule IS NOT NULL GROUP BY 1, 2, 3, 4, 5",
+                (start,),
+            ).fetchall()
             reasons = self._db.execute(
                 "SELECT service, rule, kind, intervention, coalesce(reason_code, '(no reason code)'), count(*) "
                 "FROM feedback WHERE received >= ? AND rule IS NOT NULL AND outcome = 'overridden' "
-                "GROUP BY 1, 2, 3, 4, 5", (start,)).fetchall()
+                "GROUP BY 1, 2, 3, 4, 5",
+                (start,),
+            ).fetchall()
             unknown = self._db.execute(
-                "SELECT outcome, count(*) FROM feedback WHERE received >= ? AND rule IS NULL GROUP BY 1",
-                (start,)).fetchall()
-            span = self._db.execute("SELECT min(received), max(received) FROM feedback WHERE received >= ?",
-                                    (start,)).fetchone()
+                "SELECT outcome, count(*) FROM feedback WHERE received >= ? AND rule IS NULL GROUP BY 1", (start,)
+            ).fetchall()
+            span = self._db.execute(
+                "SELECT min(received), max(received) FROM feedback WHERE received >= ?", (start,)
+            ).fetchone()
         for *key, n in shown_live + shown_old:
             group(tuple(key))["shown"] += n
         for *key, outcome, n in outcomes:
@@ -260,9 +300,11 @@ class Store:
 
         return {
             "since": since.isoformat() if since else None,
-            "first_feedback": iso(span[0]), "last_feedback": iso(span[1]),
+            "first_feedback": iso(span[0]),
+            "last_feedback": iso(span[1]),
             "rows": rows,
-            "feedback": total_fb, "overridden": total_over,
+            "feedback": total_fb,
+            "overridden": total_over,
             "override_rate": total_over / total_fb if total_fb else None,
             "feedback_on_unknown_cards": dict(unknown),
         }

@@ -104,8 +104,9 @@ class _Search:
             result = self.triager.triage(patient)
         except InputError:  # a change the input model does not allow: not an answer
             result = None
-        st = ChangeState(ruleset=self.ruleset, original=self.root.original, steps=steps, patient=patient,
-                         wait=wait, result=result)
+        st = ChangeState(
+            ruleset=self.ruleset, original=self.root.original, steps=steps, patient=patient, wait=wait, result=result
+        )
         self.states[steps] = st
         return st
 
@@ -184,8 +185,11 @@ class _Search:
                         other = self.state_of(steps)
                     except _OutOfBudget:
                         break
-                    if other.result is not None and other.result.recommended(target.code) is not None \
-                            and other not in found:
+                    if (
+                        other.result is not None
+                        and other.result.recommended(target.code) is not None
+                        and other not in found
+                    ):
                         found.append(other)
         best: dict[frozenset[tuple[str, str]], tuple[float, int, ChangeState]] = {}
         for i, st in enumerate(found):
@@ -255,19 +259,28 @@ def what_would_change(triager: Any, patient: Any, result: Result, *, budget: int
     if spec is None:
         return result
     categories = set(spec.categories)
-    targets = [code for code in dict.fromkeys(n.intervention for n in result.not_recommended)
-               if code in ruleset.interventions and ruleset.interventions[code].category in categories
-               and result.recommended(code) is None]
+    targets = [
+        code
+        for code in dict.fromkeys(n.intervention for n in result.not_recommended)
+        if code in ruleset.interventions
+        and ruleset.interventions[code].category in categories
+        and result.recommended(code) is None
+    ]
     if not targets:
         return result
-    root = ChangeState(ruleset=ruleset, original=_as_dict(patient), steps=(), patient=_as_dict(patient), wait=0,
-                       result=result)
+    root = ChangeState(
+        ruleset=ruleset, original=_as_dict(patient), steps=(), patient=_as_dict(patient), wait=0, result=result
+    )
     answers = _Search(triager, spec, root, spec.budget if budget is None else budget).run(targets)
+
+    def found(intervention: str) -> list[Change] | None:
+        answer = answers[intervention]
+        return None if answer is None else list(answer)
+
     entries: list[NotRecommended] = [
-        n.model_copy(update={"what_would_change": list(answers[n.intervention])
-                             if answers[n.intervention] is not None else None})
-        if n.intervention in answers else n
-        for n in result.not_recommended]
+        n.model_copy(update={"what_would_change": found(n.intervention)}) if n.intervention in answers else n
+        for n in result.not_recommended
+    ]
     return result.model_copy(update={"not_recommended": entries})
 
 

@@ -21,7 +21,7 @@ class FieldProblem:
     problem: str
     allowed: str | None = None
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, str]:
         out = {"field": self.field, "problem": self.problem}
         if self.allowed is not None:
             out["allowed"] = self.allowed
@@ -47,7 +47,7 @@ class InputError(EngineError):
         head = "patient input rejected"
         return head + (": " + lines[0] if len(lines) == 1 else ":\n  " + "\n  ".join(lines))
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, object]:
         return {"type": "input_error", "problems": [p.as_dict() for p in self.problems]}
 
 
@@ -71,8 +71,6 @@ class InferenceError(EngineError):
             f"rule {rule_id} failed during inference ({detail}); no result was produced. "
             "This is a rule-set defect: report it with the rule id."
         )
-
-
 
 
 class SiteError(EngineError):

@@ -60,7 +60,7 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import Any, cast
 
 import durable_rules_engine as _dre
 import orjson
@@ -116,8 +116,9 @@ def _normalise_scalar(value: Any, where: str, key: str | None = None) -> Any:
         if value.is_integer():
             return int(value)
         return value  # 1e-4 <= |value| < 1e15 after rounding: repr never uses an exponent
-    raise FactError(f"{_where(where, key)}: {kind.__name__} is not allowed in a fact "
-                    "(str, int, float, bool or a list of them)")
+    raise FactError(
+        f"{_where(where, key)}: {kind.__name__} is not allowed in a fact (str, int, float, bool or a list of them)"
+    )
 
 
 #: Keys already found to be names that are not reserved (bounded: a rule set has a small vocabulary).
@@ -158,8 +159,9 @@ def normalise_fact(raw: Mapping[str, Any]) -> dict[str, Any]:
             out[key] = value if -_SAFE_INT < value < _SAFE_INT else _normalise_scalar(value, ftype, key)
             leaves += 1
         elif kind is list or kind is tuple:
-            out[key] = [v if type(v) is str and len(v) <= MAX_STRING else _normalise_scalar(v, ftype, key)
-                        for v in value]
+            out[key] = [
+                v if type(v) is str and len(v) <= MAX_STRING else _normalise_scalar(v, ftype, key) for v in value
+            ]
             leaves += len(value) or 1
         elif value is None:
             raise FactError(f"fact {ftype}.{key}: None is not allowed; leave the field out")
@@ -202,8 +204,9 @@ def _normalise_fields(ftype: str, fields: dict[str, Any], key: Any) -> dict[str,
         if kind is str and len(key) <= MAX_STRING:
             out["key"] = key
         elif kind is list or kind is tuple:
-            out["key"] = [v if type(v) is str and len(v) <= MAX_STRING else _normalise_scalar(v, ftype, "key")
-                          for v in key]
+            out["key"] = [
+                v if type(v) is str and len(v) <= MAX_STRING else _normalise_scalar(v, ftype, "key") for v in key
+            ]
             leaves += len(key) or 1
             leaves -= 1
         else:
@@ -233,7 +236,7 @@ def _constant(value: Any, where: str) -> Any:
     return out
 
 
-def _compile_test(name: str, test: Test) -> dict:
+def _compile_test(name: str, test: Test) -> dict[str, Any]:
     v = test.value
     if test.op == "==":
         return {name: _constant(v, name)}
@@ -248,7 +251,7 @@ def _compile_test(name: str, test: Test) -> dict:
     return {op: {name: _constant(v, name)}}
 
 
-def _compile_pattern(p: Pattern) -> dict:
+def _compile_pattern(p: Pattern) -> dict[str, Any]:
     parts = [{"type": p.type}] + [_compile_test(n, t) for n, t in p.tests]
     return parts[0] if len(parts) == 1 else {"$and": parts}
 
@@ -286,7 +289,7 @@ def stratify(rules: tuple[Rule, ...]) -> dict[str, int]:
 class CompiledRules:
     """The durable-rules definition of a rule set, and the order and strata of its rules."""
 
-    definition: dict
+    definition: dict[str, Any]
     definition_json: str
     strata: dict[str, int]
     order: tuple[str, ...]
@@ -315,7 +318,7 @@ def compile_rules(ruleset: RuleSet) -> CompiledRules:
     if len(order) > 60000:
         raise RuleSetError("too many rules for durable-rules' 16-bit priority")
     by_id = {r.id: r for r in ruleset.rules}
-    definition: dict = {_OPEN_RULE: {"all": [{_OPEN_ALIAS: {"type": _OPEN_TYPE}}], "pri": 0}}
+    definition: dict[str, Any] = {_OPEN_RULE: {"all": [{_OPEN_ALIAS: {"type": _OPEN_TYPE}}], "pri": 0}}
     for pri, rid in enumerate(order, start=1):
         r = by_id[rid]
         patterns = [{_GATE_ALIAS: {"$and": [{"type": _GATE_TYPE}, {"stratum": strata[rid]}]}}]
@@ -329,8 +332,14 @@ def compile_rules(ruleset: RuleSet) -> CompiledRules:
     for when, unless in resolved.values():
         for p in (*when.values(), *unless.values()):
             tested.setdefault(p.type, set()).update(name for name, _ in p.tests)
-    return CompiledRules(definition, text, strata, order, max(strata.values(), default=0) + 1,
-                         {t: tuple(sorted(names - {"type"})) for t, names in tested.items()})
+    return CompiledRules(
+        definition,
+        text,
+        strata,
+        order,
+        max(strata.values(), default=0) + 1,
+        {t: tuple(sorted(names - {"type"})) for t, names in tested.items()},
+    )
 
 
 # ---------------------------------------------------------------- one session
@@ -344,7 +353,7 @@ class Collected:
     to define at every start of the CLI.
     """
 
-    __slots__ = ("facts", "recommendations", "withheld", "unknowns", "notices", "trace", "fired")
+    __slots__ = ("facts", "fired", "notices", "recommendations", "trace", "unknowns", "withheld")
 
     def __init__(self) -> None:
         self.facts: list[dict[str, Any]] = []
@@ -369,10 +378,20 @@ class _Plan:
     its positive aliases in trace order with the comparisons to explain, its absence labels, and
     what it declares (as sets, for the checks every `conclude`, `param` and `recommend` makes)."""
 
-    __slots__ = ("rule", "id", "action", "when", "absent", "concludes", "reads_all", "emits", "parameters",
-                 "safe_firings")
+    __slots__ = (
+        "absent",
+        "action",
+        "concludes",
+        "emits",
+        "id",
+        "parameters",
+        "reads_all",
+        "rule",
+        "safe_firings",
+        "when",
+    )
 
-    def __init__(self, rule: Rule, when: tuple, absent: tuple[str, ...]):
+    def __init__(self, rule: Rule, when: tuple[tuple[str, tuple[tuple[str, str], ...]], ...], absent: tuple[str, ...]):
         self.rule = rule
         self.id = rule.id
         self.action = rule.action
@@ -405,11 +424,11 @@ class _Run(Context):
     not once per firing; between firings only the wrapper's own code runs.
     """
 
-    __slots__ = ("_s", "_plan", "_matched", "used", "concluded", "because_lines", "new_facts")
+    __slots__ = ("_matched", "_plan", "_s", "because_lines", "concluded", "new_facts", "used")
 
-    def __init__(self, session: "_Session"):
+    def __init__(self, session: _Session):
         self._s = session
-        self._plan: _Plan | None = None
+        self._plan: _Plan = cast(_Plan, None)  # pointed at each firing's plan before its action runs
         self._matched: dict[str, Mapping[str, Any]] = {}
         self.used: list[str] = []
         self.concluded: list[str] = []
@@ -434,8 +453,10 @@ class _Run(Context):
 
     def param(self, name: str) -> Any:
         if name not in self._plan.parameters:
-            raise RuleSetError(f"rule {self._plan.id} uses parameter {name!r}, which the rule set did not find in "
-                               "its code: write param(\"name\") with the name as a literal")
+            raise RuleSetError(
+                f"rule {self._plan.id} uses parameter {name!r}, which the rule set did not find in "
+                'its code: write param("name") with the name as a literal'
+            )
         return self._s.values[name]
 
     def conclude(self, type_: str, key: str | None = None, **fields: Any) -> None:
@@ -461,7 +482,15 @@ class _Run(Context):
         if intervention not in self._plan.emits:
             raise RuleSetError(f"rule {self._plan.id} emits {intervention!r} without declaring it")
 
-    def recommend(self, intervention, rationale, details=None, evidence=None, review=None, citations=None) -> None:
+    def recommend(
+        self,
+        intervention: str,
+        rationale: list[str],
+        details: Mapping[str, Any] | None = None,
+        evidence: str | None = None,
+        review: tuple[float, str] | None = None,
+        citations: list[str] | None = None,
+    ) -> None:
         self._check_emit(intervention)
         spec = self._s.ruleset.interventions[intervention]
         ev = spec.evidence if evidence is None else spec.evidence_variants[evidence]
@@ -469,8 +498,10 @@ class _Run(Context):
             library = self._s.ruleset.citations
             missing = [c for c in citations if c not in library]
             if missing or ev is None:
-                raise RuleSetError(f"rule {self._plan.id} cites {missing or citations} for {intervention}, which "
-                                   "is not in the citation library (or the intervention has no grade)")
+                raise RuleSetError(
+                    f"rule {self._plan.id} cites {missing or citations} for {intervention}, which "
+                    "is not in the citation library (or the intervention has no grade)"
+                )
             ev = ev.model_copy(update={"citations": [*ev.citations, *(c for c in citations if c not in ev.citations)]})
         col = self._s.out
         rule_id = self._plan.id
@@ -513,8 +544,12 @@ class _Run(Context):
         """An unknown the pathway needs; named again by another rule, its blocks and reasons merge."""
         prior = self._s.out.unknowns.get(fact_name)
         if prior is None:
-            self._s.out.unknowns[fact_name] = {"fact": fact_name, "reason": reason, "blocks": sorted(set(blocks)),
-                                               "rule": self._plan.id}
+            self._s.out.unknowns[fact_name] = {
+                "fact": fact_name,
+                "reason": reason,
+                "blocks": sorted(set(blocks)),
+                "rule": self._plan.id,
+            }
         else:
             prior["blocks"] = sorted(set(prior["blocks"]) | set(blocks))
             if reason not in prior["reason"].split("; "):
@@ -577,7 +612,7 @@ class _Session:
     triage must create it.
     """
 
-    def __init__(self, engine: "Engine"):
+    def __init__(self, engine: Engine):
         self.engine = engine
         self.ruleset = engine.ruleset
         self.values = engine.ruleset.parameter_values
@@ -669,7 +704,7 @@ class _Session:
             if ok:
                 rule_id = "(engine)"
                 try:
-                    (rule_id, m), = _loads(message).items()
+                    ((rule_id, m),) = _loads(message).items()
                     plan = plans.get(rule_id)
                     if plan is None:
                         if rule_id != _OPEN_RULE:  # the wrapper's own rule does nothing
@@ -716,7 +751,7 @@ class _Session:
 
     def _open(self) -> None:
         """Create the state node and initialise its action context (`_session_open` fires once)."""
-        code, state = _dre.assert_fact(self._handle, _OPEN_FACT)
+        _code, state = _dre.assert_fact(self._handle, _OPEN_FACT)
         self._drain(state)
         _dre.retract_fact(self._handle, _OPEN_RETRACT)
         self.fresh = False
@@ -732,7 +767,7 @@ class _Session:
         """Retract every fact this triage asserted and prove that nothing is left to fire;
         otherwise complete whatever is left without running it and delete the state."""
         handle = self._handle
-        ids = self._gate_retracts + _RETRACTS[1:self._next_id + 1]
+        ids = self._gate_retracts + _RETRACTS[1 : self._next_id + 1]
         code, _ = _dre.retract_facts(handle, "[" + ",".join(ids) + "]")
         started = _dre.start_action_for_state(handle, state_handle)
         if code == 0 and not started and _dre.get_facts(handle, _SID) == _EMPTY:
@@ -765,7 +800,7 @@ class _Session:
             labels.add(label)
             named.append(label)
         # a fact that cannot be sent fails here, before any state exists
-        texts = [self._register(f, label) for f, label in zip(normal, named)]
+        texts = [self._register(f, label) for f, label in zip(normal, named, strict=False)]
         self.holds_state = True
         if self.fresh:
             self._open()
@@ -784,8 +819,13 @@ class _Session:
             _RUNNING.reset(token)
         # Every agenda has drained (_drain returns only then): retracting or deleting is safe now.
         self.triages_on_state += 1
-        if (self.failure is not None or self.interrupt is not None or not self._reuse
-                or self.triages_on_state >= self._recycle_after or state is None):
+        if (
+            self.failure is not None
+            or self.interrupt is not None
+            or not self._reuse
+            or self.triages_on_state >= self._recycle_after
+            or state is None
+        ):
             self._delete()
         elif self._retraction_unsafe():
             self.engine.unsafe_to_retract += 1
@@ -803,7 +843,7 @@ class _Session:
 # ---------------------------------------------------------------- the engine
 
 
-_ENGINES: "weakref.WeakSet[Engine]" = weakref.WeakSet()
+_ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
 
 
 def _after_fork_in_child() -> None:
@@ -852,8 +892,10 @@ class Engine:
         self.compiled = compile_rules(ruleset)
         self.plans = _plans(ruleset)
         #: the stratum gate facts, serialised once, and their retractions
-        self.gates = tuple(json.dumps({"id": f"g{s}", "sid": _SID, "type": _GATE_TYPE, "stratum": s},
-                                      separators=(",", ":")) for s in range(self.compiled.n_strata))
+        self.gates = tuple(
+            json.dumps({"id": f"g{s}", "sid": _SID, "type": _GATE_TYPE, "stratum": s}, separators=(",", ":"))
+            for s in range(self.compiled.n_strata)
+        )
         self.gate_retracts = tuple(json.dumps({"id": f"g{s}", "sid": _SID}) for s in range(self.compiled.n_strata))
         self._idle: list[_Session] = []
         self._lock = threading.Lock()

@@ -25,6 +25,8 @@ FHIR_MAX_BYTES = 4 * 1024 * 1024
 def is_fhir(document: Any) -> bool:
     """True when a parsed JSON document is a FHIR resource (it carries `resourceType`)."""
     return isinstance(document, dict) and "resourceType" in document
+
+
 #: Most problems reported for one document; the rest are counted, not listed.
 MAX_PROBLEMS = 20
 #: A key that is not shaped like a field name may hold patient data: it is never echoed.
@@ -43,7 +45,7 @@ class _Bad:
     """A value the parser met that JSON does not allow (NaN, Infinity) or a key given twice: kept in
     place while parsing so that, once the document is read, the error can name the field path."""
 
-    __slots__ = ("problem", "allowed")
+    __slots__ = ("allowed", "problem")
 
     def __init__(self, problem: str, allowed: str):
         self.problem = problem
@@ -122,30 +124,53 @@ def parse_json(data: bytes | str, max_bytes: int = MAX_INPUT_BYTES) -> Any:
         data = data.encode("utf-8", errors="surrogatepass")
     if len(data) > max_bytes:
         # The CLI reads at most max_bytes + 1 bytes, so the true size is unknown here: say "larger than".
-        raise InputError([FieldProblem("(document)", f"the input is larger than {max_bytes} bytes",
-                                       f"at most {max_bytes} bytes (a patient is about 1 KB)")])
+        raise InputError(
+            [
+                FieldProblem(
+                    "(document)",
+                    f"the input is larger than {max_bytes} bytes",
+                    f"at most {max_bytes} bytes (a patient is about 1 KB)",
+                )
+            ]
+        )
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise InputError([FieldProblem("(document)", f"not valid UTF-8 (byte offset {exc.start})", "UTF-8 text")]) from None
+        raise InputError(
+            [FieldProblem("(document)", f"not valid UTF-8 (byte offset {exc.start})", "UTF-8 text")]
+        ) from None
     if not text.strip():
         raise InputError([FieldProblem("(document)", "the input is empty", "one JSON object")])
     if not _depth_ok(text):
-        raise InputError([FieldProblem("(document)", f"nested deeper than {MAX_DEPTH} levels", f"at most {MAX_DEPTH} levels")])
+        raise InputError(
+            [FieldProblem("(document)", f"nested deeper than {MAX_DEPTH} levels", f"at most {MAX_DEPTH} levels")]
+        )
     flagged, constant, pairs = _hooks()
     try:
         document = json.loads(text, object_pairs_hook=pairs, parse_constant=constant)
     except json.JSONDecodeError as exc:
         raise InputError(
-            [FieldProblem("(document)", f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}", "one JSON object")]
+            [
+                FieldProblem(
+                    "(document)",
+                    f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
+                    "one JSON object",
+                )
+            ]
         ) from None
     except RecursionError:
         raise InputError([FieldProblem("(document)", "nested too deeply", f"at most {MAX_DEPTH} levels")]) from None
     except ValueError:  # an integer longer than Python converts (sys.get_int_max_str_digits(), 4300 digits)
         raise InputError(
-            [FieldProblem("(document)", "not valid JSON for a patient: a number has thousands of digits", "numbers of ordinary size")]
+            [
+                FieldProblem(
+                    "(document)",
+                    "not valid JSON for a patient: a number has thousands of digits",
+                    "numbers of ordinary size",
+                )
+            ]
         ) from None
     if flagged[0]:
         found: list[FieldProblem] = []
@@ -201,8 +226,11 @@ def problems_from(exc: ValidationError, model: type[BaseModel]) -> list[FieldPro
         allowed = None
         if kind == "extra_forbidden":
             parent = _submodel(model, loc[:-1])
-            msg = "unknown field" if shown_key(str(loc[-1])) != HIDDEN_KEY else (
-                "unknown field (its name is not shown: it is not shaped like a field name)")
+            msg = (
+                "unknown field"
+                if shown_key(str(loc[-1])) != HIDDEN_KEY
+                else ("unknown field (its name is not shown: it is not shaped like a field name)")
+            )
             if parent is not None:
                 allowed = ", ".join(sorted(parent.model_fields))
         elif kind == "missing":
@@ -222,7 +250,8 @@ def problems_from(exc: ValidationError, model: type[BaseModel]) -> list[FieldPro
     if len(problems) > MAX_PROBLEMS:
         hidden = len(problems) - MAX_PROBLEMS
         problems = problems[:MAX_PROBLEMS] + [
-            FieldProblem("(document)", f"{hidden} more problems not listed", "fix the ones above first")]
+            FieldProblem("(document)", f"{hidden} more problems not listed", "fix the ones above first")
+        ]
     return problems
 
 
@@ -231,7 +260,9 @@ def validate(model: type[BaseModel], data: Any) -> BaseModel:
     if isinstance(data, model):
         return data
     if not isinstance(data, dict):
-        raise InputError([FieldProblem("(document)", f"a patient must be a JSON object, not {_json_kind(data)}", "one JSON object")])
+        raise InputError(
+            [FieldProblem("(document)", f"a patient must be a JSON object, not {_json_kind(data)}", "one JSON object")]
+        )
     try:
         return model.model_validate(data)
     except ValidationError as exc:

@@ -23,8 +23,9 @@ def digest_of(package_dir: str | os.PathLike[str]) -> str:
     """
     root = Path(package_dir)
     h = hashlib.sha256()
-    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.suffix in _DIGESTED_SUFFIXES
-                       and "__pycache__" not in p.parts):
+    for path in sorted(
+        p for p in root.rglob("*") if p.is_file() and p.suffix in _DIGESTED_SUFFIXES and "__pycache__" not in p.parts
+    ):
         rel = path.relative_to(root).as_posix().encode()
         data = path.read_bytes()
         h.update(len(rel).to_bytes(4, "big") + rel + len(data).to_bytes(8, "big") + data)

@@ -69,14 +69,13 @@ class Recommendation(OutputModel):
     intervention: str = Field(description="intervention code")
     category: str = Field(description="where it sits in the pathway (a category of the rule set)")
     strength: str = Field(description="wording of the recommendation, e.g. 'may be considered'")
-    evidence: Evidence | None = Field(
-        default=None, description="evidence grade; absent only for urgent referral"
-    )
+    evidence: Evidence | None = Field(default=None, description="evidence grade; absent only for urgent referral")
     details: dict[str, Any] = Field(default_factory=dict, description="dosing, cautions, monitoring")
     rationale: list[str] = Field(description="the facts that led here")
     rule: str = Field(description="id of the rule that made it")
-    review: Review | None = Field(default=None, exclude_if=_none,
-                                  description="when to review it (absent where the rule set sets no review)")
+    review: Review | None = Field(
+        default=None, exclude_if=_none, description="when to review it (absent where the rule set sets no review)"
+    )
 
 
 class Change(OutputModel):
@@ -94,8 +93,10 @@ class NotRecommended(OutputModel):
     reason: str
     rule: str
     what_would_change: list[Change] | None = Field(
-        default=None, exclude_if=_none,
-        description="the nearest changes of the patient's facts that would make it an option (when asked for)")
+        default=None,
+        exclude_if=_none,
+        description="the nearest changes of the patient's facts that would make it an option (when asked for)",
+    )
 
 
 class TraceEntry(OutputModel):
@@ -141,8 +142,9 @@ class RulesetInfo(OutputModel):
     name: str
     version: str
     digest: str = Field(description="sha256 over the rule set's files (and the site's parameter values, if any)")
-    site: SiteInfo | None = Field(default=None, exclude_if=_none,
-                                  description="the site's parameter values, when a site configuration is applied")
+    site: SiteInfo | None = Field(
+        default=None, exclude_if=_none, description="the site's parameter values, when a site configuration is applied"
+    )
 
 
 class Result(OutputModel):

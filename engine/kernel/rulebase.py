@@ -50,8 +50,10 @@ class ParamRef:
     name: str
 
     def __str__(self) -> str:  # a reference must never be formatted into text as if it were a value
-        raise RuleSetError(f"parameter {self.name!r} was formatted outside a running rule: call param() inside "
-                           "the action, where it gives the value")
+        raise RuleSetError(
+            f"parameter {self.name!r} was formatted outside a running rule: call param() inside "
+            "the action, where it gives the value"
+        )
 
     __format__ = lambda self, spec: self.__str__()  # noqa: E731
 
@@ -136,7 +138,10 @@ class Test:
     def text(self) -> str:
         """How the test reads: '≥ 12', 'in (none, partial)'. Parameters show by name until resolved."""
         v = self.value
-        name = (lambda x: f"{{{x.name}}}" if isinstance(x, ParamRef) else x)
+
+        def name(x: Any) -> Any:
+            return f"{{{x.name}}}" if isinstance(x, ParamRef) else x
+
         if self.op == "between":
             return f"in [{name(v[0])}, {name(v[1])}]"
         if self.op == "in":
@@ -271,9 +276,15 @@ class Context:
     def conclude(self, type_: str, key: str | None = None, **fields: Any) -> None:  # pragma: no cover
         raise NotImplementedError
 
-    def recommend(self, intervention: str, rationale: list[str], details: Mapping[str, Any] | None = None,
-                  evidence: str | None = None, review: tuple[float, str] | None = None,
-                  citations: list[str] | None = None) -> None:  # pragma: no cover
+    def recommend(
+        self,
+        intervention: str,
+        rationale: list[str],
+        details: Mapping[str, Any] | None = None,
+        evidence: str | None = None,
+        review: tuple[float, str] | None = None,
+        citations: list[str] | None = None,
+    ) -> None:  # pragma: no cover
         """Recommend `intervention`. `evidence` picks a variant grade; `citations` adds sources to its
         grade; `review` is (weeks, what to judge then)."""
         raise NotImplementedError
@@ -520,11 +531,7 @@ class Finding:
 def _grade_problems(ev: Evidence | None) -> list[str]:
     if ev is None:
         return ["no evidence grade"]
-    out = []
-    if not ev.sort:
-        out.append("no SORT grade")
-    if not ev.certainty:
-        out.append("no certainty")
+    out = []  # the SORT grade and the certainty are checked by the model (closed lists of values)
     if not ev.directness.strip():
         out.append("no directness")
     if not ev.citations:
@@ -718,8 +725,13 @@ class RuleSet:
     def resolved(self) -> dict[str, tuple[dict[str, Pattern], dict[str, Pattern]]]:
         """Each rule's patterns with this rule set's parameter values: {id: (when, unless)}."""
         values = self.parameter_values
-        return {r.id: ({a: p.resolve(values) for a, p in r.when.items()},
-                       {a: p.resolve(values) for a, p in r.unless.items()}) for r in self.rules}
+        return {
+            r.id: (
+                {a: p.resolve(values) for a, p in r.when.items()},
+                {a: p.resolve(values) for a, p in r.unless.items()},
+            )
+            for r in self.rules
+        }
 
     def rule(self, rule_id: str) -> Rule:
         for r in self.rules:
@@ -746,19 +758,27 @@ class RuleSet:
         for name, ov in sorted(site.overrides.items()):
             p = params.get(name)
             if p is None:
-                raise RuleSetError(f"site parameter {name!r} is not a parameter of {self.name} "
-                                   f"(known: {', '.join(sorted(params))})")
+                raise RuleSetError(
+                    f"site parameter {name!r} is not a parameter of {self.name} (known: {', '.join(sorted(params))})"
+                )
             if not p.settable:
                 raise RuleSetError(f"site parameter {name!r} cannot be set by a site (no bounds are declared for it)")
             problem = p.problem(ov.value)
             if problem:
                 raise RuleSetError(f"site parameter {name!r}: {problem}")
             params[name] = dataclasses.replace(p, value=ov.value, default=p.value, override=ov)
-        stamp = json.dumps({"rules": self.base_digest,
-                            "site": {n: o.value for n, o in sorted(site.overrides.items())}},
-                           sort_keys=True, separators=(",", ":"))
-        return dataclasses.replace(self, parameters=params, site=site,
-                                   digest=hashlib.sha256(stamp.encode()).hexdigest(), base_digest=self.base_digest)
+        stamp = json.dumps(
+            {"rules": self.base_digest, "site": {n: o.value for n, o in sorted(site.overrides.items())}},
+            sort_keys=True,
+            separators=(",", ":"),
+        )
+        return dataclasses.replace(
+            self,
+            parameters=params,
+            site=site,
+            digest=hashlib.sha256(stamp.encode()).hexdigest(),
+            base_digest=self.base_digest,
+        )
 
     # -------------------------------------------------------- the one consistency check
 
@@ -781,15 +801,23 @@ class RuleSet:
                     add("error", "citations", f"rule {r.id} cites {cid!r}, which is not in the citation library")
         for code, spec in self.interventions.items():
             if self.categories and spec.category not in self.categories:
-                add("error", "interventions", f"intervention {code}: category {spec.category!r} is not one of "
-                    f"{', '.join(self.categories)}")
-            for what, ev in [("grade", spec.evidence), *((f"grade variant {k!r}", v)
-                                                        for k, v in spec.evidence_variants.items())]:
-                for cid in (ev.citations if ev is not None else []):
+                add(
+                    "error",
+                    "interventions",
+                    f"intervention {code}: category {spec.category!r} is not one of {', '.join(self.categories)}",
+                )
+            for what, ev in [
+                ("grade", spec.evidence),
+                *((f"grade variant {k!r}", v) for k, v in spec.evidence_variants.items()),
+            ]:
+                for cid in ev.citations if ev is not None else []:
                     cited.add(cid)
                     if cid not in self.citations:
-                        add("error", "citations",
-                            f"intervention {code}: its {what} cites {cid!r}, which is not in the citation library")
+                        add(
+                            "error",
+                            "citations",
+                            f"intervention {code}: its {what} cites {cid!r}, which is not in the citation library",
+                        )
         for table, ids_ in sorted(self.table_citations.items()):
             for cid in ids_:
                 cited.add(cid)
@@ -802,22 +830,31 @@ class RuleSet:
             for code in r.emits:
                 emitted.setdefault(code, []).append(r.id)
         for code, rule_ids in sorted(emitted.items()):
-            spec = self.interventions.get(code)
-            if spec is None:
-                add("error", "interventions", f"rules {', '.join(rule_ids)} emit {code!r}, which is not a defined "
-                    "intervention")
+            emitted_spec = self.interventions.get(code)
+            if emitted_spec is None:
+                add(
+                    "error",
+                    "interventions",
+                    f"rules {', '.join(rule_ids)} emit {code!r}, which is not a defined intervention",
+                )
                 continue
-            if spec.category in self.ungraded_categories:
+            if emitted_spec.category in self.ungraded_categories:
                 continue
-            for what, ev in [("grade", spec.evidence), *((f"grade variant {k!r}", v)
-                                                        for k, v in spec.evidence_variants.items())]:
+            for what, ev in [
+                ("grade", emitted_spec.evidence),
+                *((f"grade variant {k!r}", v) for k, v in emitted_spec.evidence_variants.items()),
+            ]:
                 for problem in _grade_problems(ev):
-                    add("error", "grades", f"intervention {code} (emitted by {', '.join(rule_ids)}): its {what} has "
-                        f"{problem}; every recommendation needs SORT, certainty, directness and a citation")
+                    add(
+                        "error",
+                        "grades",
+                        f"intervention {code} (emitted by {', '.join(rule_ids)}): its {what} has "
+                        f"{problem}; every recommendation needs SORT, certainty, directness and a citation",
+                    )
         used: set[str] = set()
         for r in self.rules:
-            for _, p in r.patterns:
-                for name in p.params:
+            for _, pattern in r.patterns:
+                for name in pattern.params:
                     used.add(name)
                     if name not in self.parameters:
                         add("error", "parameters", f"rule {r.id} uses parameter {name!r}, which is not defined")
@@ -826,18 +863,26 @@ class RuleSet:
         for name, p in sorted(self.parameters.items()):
             missing = [what for what, text in (("source", p.source), ("note", p.note)) if not str(text or "").strip()]
             if missing:
-                add("error", "parameters", f"parameter {name} has no {' and no '.join(missing)}: say where the value "
-                    "comes from ('project parameter, not evidence' is an honest source) and what it means")
+                add(
+                    "error",
+                    "parameters",
+                    f"parameter {name} has no {' and no '.join(missing)}: say where the value "
+                    "comes from ('project parameter, not evidence' is an honest source) and what it means",
+                )
             if not str(p.unit or "").strip():
                 add("warning", "parameters", f"parameter {name} has no unit")
-            problem = p.problem(p.value) if p.settable else None
-            if problem:
-                add("error", "parameters", f"parameter {name}: its own value {problem}")
+            own = p.problem(p.value) if p.settable else None
+            if own:
+                add("error", "parameters", f"parameter {name}: its own value {own}")
             if p.reviewed is None:
                 add("warning", "parameters", f"parameter {name} has no reviewed date")
             elif today - p.reviewed > REVIEW_INTERVAL:
-                add("warning", "parameters", f"parameter {name} was last reviewed on {p.reviewed.isoformat()}, more "
-                    "than a year ago: review its value and source")
+                add(
+                    "warning",
+                    "parameters",
+                    f"parameter {name} was last reviewed on {p.reviewed.isoformat()}, more "
+                    "than a year ago: review its value and source",
+                )
         for name in sorted(set(self.parameters) - used):
             add("note", "parameters", f"parameter {name} is used by no rule")
         if self.changes is not None:
@@ -849,8 +894,11 @@ class RuleSet:
         assert spec is not None
         for c in spec.categories:
             if self.categories and c not in self.categories:
-                add("error", "changes", f"the change search names category {c!r}, which is not one of "
-                    f"{', '.join(self.categories)}")
+                add(
+                    "error",
+                    "changes",
+                    f"the change search names category {c!r}, which is not one of {', '.join(self.categories)}",
+                )
         names = [k.name for k in spec.kinds]
         for n in sorted({n for n in names if names.count(n) > 1}):
             add("error", "changes", f"kind of change {n!r} is declared {names.count(n)} times")

@@ -37,7 +37,7 @@ def parse_site(data: dict[str, Any], source: str = "") -> Site:
         raise SiteError(f"site file: unknown table {unknown[0]!r} (allowed: [site], [parameters.NAME])")
     head = data.get("site", {})
     if not isinstance(head, dict) or set(head) - {"name"}:
-        raise SiteError("site file: [site] holds only name = \"...\"")
+        raise SiteError('site file: [site] holds only name = "..."')
     name = head.get("name", Path(source).stem if source else "site")
     if not isinstance(name, str) or not name.strip():
         raise SiteError("site file: site.name must be a non-empty string")

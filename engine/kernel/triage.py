@@ -54,25 +54,41 @@ class _Order:
         ruleset = self.ruleset
         site = None
         if ruleset.site is not None:
-            site = SiteInfo(name=ruleset.site.name, parameters={
-                name: SiteValue(value=p.value, default=p.default, reason=p.override.reason, set_by=p.override.set_by)
-                for name, p in sorted(ruleset.parameters.items()) if p.override is not None})
+            site = SiteInfo(
+                name=ruleset.site.name,
+                parameters={
+                    name: SiteValue(
+                        value=p.value, default=p.default, reason=p.override.reason, set_by=p.override.set_by
+                    )
+                    for name, p in sorted(ruleset.parameters.items())
+                    if p.override is not None
+                },
+            )
         return RulesetInfo(name=ruleset.name, version=ruleset.version, digest=ruleset.digest, site=site)
 
     @classmethod
-    def of(cls, ruleset: RuleSet) -> "_Order":
+    def of(cls, ruleset: RuleSet) -> _Order:
         if ruleset.site is None:  # what RulesetInfo(...).model_dump(mode="json") gives, without the model
-            info_data: dict[str, Any] | None = {"name": ruleset.name, "version": ruleset.version,
-                                                "digest": ruleset.digest}
-            if not all(type(v) is str for v in info_data.values()):
-                info_data = None
+            plain = {"name": ruleset.name, "version": ruleset.version, "digest": ruleset.digest}
+            info_data: dict[str, Any] | None = plain if all(type(v) is str for v in plain.values()) else None
         else:
             info_data = None
-        grades = tuple(ev for spec in ruleset.interventions.values()
-                       for ev in (spec.evidence, *spec.evidence_variants.values()) if ev is not None)
-        ready = all(type(spec.category) is str and type(spec.strength) is str and type(spec.details) is dict
-                    and all(type(k) is str for k in spec.details) for spec in ruleset.interventions.values())
-        ready = ready and all(type(cid) is str and all(type(k) is str for k in c) for cid, c in ruleset.citations.items())
+        grades = tuple(
+            ev
+            for spec in ruleset.interventions.values()
+            for ev in (spec.evidence, *spec.evidence_variants.values())
+            if ev is not None
+        )
+        ready = all(
+            type(spec.category) is str
+            and type(spec.strength) is str
+            and type(spec.details) is dict
+            and all(type(k) is str for k in spec.details)
+            for spec in ruleset.interventions.values()
+        )
+        ready = ready and all(
+            type(cid) is str and all(type(k) is str for k in c) for cid, c in ruleset.citations.items()
+        )
         try:
             citation_data = {cid: _json_data(dict(c)) for cid, c in ruleset.citations.items()}
             evidence_data = {id(ev): ev.model_dump(mode="json") for ev in grades}
@@ -129,17 +145,19 @@ def build_result(ruleset: RuleSet, patient: BaseModel, out: Collected, order: _O
     """
     o = order if order is not None else _Order.of(ruleset)
     recs, withheld, cited = _ordered(out, o)
-    return Result.model_validate({
-        "patient_id": ruleset.patient_id(patient),
-        "ruleset": o.info,
-        "red_flags": sorted(ruleset.flags(patient)),
-        "recommendations": recs,
-        "not_recommended": withheld,
-        "unknowns": [u for _, u in sorted(out.unknowns.items())],
-        "notices": [n for _, n in sorted(out.notices.items())],
-        "trace": out.trace,
-        "citations": {cid: dict(ruleset.citations[cid]) for cid in cited},
-    })
+    return Result.model_validate(
+        {
+            "patient_id": ruleset.patient_id(patient),
+            "ruleset": o.info,
+            "red_flags": sorted(ruleset.flags(patient)),
+            "recommendations": recs,
+            "not_recommended": withheld,
+            "unknowns": [u for _, u in sorted(out.unknowns.items())],
+            "notices": [n for _, n in sorted(out.notices.items())],
+            "trace": out.trace,
+            "citations": {cid: dict(ruleset.citations[cid]) for cid in cited},
+        }
+    )
 
 
 def _strs(values: Any) -> bool:
@@ -162,12 +180,22 @@ def _data_or_none(ruleset: RuleSet, patient: BaseModel, out: Collected, o: _Orde
     for r in recs:
         ev = r["evidence"]
         details = r["details"]
-        if (not _strs(r["rationale"]) or type(details) is not dict or not all(type(k) is str for k in details)
-                or (ev is not None and id(ev) not in evidence_data)):
+        if (
+            not _strs(r["rationale"])
+            or type(details) is not dict
+            or not all(type(k) is str for k in details)
+            or (ev is not None and id(ev) not in evidence_data)
+        ):
             return None
-        entry = {"intervention": r["intervention"], "category": r["category"], "strength": r["strength"],
-                 "evidence": None if ev is None else evidence_data[id(ev)], "details": _json_data(details),
-                 "rationale": r["rationale"], "rule": r["rule"]}
+        entry = {
+            "intervention": r["intervention"],
+            "category": r["category"],
+            "strength": r["strength"],
+            "evidence": None if ev is None else evidence_data[id(ev)],
+            "details": _json_data(details),
+            "rationale": r["rationale"],
+            "rule": r["rule"],
+        }
         review = r.get("review")
         if review is not None:
             weeks, text = review["weeks"], review["text"]

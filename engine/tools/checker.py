@@ -30,9 +30,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from datetime import date
-from typing import Any
+from pathlib import Path
 
 from engine.kernel.loader import digest_of
 from engine.kernel.rulebase import Finding, Level, RuleSet
@@ -83,7 +82,6 @@ class Report:
 # ------------------------------------------------------------------ snapshot of rule ids
 
 
-
 def read_snapshot(path: str | Path) -> list[str]:
     """Rule ids from a snapshot file: one per line; blank lines and '#' comments ignored."""
     lines = Path(path).read_text(encoding="utf-8").splitlines()
@@ -116,7 +114,7 @@ def fired_rules_in(text: str) -> set[str]:
     in_examples = False
 
     def expand(row: list[str]) -> None:
-        values = dict(zip(header or [], row))
+        values = dict(zip(header or [], row, strict=False))
         for step in outline_steps:
             filled = _PLACEHOLDER.sub(lambda m: values.get(m.group(1).strip(), m.group(0)), step)
             m = FIRES_STEP.match(filled)
@@ -147,7 +145,7 @@ def fired_rules_in(text: str) -> set[str]:
             continue
         for kw in _STEP_KEYWORDS:
             if line.startswith(kw):
-                step = line[len(kw):].strip()
+                step = line[len(kw) :].strip()
                 if in_outline and _PLACEHOLDER.search(step):
                     outline_steps.append(step)
                 else:
@@ -196,8 +194,12 @@ def check_ruleset(
     else:
         known = set(snapshot)
         for rid in sorted(known - set(ids)):
-            report.add("error", "ids", f"rule id {rid} was removed (it is in the snapshot): rule ids are cited in "
-                       "traces and audits; if the removal is deliberate, update the snapshot with --update-snapshot")
+            report.add(
+                "error",
+                "ids",
+                f"rule id {rid} was removed (it is in the snapshot): rule ids are cited in "
+                "traces and audits; if the removal is deliberate, update the snapshot with --update-snapshot",
+            )
         for rid in sorted(set(ids) - known):
             report.add("warning", "ids", f"rule id {rid} is new (not in the snapshot): add it with --update-snapshot")
 
@@ -219,8 +221,12 @@ def check_ruleset(
         now = digest_of(package_dir)
         reported = ruleset.digest if ruleset.site is None else ruleset.base_digest
         if reported != now:
-            report.add("error", "digest", f"the rule set reports digest {reported[:12]}... but its files "
-                       f"give {now[:12]}...: the digest must be computed from the files (engine.api.digest_of)")
+            report.add(
+                "error",
+                "digest",
+                f"the rule set reports digest {reported[:12]}... but its files "
+                f"give {now[:12]}...: the digest must be computed from the files (engine.api.digest_of)",
+            )
 
     # compiles
     if compile_rules:

@@ -200,8 +200,10 @@ def _withheld_lines(item: WithheldItem) -> list[str]:
 
 
 def _footer(ruleset: RuleSet, rule: str) -> str:
-    return (f"Rule {_md(rule)} · {_md(ruleset.name)} {_md(ruleset.version)} · decision support, "
-            "not a substitute for clinical judgement")
+    return (
+        f"Rule {_md(rule)} · {_md(ruleset.name)} {_md(ruleset.version)} · decision support, "
+        "not a substitute for clinical judgement"
+    )
 
 
 def _urgent_for(flag: str, flag_label: str, urgent: list[Recommendation]) -> Recommendation | None:
@@ -225,8 +227,9 @@ def _priority(rec: Recommendation | None, flag: str) -> str:
     return "urgent"
 
 
-def service_request(result: Result, rec: Recommendation | None, flag: str, flag_label: str, label: str,
-                    priority: str) -> dict[str, Any]:
+def service_request(
+    result: Result, rec: Recommendation | None, flag: str, flag_label: str, label: str, priority: str
+) -> dict[str, Any]:
     """A draft FHIR R4 ServiceRequest proposing the urgent referral for one flag."""
     resource: dict[str, Any] = {
         "resourceType": "ServiceRequest",
@@ -243,8 +246,9 @@ def service_request(result: Result, rec: Recommendation | None, flag: str, flag_
     return resource
 
 
-def _flag_card(d: Digest, ruleset: RuleSet, source: dict[str, str], flag: str, flag_label: str,
-               urgent: list[Recommendation]) -> dict[str, Any]:
+def _flag_card(
+    d: Digest, ruleset: RuleSet, source: dict[str, str], flag: str, flag_label: str, urgent: list[Recommendation]
+) -> dict[str, Any]:
     result = d.result
     rec = _urgent_for(flag, flag_label, urgent)
     label = next((i.label for i in d.plan if rec is not None and i.rec is rec), "referral")
@@ -267,22 +271,32 @@ def _flag_card(d: Digest, ruleset: RuleSet, source: dict[str, str], flag: str, f
         "detail": "\n".join(lines),
         "source": source,
         "overrideReasons": _overrides(DECLINE_RECOMMENDATION[1:]),
-        "extension": {"forefoot-cds.entry": {"type": "red_flag", "flag": flag,
-                                             "intervention": rec.intervention if rec else None,
-                                             "category": rec.category if rec else None, "rule": rule}},
+        "extension": {
+            "forefoot-cds.entry": {
+                "type": "red_flag",
+                "flag": flag,
+                "intervention": rec.intervention if rec else None,
+                "category": rec.category if rec else None,
+                "rule": rule,
+            }
+        },
     }
     if rec is not None:
         priority = _priority(rec, flag)
-        card["suggestions"] = [{
-            "label": summary(f"Request {label.lower()}, priority {priority}: {flag_label}"),
-            "uuid": card_uuid(result.patient_id, rule, f"suggestion:{flag}"),
-            "isRecommended": True,
-            "actions": [{
-                "type": "create",
-                "description": f"A draft ServiceRequest: {label.lower()}, priority {priority}, reason {flag_label}",
-                "resource": service_request(result, rec, flag, flag_label, label, priority),
-            }],
-        }]
+        card["suggestions"] = [
+            {
+                "label": summary(f"Request {label.lower()}, priority {priority}: {flag_label}"),
+                "uuid": card_uuid(result.patient_id, rule, f"suggestion:{flag}"),
+                "isRecommended": True,
+                "actions": [
+                    {
+                        "type": "create",
+                        "description": f"A draft ServiceRequest: {label.lower()}, priority {priority}, reason {flag_label}",
+                        "resource": service_request(result, rec, flag, flag_label, label, priority),
+                    }
+                ],
+            }
+        ]
         card["selectionBehavior"] = "at-most-one"
     return card
 
@@ -301,8 +315,13 @@ def _contraindication_card(d: Digest, ruleset: RuleSet, source: dict[str, str], 
         if any(r.id == rid for r in ruleset.rules):
             cites += list(ruleset.rule(rid).citations)
     cite_lines, links = _citations(cites, result)
-    lines = [f"**{_md(item.label)}**: not recommended (contraindicated)", "", "**Why:**",
-             *(f"- {_md(r)}" for r in reasons), ""]
+    lines = [
+        f"**{_md(item.label)}**: not recommended (contraindicated)",
+        "",
+        "**Why:**",
+        *(f"- {_md(r)}" for r in reasons),
+        "",
+    ]
     others = [(k, r) for k, r in item.by_kind() if k != "contraindicated"]
     if others:
         lines += ["**Also:**", *(f"- {_md(k.replace('_', ' '))}: {_md(r)}" for k, r in others), ""]
@@ -318,8 +337,14 @@ def _contraindication_card(d: Digest, ruleset: RuleSet, source: dict[str, str], 
         "detail": "\n".join(lines),
         "source": source,
         "overrideReasons": _overrides(DECLINE_CONTRAINDICATION),
-        "extension": {"forefoot-cds.entry": {"type": "contraindication", "intervention": item.intervention,
-                                             "rule": rule_ids[0], "rules": rule_ids}},
+        "extension": {
+            "forefoot-cds.entry": {
+                "type": "contraindication",
+                "intervention": item.intervention,
+                "rule": rule_ids[0],
+                "rules": rule_ids,
+            }
+        },
     }
     if links:
         card["links"] = links
@@ -335,8 +360,10 @@ def _plan_summary(plan: list[PlanItem], withheld: list[WithheldItem]) -> str:
         groups: dict[str, list[str]] = {}
         for i in plan[:k]:
             groups.setdefault(i.rec.strength, []).append(i.label)
-        parts = [(", ".join(names) if strength == "recommended" else f"{strength}: {', '.join(names)}")
-                 for strength, names in groups.items()]
+        parts = [
+            (", ".join(names) if strength == "recommended" else f"{strength}: {', '.join(names)}")
+            for strength, names in groups.items()
+        ]
         rest = len(plan) - k
         text = "Plan: " + "; ".join(parts) + (f"; and {rest} more" if rest else "")
         if len(text) <= SUMMARY_MAX:
@@ -356,8 +383,11 @@ def _plan_card(d: Digest, ruleset: RuleSet, source: dict[str, str], shown_elsewh
     if withheld:
         lines += ["**Not offered now, and why:**", *(line for w in withheld for line in _withheld_lines(w)), ""]
     if d.unknowns:
-        lines += ["**Not known** (what it affects in brackets):",
-                  *(f"- {_md(u.text)} [{_md(', '.join(u.affects))}]" for u in d.unknowns), ""]
+        lines += [
+            "**Not known** (what it affects in brackets):",
+            *(f"- {_md(u.text)} [{_md(', '.join(u.affects))}]" for u in d.unknowns),
+            "",
+        ]
     for n in d.notices:
         lines += [f"**Note:** {_md(n)}", ""]
     cites = [c for i in plan if i.rec.evidence is not None for c in i.rec.evidence.citations]
@@ -371,12 +401,15 @@ def _plan_card(d: Digest, ruleset: RuleSet, source: dict[str, str], shown_elsewh
         "indicator": "info",
         "detail": "\n".join(lines),
         "source": source,
-        "extension": {"forefoot-cds.entry": {
-            "type": "plan",
-            "interventions": [i.intervention for i in plan],
-            "rules": [i.rec.rule for i in plan],
-            "withheld": [w.intervention for w in withheld],
-            "unknowns": [u.fact for u in result.unknowns if u.blocks]}},
+        "extension": {
+            "forefoot-cds.entry": {
+                "type": "plan",
+                "interventions": [i.intervention for i in plan],
+                "rules": [i.rec.rule for i in plan],
+                "withheld": [w.intervention for w in withheld],
+                "unknowns": [u.fact for u in result.unknowns if u.blocks],
+            }
+        },
     }
     if plan:
         card["overrideReasons"] = _overrides(DECLINE_RECOMMENDATION)
@@ -385,8 +418,9 @@ def _plan_card(d: Digest, ruleset: RuleSet, source: dict[str, str], shown_elsewh
     return card
 
 
-def cards(result: Result, ruleset: RuleSet, base_url: str | None = None,
-          report_url: str | None = None) -> dict[str, list[dict[str, Any]]]:
+def cards(
+    result: Result, ruleset: RuleSet, base_url: str | None = None, report_url: str | None = None
+) -> dict[str, list[dict[str, Any]]]:
     """The CDS Hooks 2.0 response for a triage result: a card per red flag, then one per
     contraindicated intervention, then the plan.
 

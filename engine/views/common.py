@@ -93,7 +93,8 @@ def is_empty(value: Any) -> bool:
 #: `Bundle.entry[3].resource (Observation).valueQuantity.code`, `prefetch.patient.gender`.
 _RECORD_PATH = re.compile(
     r"(?:prefetch\.[A-Za-z]\w*|Bundle)(?:\.entry\[\d+\])?(?:\.resource)?(?: \((?P<type>[A-Z][A-Za-z]*)\))?"
-    r"(?:\.[A-Za-z]\w*(?:\[[^\]]*\])?)*")
+    r"(?:\.[A-Za-z]\w*(?:\[[^\]]*\])?)*"
+)
 _PREFETCH_KEY = re.compile(r"prefetch\.([A-Za-z]\w*)")
 
 
@@ -310,9 +311,16 @@ def digest(result: Result, ruleset: RuleSet | None = None) -> Digest:
 
     order = {c: i for i, c in enumerate(category_order(ruleset, result))}
     recs = sorted(result.recommendations, key=lambda r: order.get(r.category, len(order)))
-    plan = tuple(PlanItem(r, intervention_label(ruleset, r.intervention), category_title(ruleset, r.category),
-                          grade_text(r), tuple(notes[r.intervention] + _patient_details(ruleset, r)))
-                 for r in recs)
+    plan = tuple(
+        PlanItem(
+            r,
+            intervention_label(ruleset, r.intervention),
+            category_title(ruleset, r.category),
+            grade_text(r),
+            tuple(notes[r.intervention] + _patient_details(ruleset, r)),
+        )
+        for r in recs
+    )
     withheld = []
     for code in dict.fromkeys(n.intervention for n in result.not_recommended):
         entries = tuple(n for n in result.not_recommended if n.intervention == code)
@@ -326,9 +334,17 @@ def digest(result: Result, ruleset: RuleSet | None = None) -> Digest:
         withheld.append(WithheldItem(code, intervention_label(ruleset, code), entries, changes, tuple(notes[code])))
     flag_word = ruleset.word("flag", "flag") if ruleset is not None else "flag"
     stop = ruleset.word("flags_stop") if ruleset is not None else ""
-    return Digest(result=result, flags=tuple((f, code_label(ruleset, f)) for f in result.red_flags),
-                  flag_word=flag_word, flags_stop=stop, plan=plan, withheld=tuple(withheld),
-                  unknowns=tuple(loose), notices=tuple(general), quiet_unknowns=tuple(quiet))
+    return Digest(
+        result=result,
+        flags=tuple((f, code_label(ruleset, f)) for f in result.red_flags),
+        flag_word=flag_word,
+        flags_stop=stop,
+        plan=plan,
+        withheld=tuple(withheld),
+        unknowns=tuple(loose),
+        notices=tuple(general),
+        quiet_unknowns=tuple(quiet),
+    )
 
 
 #: What the views say for a withheld option the change search found no change for (`what_would_change == []`).

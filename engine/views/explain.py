@@ -40,7 +40,7 @@ from rich.tree import Tree
 
 from engine.kernel.errors import FieldProblem, InputError
 from engine.kernel.models import Result, Unknown
-from engine.kernel.rulebase import Parameter, Pattern, Rule, RuleSet, Test, intervention_label
+from engine.kernel.rulebase import Parameter, Pattern, Rule, RuleSet, intervention_label
 from engine.kernel.triage import build_result
 
 #: Source text of a parameter that is a convention of the rule set, not evidence.
@@ -64,14 +64,14 @@ GAP_MARK = "GAP: no citation"
 ABSENT_DEPTH = 3
 
 
-
 class ExplainError(InputError):
     """An intervention code the rule set does not know was asked about (a usage error: exit 2)."""
 
     def __init__(self, code: str, close: list[str], known: list[str]):
         hint = f"did you mean {', '.join(close)}?" if close else "an intervention code of the rule set"
-        super().__init__([FieldProblem("--intervention", f"unknown intervention code {code!r}; {hint}",
-                                       ", ".join(known))])
+        super().__init__(
+            [FieldProblem("--intervention", f"unknown intervention code {code!r}; {hint}", ", ".join(known))]
+        )
 
 
 # ====================================================================== facts and patterns
@@ -146,11 +146,20 @@ def _shown(v: Any) -> str:
 
 def parameter_entry(p: Parameter) -> dict[str, Any]:
     """A parameter as explain and `rules show` print it; a site's value stands beside the default."""
-    entry: dict[str, Any] = {"name": p.name, "value": _shown(p.value), "unit": p.unit, "source": p.source,
-                             "note": p.note}
+    entry: dict[str, Any] = {
+        "name": p.name,
+        "value": _shown(p.value),
+        "unit": p.unit,
+        "source": p.source,
+        "note": p.note,
+    }
     if p.override is not None:
-        entry["site"] = {"value": _shown(p.value), "default": _shown(p.default), "reason": p.override.reason,
-                         "set_by": p.override.set_by}
+        entry["site"] = {
+            "value": _shown(p.value),
+            "default": _shown(p.default),
+            "reason": p.override.reason,
+            "set_by": p.override.set_by,
+        }
     return entry
 
 
@@ -173,8 +182,12 @@ def _rule_or_none(ruleset: RuleSet, rule_id: str) -> Rule | None:
 def _evidence_entry(ruleset: RuleSet, ev: Any) -> dict[str, Any] | None:
     if ev is None:
         return None
-    return {"sort": ev.sort, "certainty": ev.certainty, "directness": ev.directness,
-            "citations": [citation_entry(ruleset, c) for c in ev.citations]}
+    return {
+        "sort": ev.sort,
+        "certainty": ev.certainty,
+        "directness": ev.directness,
+        "citations": [citation_entry(ruleset, c) for c in ev.citations],
+    }
 
 
 def evidence_grade(ev: Mapping[str, Any] | None) -> str:
@@ -214,8 +227,11 @@ class _Walker:
             "rule": t.rule,
             "purpose": rule.purpose if rule else "",
             "because": list(t.because),
-            "parameters": [parameter_entry(self.ruleset.parameters[p]) for p in (rule.parameters if rule else ())
-                           if p in self.ruleset.parameters],
+            "parameters": [
+                parameter_entry(self.ruleset.parameters[p])
+                for p in (rule.parameters if rule else ())
+                if p in self.ruleset.parameters
+            ],
             "citations": [citation_entry(self.ruleset, c) for c in (rule.citations if rule else ())],
             "unknowns": [u for u in unknowns if u is not None],
             "premises": premises,
@@ -226,8 +242,13 @@ class _Walker:
         if u is None:
             return None
         rule = _rule_or_none(self.ruleset, u.rule)
-        return {"fact": u.fact, "reason": u.reason, "blocks": list(u.blocks), "rule": u.rule,
-                "purpose": rule.purpose if rule else ""}
+        return {
+            "fact": u.fact,
+            "reason": u.reason,
+            "blocks": list(u.blocks),
+            "rule": u.rule,
+            "purpose": rule.purpose if rule else "",
+        }
 
     def rederivations(self, label: str, first: int, output_rule: str | None) -> list[int]:
         """Later trace entries that concluded (or re-derived) `label` after entry `first`."""
@@ -262,26 +283,36 @@ class _Walker:
 
     def node(self, label: str, at: int, rule: Rule | None, path: frozenset[str]) -> dict[str, Any]:
         if label.startswith("absent:"):
-            described = label[len("absent:"):]
+            described = label[len("absent:") :]
             unless = self.ruleset.resolved[rule.id][1] if rule else {}
             pattern = next((p for p in unless.values() if p.describe() == described), None)
             return self.absent(described, pattern, path, ABSENT_DEPTH)
         first = self.first.get(label)
         if first is not None and first < at and label not in path:
             inner = path | {label}
-            steps = [self.step(first, inner)] + [self.step(j, inner) for j in self.rederivations(label, first, None)
-                                                 if j < at]
+            steps = [self.step(first, inner)] + [
+                self.step(j, inner) for j in self.rederivations(label, first, None) if j < at
+            ]
             f = self.facts.get(label)
-            return {"label": label, "kind": "finding", "text": f"{label}: {fact_text(f)}" if f else label,
-                    "value": _value(f), "steps": steps}
+            return {
+                "label": label,
+                "kind": "finding",
+                "text": f"{label}: {fact_text(f)}" if f else label,
+                "value": _value(f),
+                "steps": steps,
+            }
         f = self.facts.get(label)
         if f is None:
             return {"label": label, "kind": "fact", "text": label, "value": None}
         return {"label": label, "kind": "fact", "text": f"{label}: {fact_text(f)}", "value": _value(f)}
 
     def absent(self, described: str, pattern: Pattern | None, path: frozenset[str], depth: int) -> dict[str, Any]:
-        node: dict[str, Any] = {"label": "absent:" + described, "kind": "absent", "text": f"no {described}",
-                                "checked": []}
+        node: dict[str, Any] = {
+            "label": "absent:" + described,
+            "kind": "absent",
+            "text": f"no {described}",
+            "checked": [],
+        }
         if pattern is None or depth <= 0 or pattern.type in path:
             return node
         inner = path | {pattern.type}
@@ -317,14 +348,21 @@ class _Walker:
         for _, p in sorted(unless_patterns.items()):
             state, found = self.present(p)
             unless.append({"pattern": p.describe(), "state": state, "found": found, "absent": None})
-        return {"rule": rule.id, "purpose": rule.purpose,
-                "citations": [citation_entry(self.ruleset, c) for c in rule.citations],
-                "needs": needs, "unless": unless}
+        return {
+            "rule": rule.id,
+            "purpose": rule.purpose,
+            "citations": [citation_entry(self.ruleset, c) for c in rule.citations],
+            "needs": needs,
+            "unless": unless,
+        }
 
 
 def _value(f: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    return None if f is None else {k: (list(v) if isinstance(v, tuple) else v) for k, v in f.items()
-                                   if k not in ("type", "key")}
+    return (
+        None
+        if f is None
+        else {k: (list(v) if isinstance(v, tuple) else v) for k, v in f.items() if k not in ("type", "key")}
+    )
 
 
 def producers(ruleset: RuleSet, p: Pattern) -> list[Rule]:
@@ -358,8 +396,9 @@ def producers(ruleset: RuleSet, p: Pattern) -> list[Rule]:
     return out
 
 
-def explain(result: Result, ruleset: RuleSet, facts: Iterable[Mapping[str, Any]] | None = None,
-            intervention: str | None = None) -> dict[str, Any]:
+def explain(
+    result: Result, ruleset: RuleSet, facts: Iterable[Mapping[str, Any]] | None = None, intervention: str | None = None
+) -> dict[str, Any]:
     """The derivation of every recommendation and not-recommended entry of `result` (or only
     those about `intervention`), from the input `facts` (`ruleset.to_facts(patient)`; without
     them, fact leaves show labels only) through derived findings to the conclusion.
@@ -373,28 +412,52 @@ def explain(result: Result, ruleset: RuleSet, facts: Iterable[Mapping[str, Any]]
         if intervention is not None and rec.intervention != intervention:
             continue
         out = f"recommend:{rec.intervention}"
-        entries.append({
-            "output": out, "intervention": rec.intervention, "label": intervention_label(ruleset, rec.intervention),
-            "status": "recommended", "category": rec.category, "strength": rec.strength,
-            "evidence": _evidence_entry(ruleset, rec.evidence), "rationale": list(rec.rationale),
-            "rule": rec.rule, "derivation": w.output(out, rec.rule), "unknowns": [],
-        })
+        entries.append(
+            {
+                "output": out,
+                "intervention": rec.intervention,
+                "label": intervention_label(ruleset, rec.intervention),
+                "status": "recommended",
+                "category": rec.category,
+                "strength": rec.strength,
+                "evidence": _evidence_entry(ruleset, rec.evidence),
+                "rationale": list(rec.rationale),
+                "rule": rec.rule,
+                "derivation": w.output(out, rec.rule),
+                "unknowns": [],
+            }
+        )
     for n in result.not_recommended:
         if intervention is not None and n.intervention != intervention:
             continue
         out = f"not_recommended:{n.intervention}:{n.kind}"
-        entries.append({
-            "output": out, "intervention": n.intervention, "label": intervention_label(ruleset, n.intervention),
-            "status": "not_recommended", "kind": n.kind, "reason": n.reason, "rule": n.rule,
-            "derivation": w.output(out, n.rule), "unknowns": [],
-        })
+        entries.append(
+            {
+                "output": out,
+                "intervention": n.intervention,
+                "label": intervention_label(ruleset, n.intervention),
+                "status": "not_recommended",
+                "kind": n.kind,
+                "reason": n.reason,
+                "rule": n.rule,
+                "derivation": w.output(out, n.rule),
+                "unknowns": [],
+            }
+        )
     if intervention is not None and not entries:
-        entries.append({
-            "output": None, "intervention": intervention, "label": intervention_label(ruleset, intervention),
-            "status": "not_mentioned", "derivation": None, "unknowns": [],
-            "could_come_from": [w.rule_check(r, frozenset(), ABSENT_DEPTH) for r in ruleset.rules
-                                if intervention in r.emits],
-        })
+        entries.append(
+            {
+                "output": None,
+                "intervention": intervention,
+                "label": intervention_label(ruleset, intervention),
+                "status": "not_mentioned",
+                "derivation": None,
+                "unknowns": [],
+                "could_come_from": [
+                    w.rule_check(r, frozenset(), ABSENT_DEPTH) for r in ruleset.rules if intervention in r.emits
+                ],
+            }
+        )
     unknowns = [u for u in (w._unknown(u.fact) for u in result.unknowns) if u is not None]
     for e in entries:
         e["unknowns"] = [u for u in unknowns if e["intervention"] in u["blocks"]]
@@ -417,8 +480,9 @@ def check_intervention(ruleset: RuleSet, intervention: str) -> None:
         raise ExplainError(intervention, close, list(ruleset.interventions))
 
 
-def explain_patient(triager: Any, patient: Any, intervention: str | None = None,
-                    unknowns: Iterable[Mapping[str, Any]] = ()) -> tuple[Result, dict[str, Any]]:
+def explain_patient(
+    triager: Any, patient: Any, intervention: str | None = None, unknowns: Iterable[Mapping[str, Any]] = ()
+) -> tuple[Result, dict[str, Any]]:
     """Triage `patient` (dict or model) with `triager` and explain the result, with the values of
     every input and derived fact. The result is the one `triager.triage(patient)` returns, with
     `unknowns` added (those of a source the patient was mapped from, e.g. a FHIR Bundle: each
@@ -542,8 +606,11 @@ def _add_node(tree: Tree, node: Mapping[str, Any], shown: set[str]) -> None:
     if not steps:
         tree.add(Text(label, style="bold"))
         return
-    branch = tree.add(_step_text("", steps[0]) if kind == "output" else
-                      Text.assemble((node["text"], "bold"), " ⇐ ", _step_text("", steps[0])))
+    branch = tree.add(
+        _step_text("", steps[0])
+        if kind == "output"
+        else Text.assemble((node["text"], "bold"), " ⇐ ", _step_text("", steps[0]))
+    )
     for p in steps[0]["premises"]:
         _add_node(branch, p, shown)
     for step in steps[1:]:
@@ -594,15 +661,28 @@ def entry_tree(entry: Mapping[str, Any]) -> Tree:
 def explanation_view(expl: Mapping[str, Any]) -> Group:
     """The whole explanation for a terminal: one tree per entry, then the unknowns."""
     rs = expl["ruleset"]
-    parts: list[Any] = [Text.assemble(("Explanation for ", "bold"), (expl["patient_id"], "bold"), "   ",
-                                      (f"rule set {rs['name']} {rs['version']} · digest {rs['digest'][:12]}", "dim"))]
+    parts: list[Any] = [
+        Text.assemble(
+            ("Explanation for ", "bold"),
+            (expl["patient_id"], "bold"),
+            "   ",
+            (f"rule set {rs['name']} {rs['version']} · digest {rs['digest'][:12]}", "dim"),
+        )
+    ]
     if expl["red_flags"]:
         parts.append(Text("red flags: " + ", ".join(expl["red_flags"]), style="bold red"))
     for entry in expl["entries"]:
         parts.append(entry_tree(entry))
     if expl["unknowns"]:
-        table = Table(title="Not known", title_justify="left", show_header=True, header_style="bold", box=None,
-                      expand=True, padding=(0, 1))
+        table = Table(
+            title="Not known",
+            title_justify="left",
+            show_header=True,
+            header_style="bold",
+            box=None,
+            expand=True,
+            padding=(0, 1),
+        )
         table.add_column("fact")
         table.add_column("blocks")
         table.add_column("why", ratio=4)
@@ -612,8 +692,13 @@ def explanation_view(expl: Mapping[str, Any]) -> Group:
         parts.append(table)
     if not expl["entries"]:
         parts.append(Text("nothing was recommended or withheld", style="dim"))
-    parts.append(Text("Each step names the rule that fired, what it compared and its sources. Decision support "
-                      "only: it does not replace clinical judgement.", style="dim italic"))
+    parts.append(
+        Text(
+            "Each step names the rule that fired, what it compared and its sources. Decision support "
+            "only: it does not replace clinical judgement.",
+            style="dim italic",
+        )
+    )
     return Group(*parts)
 
 
@@ -636,9 +721,12 @@ def rule_basis(ruleset: RuleSet, rule: Rule) -> dict[str, Any]:
         return {"kind": "cited", "text": "cited: " + ", ".join(rule.citations)}
     params = [ruleset.parameters[p] for p in rule.parameters if p in ruleset.parameters]
     if params and len(params) == len(rule.parameters) and all(is_project_parameter(p) for p in params):
-        return {"kind": "project_parameter",
-                "text": "no citation: rests on project parameters, not evidence (" +
-                        ", ".join(p.name for p in params) + ")"}
+        return {
+            "kind": "project_parameter",
+            "text": "no citation: rests on project parameters, not evidence ("
+            + ", ".join(p.name for p in params)
+            + ")",
+        }
     return {"kind": "gap", "text": f"{GAP_MARK} and not a project parameter"}
 
 
@@ -652,8 +740,13 @@ def _emitted_grades(ruleset: RuleSet, rule: Rule) -> list[dict[str, Any]]:
     for code in rule.emits:
         spec = ruleset.interventions.get(code)
         ev = _evidence_entry(ruleset, spec.evidence) if spec else None
-        out.append({"intervention": code, "grade": evidence_grade(ev) or "not graded",
-                    "citations": [c["id"] for c in ev["citations"]] if ev else []})
+        out.append(
+            {
+                "intervention": code,
+                "grade": evidence_grade(ev) or "not graded",
+                "citations": [c["id"] for c in ev["citations"]] if ev else [],
+            }
+        )
     return out
 
 
@@ -687,25 +780,50 @@ def find_rule(ruleset: RuleSet, rule_id: str) -> tuple[Rule | None, list[str]]:
 
 def rule_detail(ruleset: RuleSet, rule: Rule) -> dict[str, Any]:
     """Everything about one rule, with its full sources and where it sits in the chain."""
-    feeds_on = sorted({p.id for t in set(rule.reads) | set(rule.negates) | set(rule.reads_all)
-                       for p in ruleset.rules if t in p.concludes and p.id != rule.id})
-    feeds = sorted({r.id for r in ruleset.rules if r.id != rule.id and
-                    set(rule.concludes) & (set(r.reads) | set(r.negates) | set(r.reads_all))})
+    feeds_on = sorted(
+        {
+            p.id
+            for t in set(rule.reads) | set(rule.negates) | set(rule.reads_all)
+            for p in ruleset.rules
+            if t in p.concludes and p.id != rule.id
+        }
+    )
+    feeds = sorted(
+        {
+            r.id
+            for r in ruleset.rules
+            if r.id != rule.id and set(rule.concludes) & (set(r.reads) | set(r.negates) | set(r.reads_all))
+        }
+    )
     row = rule_row(ruleset, rule)
-    row.update({
-        "when": {alias: p.describe() for alias, p in sorted(ruleset.resolved[rule.id][0].items())},
-        "unless": {alias: p.describe() for alias, p in sorted(ruleset.resolved[rule.id][1].items())},
-        "reads_all": list(rule.reads_all),
-        "parameters": [parameter_entry(ruleset.parameters[p]) if p in ruleset.parameters else
-                       {"name": p, "value": "undefined", "unit": "", "source": "", "note": ""} for p in rule.parameters],
-        "citations": [{**citation_entry(ruleset, c), "full": dict(ruleset.citations.get(c, {}))} for c in rule.citations],
-        "emitted_evidence": [
-            {**g, "citations": [{**citation_entry(ruleset, c), "full": dict(ruleset.citations.get(c, {}))}
-                                for c in g["citations"]]}
-            for g in _emitted_grades(ruleset, rule)],
-        "uses_findings_from": feeds_on,
-        "findings_used_by": feeds,
-    })
+    row.update(
+        {
+            "when": {alias: p.describe() for alias, p in sorted(ruleset.resolved[rule.id][0].items())},
+            "unless": {alias: p.describe() for alias, p in sorted(ruleset.resolved[rule.id][1].items())},
+            "reads_all": list(rule.reads_all),
+            "parameters": [
+                parameter_entry(ruleset.parameters[p])
+                if p in ruleset.parameters
+                else {"name": p, "value": "undefined", "unit": "", "source": "", "note": ""}
+                for p in rule.parameters
+            ],
+            "citations": [
+                {**citation_entry(ruleset, c), "full": dict(ruleset.citations.get(c, {}))} for c in rule.citations
+            ],
+            "emitted_evidence": [
+                {
+                    **g,
+                    "citations": [
+                        {**citation_entry(ruleset, c), "full": dict(ruleset.citations.get(c, {}))}
+                        for c in g["citations"]
+                    ],
+                }
+                for g in _emitted_grades(ruleset, rule)
+            ],
+            "uses_findings_from": feeds_on,
+            "findings_used_by": feeds,
+        }
+    )
     return row
 
 
@@ -715,8 +833,7 @@ def patient_attribute_use(ruleset: RuleSet) -> list[dict[str, Any]]:
     fields = list(getattr(model, "model_fields", {}))
     use = []
     for name in fields:
-        readers = [r.id for r in ruleset.rules
-                   if any(a == name or a.startswith(name + ".") for a in r.reads_patient)]
+        readers = [r.id for r in ruleset.rules if any(a == name or a.startswith(name + ".") for a in r.reads_patient)]
         paths = sorted({a for r in ruleset.rules for a in r.reads_patient if a == name or a.startswith(name + ".")})
         use.append({"attribute": name, "paths": paths, "rules": readers})
     return use
@@ -725,9 +842,11 @@ def patient_attribute_use(ruleset: RuleSet) -> list[dict[str, Any]]:
 def source_attributes(ruleset: RuleSet) -> dict[str, Any]:
     """ONC HTI-1 style source attributes of the rule set and of each intervention it may recommend."""
     declared = dict(ruleset.attributes)
-    attrs = [{"name": "name", "title": "name", "value": ruleset.name},
-             {"name": "version", "title": "version", "value": ruleset.version},
-             {"name": "digest", "title": "digest (sha256 of the rule set's files)", "value": ruleset.digest}]
+    attrs = [
+        {"name": "name", "title": "name", "value": ruleset.name},
+        {"name": "version", "title": "version", "value": ruleset.version},
+        {"name": "digest", "title": "digest (sha256 of the rule set's files)", "value": ruleset.digest},
+    ]
     for key, title in SOURCE_ATTRIBUTES:
         value = declared.pop(key, None)
         attrs.append({"name": key, "title": title, "value": NOT_DECLARED if value in (None, "") else str(value)})
@@ -738,14 +857,25 @@ def source_attributes(ruleset: RuleSet) -> dict[str, Any]:
         rules = [r for r in ruleset.rules if code in r.emits]
         reads = sorted({a for r in rules for a in r.reads_patient})
         ev = _evidence_entry(ruleset, spec.evidence)
-        interventions.append({
-            "intervention": code, "label": spec.label, "category": spec.category, "strength": spec.strength,
-            "grade": evidence_grade(ev) or "not graded", "directness": ev["directness"] if ev else "",
-            "citations": ev["citations"] if ev else [],
-            "rules": [r.id for r in rules], "patient_attributes": reads,
-        })
-    return {"ruleset": attrs, "missing": [a["name"] for a in attrs if a["value"] == NOT_DECLARED],
-            "patient_attributes": patient_attribute_use(ruleset), "interventions": interventions}
+        interventions.append(
+            {
+                "intervention": code,
+                "label": spec.label,
+                "category": spec.category,
+                "strength": spec.strength,
+                "grade": evidence_grade(ev) or "not graded",
+                "directness": ev["directness"] if ev else "",
+                "citations": ev["citations"] if ev else [],
+                "rules": [r.id for r in rules],
+                "patient_attributes": reads,
+            }
+        )
+    return {
+        "ruleset": attrs,
+        "missing": [a["name"] for a in attrs if a["value"] == NOT_DECLARED],
+        "patient_attributes": patient_attribute_use(ruleset),
+        "interventions": interventions,
+    }
 
 
 # ---------------------------------------------------------------------- knowledge-base views
@@ -815,26 +945,45 @@ def rule_detail_view(d: Mapping[str, Any]) -> Group:
 
 
 def attributes_view(a: Mapping[str, Any]) -> Group:
-    t = Table(title="Source attributes of the rule set", title_justify="left", show_header=False, box=None,
-              padding=(0, 1), expand=True)
+    t = Table(
+        title="Source attributes of the rule set",
+        title_justify="left",
+        show_header=False,
+        box=None,
+        padding=(0, 1),
+        expand=True,
+    )
     t.add_column(style="bold", ratio=1)
     t.add_column(ratio=2, overflow="fold")
     for attr in a["ruleset"]:
         t.add_row(attr["title"], Text(attr["value"], style="bold red" if attr["value"] == NOT_DECLARED else ""))
-    pa = Table(title="Patient attributes the rules read", title_justify="left", header_style="bold", box=None,
-               padding=(0, 1), expand=True)
+    pa = Table(
+        title="Patient attributes the rules read",
+        title_justify="left",
+        header_style="bold",
+        box=None,
+        padding=(0, 1),
+        expand=True,
+    )
     pa.add_column("attribute", ratio=2, overflow="fold")
     pa.add_column("fields read", ratio=3)
     pa.add_column("rules", ratio=6)
     for u in a["patient_attributes"]:
-        pa.add_row(u["attribute"], ", ".join(u["paths"]) or "-",
-                   Text(", ".join(u["rules"]) or "not used by any rule", style="" if u["rules"] else "dim"))
+        pa.add_row(
+            u["attribute"],
+            ", ".join(u["paths"]) or "-",
+            Text(", ".join(u["rules"]) or "not used by any rule", style="" if u["rules"] else "dim"),
+        )
     it = Table(title="Interventions", title_justify="left", header_style="bold", box=None, padding=(0, 1), expand=True)
     it.add_column("intervention", ratio=3, overflow="fold")
     it.add_column("grade", ratio=2)
     it.add_column("citations", ratio=3, overflow="fold")
     it.add_column("patient attributes read", ratio=3, overflow="fold")
     for i in a["interventions"]:
-        it.add_row(i["intervention"], i["grade"], ", ".join(c["id"] for c in i["citations"]) or "-",
-                   ", ".join(i["patient_attributes"]))
+        it.add_row(
+            i["intervention"],
+            i["grade"],
+            ", ".join(c["id"] for c in i["citations"]) or "-",
+            ", ".join(i["patient_attributes"]),
+        )
     return Group(t, pa, it)

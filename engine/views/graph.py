@@ -176,17 +176,31 @@ def _build(ruleset: RuleSet) -> Pathway:
     for t in findings:
         nodes[f"fact:{t}"] = Node(f"fact:{t}", "finding", t, code_label(ruleset, t), f"finding: {t}", fact_layer[t])
     for r in ruleset.rules:
-        nodes[f"rule:{r.id}"] = Node(f"rule:{r.id}", "decision" if r.id in decisions else "rule", r.id, r.id,
-                                     f"{r.id}: {r.purpose}", rule_layer[r.id])
+        nodes[f"rule:{r.id}"] = Node(
+            f"rule:{r.id}",
+            "decision" if r.id in decisions else "rule",
+            r.id,
+            r.id,
+            f"{r.id}: {r.purpose}",
+            rule_layer[r.id],
+        )
     option_layer = max([n.layer for n in nodes.values()] or [0]) + 1
     emitted = list(dict.fromkeys(code for r in ruleset.rules for code in r.emits))
-    ordered = [c for c in ruleset.interventions if c in emitted] + [c for c in emitted if c not in ruleset.interventions]
+    ordered = [c for c in ruleset.interventions if c in emitted] + [
+        c for c in emitted if c not in ruleset.interventions
+    ]
     for code in ordered:
         spec = ruleset.interventions.get(code)
         category = spec.category if spec is not None else ""
-        nodes[f"option:{code}"] = Node(f"option:{code}", "option", code, intervention_label(ruleset, code),
-                                       f"{intervention_label(ruleset, code)} ({ruleset.category_title(category)})"
-                                       if category else code, option_layer, category=category)
+        nodes[f"option:{code}"] = Node(
+            f"option:{code}",
+            "option",
+            code,
+            intervention_label(ruleset, code),
+            f"{intervention_label(ruleset, code)} ({ruleset.category_title(category)})" if category else code,
+            option_layer,
+            category=category,
+        )
     edges: list[Edge] = []
     for r in ruleset.rules:
         rid = f"rule:{r.id}"
@@ -207,8 +221,17 @@ def _build(ruleset: RuleSet) -> Pathway:
     titles = []
     for col in columns:
         kinds = {nodes[n].kind for n in col}
-        titles.append("Patient facts" if kinds == {"input"} else "Options" if kinds == {"option"} else
-                      "Decisions" if "decision" in kinds else "Findings" if kinds <= {"finding"} else "Rules")
+        titles.append(
+            "Patient facts"
+            if kinds == {"input"}
+            else "Options"
+            if kinds == {"option"}
+            else "Decisions"
+            if "decision" in kinds
+            else "Findings"
+            if kinds <= {"finding"}
+            else "Rules"
+        )
     width, height, cats = _place(columns, nodes, edges, ruleset)
     return Pathway(ruleset.name, ruleset.version, ruleset.digest, nodes, edges, columns, titles, width, height, cats)
 
@@ -240,6 +263,7 @@ def _order(columns: list[list[str]], nodes: dict[str, Node], edges: list[Edge]) 
         def key(nid: str) -> tuple[float, str]:
             near = [pos[m] for m in toward.get(nid, []) if m in pos]
             return (sum(near) / len(near) if near else pos[nid], nid)
+
         col.sort(key=key)
         index(col)
 
@@ -252,6 +276,7 @@ def _order(columns: list[list[str]], nodes: dict[str, Node], edges: list[Edge]) 
         def by_option(nid: str) -> tuple[int, float, str]:
             near = [pos[m] for m in down.get(nid, []) if nodes[m].kind == "option"]
             return (0, sum(near) / len(near), nid) if near else (1, 0.0, nid)
+
         col.sort(key=by_option)
         index(col)
     for _ in range(4):
@@ -278,12 +303,13 @@ def _pack(col: list[str], nodes: dict[str, Node], want: dict[str, float], pitch:
     for i in range(len(ys) - 2, -1, -1):
         ys[i] = min(ys[i], ys[i + 1] - pitch)
     shift = top - min(ys) if ys and min(ys) < top else 0.0
-    for nid, y in zip(col, ys):
+    for nid, y in zip(col, ys, strict=False):
         nodes[nid].y = y + shift
 
 
-def _place(columns: list[list[str]], nodes: dict[str, Node], edges: list[Edge],
-           ruleset: RuleSet) -> tuple[float, float, list[tuple[str, str, float, float]]]:
+def _place(
+    columns: list[list[str]], nodes: dict[str, Node], edges: list[Edge], ruleset: RuleSet
+) -> tuple[float, float, list[tuple[str, str, float, float]]]:
     down, up = _neighbours(edges)
     # x: columns side by side, each as wide as its widest label
     x = MARGIN
@@ -400,7 +426,7 @@ def route(result: Result, ruleset: RuleSet, facts: Iterable[Mapping[str, Any]] |
     rt.facts |= {str(f.get("type")) for f in fact_list if f.get("type")}
     rules = {r.id: r for r in ruleset.rules}
     for rule_id in rt.fired:  # what a fired rule read in aggregate, where there was any
-        for ftype in (rules[rule_id].reads_all if rule_id in rules else ()):
+        for ftype in rules[rule_id].reads_all if rule_id in rules else ():
             if ftype in rt.facts:
                 rt.edges[(f"fact:{ftype}", f"rule:{rule_id}")] = "lit"
     rt.recommended = {r.intervention for r in result.recommendations}
@@ -500,12 +526,14 @@ def svg(p: Pathway, rt: Route | None = None, title: str = "") -> str:
     out: list[str] = []
     cls = "pw route" if rt is not None else "pw"
     label = title or f"Pathway of {p.name} {p.version}"
-    out.append(f'<svg xmlns="http://www.w3.org/2000/svg" class="{cls}" role="img" aria-label="{_esc(label)}" '
-               f'viewBox="0 0 {math.ceil(p.width)} {math.ceil(p.height)}" width="{math.ceil(p.width)}" '
-               f'height="{math.ceil(p.height)}" data-ruleset="{_esc(p.name)} {_esc(p.version)}">')
+    out.append(
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="{cls}" role="img" aria-label="{_esc(label)}" '
+        f'viewBox="0 0 {math.ceil(p.width)} {math.ceil(p.height)}" width="{math.ceil(p.width)}" '
+        f'height="{math.ceil(p.height)}" data-ruleset="{_esc(p.name)} {_esc(p.version)}">'
+    )
     out.append(f"<title>{_esc(label)}</title>")
     out.append(f"<style>{STYLE}</style>")
-    for col, heading in zip(p.columns, p.titles):
+    for col, heading in zip(p.columns, p.titles, strict=False):
         n = p.nodes[col[0]]
         out.append(f'<text class="col-title" x="{n.x:.1f}" y="{TOP - 16}">{_esc(heading)}</text>')
     lit_edges: list[str] = []
@@ -515,8 +543,7 @@ def svg(p: Pathway, rt: Route | None = None, title: str = "") -> str:
         if state == "block" and e.kind != "negates":
             state = None
         classes = f"edge {e.kind}" + (f" {state}" if state else "")
-        path = (f'<path class="{classes}" data-from="{_esc(e.src)}" data-to="{_esc(e.dst)}" '
-                f'd="{_edge_path(a, b)}"/>')
+        path = f'<path class="{classes}" data-from="{_esc(e.src)}" data-to="{_esc(e.dst)}" d="{_edge_path(a, b)}"/>'
         (lit_edges if state else out).append(path)
     out += lit_edges  # drawn over the faint ones
     for nid in (n for col in p.columns for n in col):
@@ -526,16 +553,23 @@ def svg(p: Pathway, rt: Route | None = None, title: str = "") -> str:
         extra = ""
         if rt is not None and n.key in rt.blocked and n.kind in ("rule", "decision"):
             extra = f' data-blocked-by="{_esc(" ".join(sorted(rt.blocked[n.key])))}"'
-        tip = n.title + (f" (blocked: {', '.join(sorted(rt.blocked[n.key]))} present)"
-                         if rt is not None and n.key in rt.blocked and n.kind in ("rule", "decision") else "")
-        out.append(f'<g class="{classes}" data-{data}="{_esc(n.key)}"{extra} transform="translate({n.x:.1f},{n.y:.1f})">'
-                   f"<title>{_esc(tip)}</title>"
-                   f'<rect width="{n.w:.1f}" height="{NODE_H}" rx="{9 if n.kind in ("input", "finding") else 3}"/>'
-                   f'<text x="{PAD_X}" y="{NODE_H - 5}">{_esc(n.label)}</text></g>')
+        tip = n.title + (
+            f" (blocked: {', '.join(sorted(rt.blocked[n.key]))} present)"
+            if rt is not None and n.key in rt.blocked and n.kind in ("rule", "decision")
+            else ""
+        )
+        out.append(
+            f'<g class="{classes}" data-{data}="{_esc(n.key)}"{extra} transform="translate({n.x:.1f},{n.y:.1f})">'
+            f"<title>{_esc(tip)}</title>"
+            f'<rect width="{n.w:.1f}" height="{NODE_H}" rx="{9 if n.kind in ("input", "finding") else 3}"/>'
+            f'<text x="{PAD_X}" y="{NODE_H - 5}">{_esc(n.label)}</text></g>'
+        )
     if p.categories:
         x0 = max(n.x + n.w for n in p.nodes.values() if n.kind == "option") + 10
         for code, heading, y0, y1 in p.categories:
-            out.append(f'<g class="cat" data-category="{_esc(code)}"><line x1="{x0:.1f}" y1="{y0:.1f}" x2="{x0:.1f}" '
-                       f'y2="{y1:.1f}"/><text x="{x0 + 8:.1f}" y="{(y0 + y1) / 2 + 4:.1f}">{_esc(heading)}</text></g>')
+            out.append(
+                f'<g class="cat" data-category="{_esc(code)}"><line x1="{x0:.1f}" y1="{y0:.1f}" x2="{x0:.1f}" '
+                f'y2="{y1:.1f}"/><text x="{x0 + 8:.1f}" y="{(y0 + y1) / 2 + 4:.1f}">{_esc(heading)}</text></g>'
+            )
     out.append("</svg>")
     return "\n".join(out)

@@ -25,7 +25,17 @@ from typing import Any
 from engine.kernel.models import Result
 from engine.kernel.rulebase import RuleSet
 from engine.views import graph
-from engine.views.common import NO_CHANGE, Digest, Note, detail_value, digest, is_empty, kind_title, sentence, weeks_text
+from engine.views.common import (
+    NO_CHANGE,
+    Digest,
+    Note,
+    detail_value,
+    digest,
+    is_empty,
+    kind_title,
+    sentence,
+    weeks_text,
+)
 
 DISCLAIMER = "Decision support only: it supports, and does not replace, clinical judgement."
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'"
@@ -96,30 +106,35 @@ def _e(text: Any) -> str:
 
 
 def _page(title: str, body: list[str]) -> str:
-    return "\n".join([
-        "<!DOCTYPE html>",
-        '<html lang="en">',
-        "<head>",
-        '<meta charset="utf-8">',
-        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        '<meta name="referrer" content="no-referrer">',
-        f"<title>{_e(title)}</title>",
-        f"<style>{CSS}</style>",
-        "</head>",
-        "<body>",
-        "<main>",
-        *body,
-        "</main>",
-        "</body>",
-        "</html>",
-        "",
-    ])
+    return "\n".join(
+        [
+            "<!DOCTYPE html>",
+            '<html lang="en">',
+            "<head>",
+            '<meta charset="utf-8">',
+            f'<meta http-equiv="Content-Security-Policy" content="{CSP}">',
+            '<meta name="viewport" content="width=device-width, initial-scale=1">',
+            '<meta name="referrer" content="no-referrer">',
+            f"<title>{_e(title)}</title>",
+            f"<style>{CSS}</style>",
+            "</head>",
+            "<body>",
+            "<main>",
+            *body,
+            "</main>",
+            "</body>",
+            "</html>",
+            "",
+        ]
+    )
 
 
 def _notes(notes: Iterable[Note]) -> str:
-    items = [f'<li class="note-{n.kind}"><b>{_e(sentence(n.title))}:</b> {_e(n.text)}</li>'
-             for n in notes if n.kind != "detail"]
+    items = [
+        f'<li class="note-{n.kind}"><b>{_e(sentence(n.title))}:</b> {_e(n.text)}</li>'
+        for n in notes
+        if n.kind != "detail"
+    ]
     return f"<ul>{''.join(items)}</ul>" if items else ""
 
 
@@ -131,28 +146,41 @@ def _plan_table(d: Digest) -> list[str]:
     if not d.plan:
         return ['<p class="none">Nothing is recommended.</p>']
     reviews = any(i.rec.review is not None for i in d.plan)
-    rows = ["<table class=\"plan\"><thead><tr><th>Option</th><th>Strength</th><th>Evidence</th>"
-            + ("<th>Review</th>" if reviews else "") + "<th>Why, and details</th></tr></thead><tbody>"]
+    rows = [
+        '<table class="plan"><thead><tr><th>Option</th><th>Strength</th><th>Evidence</th>'
+        + ("<th>Review</th>" if reviews else "")
+        + "<th>Why, and details</th></tr></thead><tbody>"
+    ]
     for item in d.plan:
         r = item.rec
         ev = ""
         if r.evidence is not None:
-            ev = (f'<span class="grade">{_e(item.grade)}</span><br><small>{_e(r.evidence.directness)}</small>'
-                  f"<br><small>{_cite_refs(r.evidence.citations)}</small>")
+            ev = (
+                f'<span class="grade">{_e(item.grade)}</span><br><small>{_e(r.evidence.directness)}</small>'
+                f"<br><small>{_cite_refs(r.evidence.citations)}</small>"
+            )
         else:
             ev = '<span class="none">not graded</span>'
-        review = (f"<b>in {_e(weeks_text(r.review.weeks))}</b><br><small>{_e(r.review.text)}</small>"
-                  if r.review is not None else '<span class="none">—</span>')
-        details = "".join(f"<dt>{_e(k.replace('_', ' '))}</dt><dd>{_e(detail_value(v))}</dd>"
-                          for k, v in r.details.items() if not is_empty(v))
+        review = (
+            f"<b>in {_e(weeks_text(r.review.weeks))}</b><br><small>{_e(r.review.text)}</small>"
+            if r.review is not None
+            else '<span class="none">—</span>'
+        )
+        details = "".join(
+            f"<dt>{_e(k.replace('_', ' '))}</dt><dd>{_e(detail_value(v))}</dd>"
+            for k, v in r.details.items()
+            if not is_empty(v)
+        )
         why = "".join(f"<li>{_e(x)}</li>" for x in r.rationale)
         rows.append(
             f'<tr data-intervention="{_e(r.intervention)}" data-rule="{_e(r.rule)}">'
             f'<td class="opt">{_e(item.label)}<small>{_e(item.category)}</small></td>'
-            f'<td class="strength">{_e(r.strength)}</td><td>{ev}</td>' + (f"<td>{review}</td>" if reviews else "") +
-            f"<td><ul>{why}</ul>{_notes(item.notes)}"
+            f'<td class="strength">{_e(r.strength)}</td><td>{ev}</td>'
+            + (f"<td>{review}</td>" if reviews else "")
+            + f"<td><ul>{why}</ul>{_notes(item.notes)}"
             + (f"<dl>{details}</dl>" if details else "")
-            + f'<small class="none">rule {_e(r.rule)}</small></td></tr>')
+            + f'<small class="none">rule {_e(r.rule)}</small></td></tr>'
+        )
     rows.append("</tbody></table>")
     return rows
 
@@ -164,8 +192,9 @@ def _withheld_table(d: Digest) -> list[str]:
     head = "<th>What would change it</th>" if carried else ""
     rows = [f'<table class="withheld"><thead><tr><th>Option</th><th>Why not now</th>{head}</tr></thead><tbody>']
     for w in d.withheld:
-        why = "".join(f'<li><span class="kind kind-{_e(k)}">{_e(kind_title(k))}</span>: {_e(r)}</li>'
-                      for k, r in w.by_kind())
+        why = "".join(
+            f'<li><span class="kind kind-{_e(k)}">{_e(kind_title(k))}</span>: {_e(r)}</li>' for k, r in w.by_kind()
+        )
         change = ""
         if carried:
             if w.changes is None:
@@ -175,29 +204,40 @@ def _withheld_table(d: Digest) -> list[str]:
             else:
                 change = "<td><ul>" + "".join(f'<li class="change">{_e(c.text)}</li>' for c in w.changes) + "</ul></td>"
         rules = " ".join(dict.fromkeys(e.rule for e in w.entries))
-        rows.append(f'<tr data-intervention="{_e(w.intervention)}" data-kinds="{_e(" ".join(w.kinds))}">'
-                    f'<td class="opt">{_e(w.label)}</td><td><ul>{why}</ul>{_notes(w.notes)}'
-                    f'<small class="none">rule {_e(rules)}</small></td>{change}</tr>')
+        rows.append(
+            f'<tr data-intervention="{_e(w.intervention)}" data-kinds="{_e(" ".join(w.kinds))}">'
+            f'<td class="opt">{_e(w.label)}</td><td><ul>{why}</ul>{_notes(w.notes)}'
+            f'<small class="none">rule {_e(rules)}</small></td>{change}</tr>'
+        )
     rows.append("</tbody></table>")
     return rows
 
 
 def _legend(lit: bool) -> str:
-    items = ['<span class="l-fact">patient fact or finding</span>', '<span>rule</span>',
-             '<span class="l-rec">option</span>']
+    items = [
+        '<span class="l-fact">patient fact or finding</span>',
+        "<span>rule</span>",
+        '<span class="l-rec">option</span>',
+    ]
     if lit:
-        items = ['<span class="l-fired">rule that fired</span>', '<span class="l-fact">fact used or concluded</span>',
-                 '<span class="l-rec">recommended</span>', '<span class="l-held">withheld</span>',
-                 '<span class="l-stop">contraindicated or suppressed</span>',
-                 '<span class="l-block">blocked: a fact it checks absent was present</span>',
-                 '<span class="l-off">not on this route</span>']
+        items = [
+            '<span class="l-fired">rule that fired</span>',
+            '<span class="l-fact">fact used or concluded</span>',
+            '<span class="l-rec">recommended</span>',
+            '<span class="l-held">withheld</span>',
+            '<span class="l-stop">contraindicated or suppressed</span>',
+            '<span class="l-block">blocked: a fact it checks absent was present</span>',
+            '<span class="l-off">not on this route</span>',
+        ]
     return '<div class="legend">' + "".join(items) + "</div>"
 
 
 #: A toggle between the page width (the whole route at a glance: the default) and the picture's own size
 #: (larger text, scrolled), without a script.
-_FIT = ('<input type="checkbox" id="fit" class="fit" checked><label for="fit" class="fit-label">fit the picture to the '
-        "page width</label>")
+_FIT = (
+    '<input type="checkbox" id="fit" class="fit" checked><label for="fit" class="fit-label">fit the picture to the '
+    "page width</label>"
+)
 
 
 def _references(citations: Mapping[str, Mapping[str, Any]]) -> list[str]:
@@ -212,14 +252,19 @@ def _references(citations: Mapping[str, Mapping[str, Any]]) -> list[str]:
         text = ". ".join(_e(b).rstrip(".") for b in bits) + "."
         links = []
         if c.get("pmid"):
-            links.append(f'<a href="https://pubmed.ncbi.nlm.nih.gov/{_e(c["pmid"])}/" rel="noreferrer">PMID {_e(c["pmid"])}</a>')
+            links.append(
+                f'<a href="https://pubmed.ncbi.nlm.nih.gov/{_e(c["pmid"])}/" rel="noreferrer">PMID {_e(c["pmid"])}</a>'
+            )
         if c.get("doi"):
             links.append(f'<a href="https://doi.org/{_e(c["doi"])}" rel="noreferrer">doi:{_e(c["doi"])}</a>')
         extra = [f"design: {_e(c['design'])}"] if c.get("design") else []
         if c.get("grade_note"):
             extra.append(_e(c["grade_note"]))
-        out.append(f'<li id="ref-{_e(cid)}"><b>{_e(cid)}</b>: {text} {" ".join(links)}'
-                   + (f"<br><small>{'; '.join(extra)}</small>" if extra else "") + "</li>")
+        out.append(
+            f'<li id="ref-{_e(cid)}"><b>{_e(cid)}</b>: {text} {" ".join(links)}'
+            + (f"<br><small>{'; '.join(extra)}</small>" if extra else "")
+            + "</li>"
+        )
     out.append("</ol>")
     return out
 
@@ -233,13 +278,17 @@ def _glance(d: Digest) -> str:
     if not rows:
         rows.append('<li class="none">Nothing is recommended.</li>')
     if d.withheld:
-        held = ", ".join(f'{_e(w.label)} <span class="kind kind-{_e(w.kinds[0])}">({_e(kind_title(w.kinds[0]))})</span>'
-                         for w in d.withheld)
+        held = ", ".join(
+            f'{_e(w.label)} <span class="kind kind-{_e(w.kinds[0])}">({_e(kind_title(w.kinds[0]))})</span>'
+            for w in d.withheld
+        )
         rows.append(f"<li><b>Not now:</b> {held}</li>")
     unknown = sum(1 for u in d.result.unknowns if u.blocks)
     if unknown:
-        rows.append(f'<li class="note-unknown"><b>Not known:</b> {unknown} item{"s" if unknown != 1 else ""} that '
-                    "could change this (listed beside what they affect)</li>")
+        rows.append(
+            f'<li class="note-unknown"><b>Not known:</b> {unknown} item{"s" if unknown != 1 else ""} that '
+            "could change this (listed beside what they affect)</li>"
+        )
     return f'<section id="glance" aria-label="At a glance"><ul class="glance">{"".join(rows)}</ul></section>'
 
 
@@ -256,8 +305,10 @@ def report_html(result: Result, ruleset: RuleSet, facts: Iterable[Mapping[str, A
     pathway are exact; without them only blocks visible from the trace are drawn."""
     d = digest(result, ruleset)
     rt = graph.route(result, ruleset, facts)
-    body = [f'<header><h1>Triage report: {_e(result.patient_id)}</h1><div class="meta">{_ruleset_line(result)}. '
-            f"{_e(DISCLAIMER)}</div></header>"]
+    body = [
+        f'<header><h1>Triage report: {_e(result.patient_id)}</h1><div class="meta">{_ruleset_line(result)}. '
+        f"{_e(DISCLAIMER)}</div></header>"
+    ]
     if d.banner:
         body.append(f'<div class="banner" role="alert">{_e(d.banner)}</div>')
     body += [f'<div class="notice">{_e(n)}</div>' for n in d.notices]
@@ -269,14 +320,18 @@ def report_html(result: Result, ruleset: RuleSet, facts: Iterable[Mapping[str, A
     body.append("</section>")
     if d.unknowns or d.quiet_unknowns:
         body.append('<section id="unknowns"><h2>Not known</h2><ul>')
-        body += [f'<li class="note-unknown">{_e(u.text)} <small>(affects {_e(", ".join(u.affects))})</small></li>'
-                 for u in d.unknowns]
+        body += [
+            f'<li class="note-unknown">{_e(u.text)} <small>(affects {_e(", ".join(u.affects))})</small></li>'
+            for u in d.unknowns
+        ]
         body += [f'<li class="none">{_e(t)}</li>' for t in d.quiet_unknowns]
         body.append("</ul></section>")
     p = graph.pathway(ruleset)
     body.append('<section id="pathway"><h2>The route through the pathway</h2>')
-    body.append(f'<p class="meta">{len(rt.fired)} of {len(ruleset.rules)} rules fired for this patient. Hover a box '
-                "for the rule's purpose.</p>")
+    body.append(
+        f'<p class="meta">{len(rt.fired)} of {len(ruleset.rules)} rules fired for this patient. Hover a box '
+        "for the rule's purpose.</p>"
+    )
     body.append(_legend(True))
     body.append(_FIT)
     body.append('<div class="pathway">' + graph.svg(p, rt, f"Route of {result.patient_id} through {p.name}") + "</div>")
@@ -292,20 +347,28 @@ def report_html(result: Result, ruleset: RuleSet, facts: Iterable[Mapping[str, A
 def pathway_html(ruleset: RuleSet) -> str:
     """The whole pathway of a rule set: the picture, its legend and a list of the rules (no patient data)."""
     p = graph.pathway(ruleset)
-    body = [f"<header><h1>The pathway: {_e(ruleset.name)} {_e(ruleset.version)}</h1>"
-            f'<div class="meta">{len(ruleset.rules)} rules · digest {_e(ruleset.digest[:12])}. '
-            f"Generated from the rule set. {_e(DISCLAIMER)}</div></header>",
-            '<section id="pathway"><h2>Facts, rules and options</h2>', _legend(False), _FIT,
-            '<div class="pathway">' + graph.svg(p) + "</div></section>",
-            '<section id="rules"><h2>The rules</h2><table><thead><tr><th>Rule</th><th>Purpose</th>'
-            "<th>Concludes or decides</th></tr></thead><tbody>"]
+    body = [
+        f"<header><h1>The pathway: {_e(ruleset.name)} {_e(ruleset.version)}</h1>"
+        f'<div class="meta">{len(ruleset.rules)} rules · digest {_e(ruleset.digest[:12])}. '
+        f"Generated from the rule set. {_e(DISCLAIMER)}</div></header>",
+        '<section id="pathway"><h2>Facts, rules and options</h2>',
+        _legend(False),
+        _FIT,
+        '<div class="pathway">' + graph.svg(p) + "</div></section>",
+        '<section id="rules"><h2>The rules</h2><table><thead><tr><th>Rule</th><th>Purpose</th>'
+        "<th>Concludes or decides</th></tr></thead><tbody>",
+    ]
     for r in ruleset.rules:
         out = [*r.concludes, *(f"→ {x}" for x in r.emits)]
-        body.append(f'<tr data-rule="{_e(r.id)}"><td class="opt">{_e(r.id)}</td><td>{_e(r.purpose)}</td>'
-                    f"<td><small>{_e(', '.join(out))}</small></td></tr>")
+        body.append(
+            f'<tr data-rule="{_e(r.id)}"><td class="opt">{_e(r.id)}</td><td>{_e(r.purpose)}</td>'
+            f"<td><small>{_e(', '.join(out))}</small></td></tr>"
+        )
     body.append("</tbody></table></section>")
-    body.append(f"<footer>{_e(ruleset.name)} {_e(ruleset.version)} (digest {_e(ruleset.digest[:12])}). "
-                f"{_e(DISCLAIMER)}</footer>")
+    body.append(
+        f"<footer>{_e(ruleset.name)} {_e(ruleset.version)} (digest {_e(ruleset.digest[:12])}). "
+        f"{_e(DISCLAIMER)}</footer>"
+    )
     return _page(f"Pathway: {ruleset.name} {ruleset.version}", body)
 
 

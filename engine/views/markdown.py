@@ -77,8 +77,11 @@ def result_markdown(result: Result, ruleset: RuleSet | None = None) -> str:
     out: list[str] = [f"## Triage: {esc(result.patient_id)}", ""]
     if d.banner:
         flags = ", ".join(label for _, label in d.flags)
-        out += [f"**{esc(sentence(d.flag_word))}: {esc(flags)}.**"
-                + (f" {esc(sentence(d.flags_stop))}." if d.flags_stop else ""), ""]
+        out += [
+            f"**{esc(sentence(d.flag_word))}: {esc(flags)}.**"
+            + (f" {esc(sentence(d.flags_stop))}." if d.flags_stop else ""),
+            "",
+        ]
     for n in d.notices:
         out += [f"**Note:** {esc(n)}", ""]
     out += ["### Recommended", ""]
@@ -137,8 +140,13 @@ def _step_lines(step: Mapping[str, Any], depth: int, head: str) -> list[str]:
     for p in step["parameters"]:
         lines.append(f"{pad}  - parameter `{p['name']}` = {esc(parameter_text(p))} ({esc(p['source'])})")
     if step["citations"]:
-        lines.append(f"{pad}  - sources: " + "; ".join(
-            f"`{c['id']}` {esc(c['short'])}" + (f" ({esc(c['grade'])})" if c["grade"] else "") for c in step["citations"]))
+        lines.append(
+            f"{pad}  - sources: "
+            + "; ".join(
+                f"`{c['id']}` {esc(c['short'])}" + (f" ({esc(c['grade'])})" if c["grade"] else "")
+                for c in step["citations"]
+            )
+        )
     for u in step["unknowns"]:
         lines.append(f"{pad}  - **unknown** `{esc(u['fact'])}`: {esc(u['reason'])}")
     return lines
@@ -185,8 +193,9 @@ def _check_lines(check: Mapping[str, Any], depth: int) -> list[str]:
 def _entry_heading(e: Mapping[str, Any]) -> str:
     if e["status"] == "recommended":
         grade = evidence_grade(e.get("evidence"))
-        return (f"### {esc(e['label'])}: recommended ({e['category'].replace('_', ' ')}; {esc(e['strength'])}"
-                + (f"; {grade})" if grade else ")"))
+        return f"### {esc(e['label'])}: recommended ({e['category'].replace('_', ' ')}; {esc(e['strength'])}" + (
+            f"; {grade})" if grade else ")"
+        )
     if e["status"] == "not_recommended":
         return f"### {esc(e['label'])}: not recommended ({e['kind'].replace('_', ' ')})"
     return f"### {esc(e['label'])}: neither recommended nor withheld"
@@ -218,8 +227,9 @@ def explanation_markdown(expl: Mapping[str, Any]) -> str:
     if expl["unknowns"]:
         out += ["### Not known", ""]
         for u in expl["unknowns"]:
-            out.append(f"- `{esc(u['fact'])}` (affects {esc(', '.join(u['blocks']))}; rule `{u['rule']}`): {esc(u['reason'])}")
+            out.append(
+                f"- `{esc(u['fact'])}` (affects {esc(', '.join(u['blocks']))}; rule `{u['rule']}`): {esc(u['reason'])}"
+            )
         out.append("")
     out += [f"*{_ruleset_line(expl['ruleset'])} {DISCLAIMER}*", ""]
     return "\n".join(out)
-

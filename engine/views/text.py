@@ -24,6 +24,7 @@ Rendering knows no clinical term: categories, labels and wording come from the r
 from __future__ import annotations
 
 import io
+
 from rich.cells import cell_len
 from rich.console import Console, Group
 from rich.text import Text
@@ -60,8 +61,15 @@ grade = grade_text
 
 
 def _measure_console(width: int) -> Console:
-    return Console(file=io.StringIO(), width=max(width, 10), color_system=None, legacy_windows=False,
-                   highlight=False, emoji=False, markup=False)
+    return Console(
+        file=io.StringIO(),
+        width=max(width, 10),
+        color_system=None,
+        legacy_windows=False,
+        highlight=False,
+        emoji=False,
+        markup=False,
+    )
 
 
 def _wrap(text: Text, width: int, first: str = "", rest: str | None = None, max_lines: int | None = None) -> list[Text]:
@@ -159,8 +167,9 @@ def _change_text(item: WithheldItem, full: bool) -> list[Text]:
     if full:
         return [Text("→ an option if: ", "bold blue") + Text(c.text, "blue") for c in item.changes]
     more = len(item.changes) - 1
-    t = Text("→ an option if" + (f" (or {more} other way{'s' if more > 1 else ''})" if more else "") + ": ",
-             "bold blue")
+    t = Text(
+        "→ an option if" + (f" (or {more} other way{'s' if more > 1 else ''})" if more else "") + ": ", "bold blue"
+    )
     t.append(item.changes[0].text, "blue")
     return [t]
 
@@ -172,15 +181,16 @@ class _Row:
     """Lines of the one-screen view: shown always (`core`) or while they fit, in `rank` order;
     `more` is a longer version used when there is room left."""
 
-    __slots__ = ("lines", "more", "core", "rank", "shown")
+    __slots__ = ("core", "lines", "more", "rank", "shown")
 
     def __init__(self, lines: list[Text], more: list[Text] | None = None, core: bool = False, rank: int = 0):
         self.lines, self.more, self.core, self.rank = lines, more, core, rank
         self.shown = core
 
 
-def compact_lines(result: Result, ruleset: RuleSet | None = None, width: int = SCREEN_WIDTH,
-                  height: int = SCREEN_HEIGHT) -> list[Text]:
+def compact_lines(
+    result: Result, ruleset: RuleSet | None = None, width: int = SCREEN_WIDTH, height: int = SCREEN_HEIGHT
+) -> list[Text]:
     """The default view as lines of at most `width` cells, in at most `height` lines whenever
     the flag, the plan and the withheld entries fit (they are always shown).
 
@@ -196,7 +206,9 @@ def compact_lines(result: Result, ruleset: RuleSet | None = None, width: int = S
         rows.append(_Row(_banner(d, width, max_lines=2), core=True))
     for n in d.notices:
         t = Text("note: ", "bold yellow") + Text(n, "yellow")
-        rows.append(_Row(_wrap(t, width, " ! ", "   ", max_lines=1), _wrap(t, width, " ! ", "   ", max_lines=2), rank=0))
+        rows.append(
+            _Row(_wrap(t, width, " ! ", "   ", max_lines=1), _wrap(t, width, " ! ", "   ", max_lines=2), rank=0)
+        )
     right_width = max((cell_len(_right(i).plain) for i in d.plan), default=0)
     title = Text("Recommended", "bold underline")
     if d.plan:
@@ -220,15 +232,18 @@ def compact_lines(result: Result, ruleset: RuleSet | None = None, width: int = S
             for n in item.notes:
                 rows.append(_Row(_note_lines(n, width, 1), _note_lines(n, width, 2), rank=2))
             for t in _change_text(item, full=False):
-                row = _Row(_wrap(t, width, "   ", "     ", max_lines=1), _wrap(t, width, "   ", "     ", max_lines=2),
-                           rank=4)
+                row = _Row(
+                    _wrap(t, width, "   ", "     ", max_lines=1), _wrap(t, width, "   ", "     ", max_lines=2), rank=4
+                )
                 rows.append(row)
                 changes.append(row)
     loose: list[_Row] = []
     for u in d.unknowns:
         t = Text(u.text, "yellow")
         t.append(f" (affects {', '.join(u.affects)})", "dim")
-        loose.append(_Row(_wrap(t, width, " ? ", "   ", max_lines=1), _wrap(t, width, " ? ", "   ", max_lines=2), rank=3))
+        loose.append(
+            _Row(_wrap(t, width, " ? ", "   ", max_lines=1), _wrap(t, width, " ? ", "   ", max_lines=2), rank=3)
+        )
     rows += loose
     footer = _Row([_fit_line(Text(FOOTER + " More: --details", "dim italic"), width, "")], core=True)
 
@@ -296,7 +311,9 @@ def full_lines(result: Result, ruleset: RuleSet | None = None, width: int = SCRE
         out += _wrap(head, width, " ✓ ", "   ")
         if item.rec.evidence is not None:
             ev = item.rec.evidence
-            out += _wrap(Text(f"evidence: {ev.directness}; sources {', '.join(ev.citations)}", "magenta"), width, "     ")
+            out += _wrap(
+                Text(f"evidence: {ev.directness}; sources {', '.join(ev.citations)}", "magenta"), width, "     "
+            )
         if item.rec.review is not None:
             rv = item.rec.review
             out += _wrap(Text(f"review in {weeks_text(rv.weeks)}: {rv.text}", "cyan"), width, "     ")
@@ -340,18 +357,33 @@ def full_lines(result: Result, ruleset: RuleSet | None = None, width: int = SCRE
                 bits.append(f"PMID {c['pmid']}")
             elif c.get("doi"):
                 bits.append(f"doi:{c['doi']}")
-            out += _wrap(Text(f"{cid}: ", "bold") + Text(". ".join(b.rstrip(".") for b in bits) + ".", "dim"),
-                         width, "   ", "     ")
-    out += _wrap(Text(f"{FOOTER} Rule set {result.ruleset.name} {result.ruleset.version}, digest "
-                      f"{result.ruleset.digest[:12]}.", "dim italic"), width, "")
+            out += _wrap(
+                Text(f"{cid}: ", "bold") + Text(". ".join(b.rstrip(".") for b in bits) + ".", "dim"),
+                width,
+                "   ",
+                "     ",
+            )
+    out += _wrap(
+        Text(
+            f"{FOOTER} Rule set {result.ruleset.name} {result.ruleset.version}, digest {result.ruleset.digest[:12]}.",
+            "dim italic",
+        ),
+        width,
+        "",
+    )
     return out
 
 
 # ---------------------------------------------------------------- entry points
 
 
-def text_view(result: Result, ruleset: RuleSet | None = None, details: bool = False,
-              width: int = SCREEN_WIDTH, height: int = SCREEN_HEIGHT) -> Group:
+def text_view(
+    result: Result,
+    ruleset: RuleSet | None = None,
+    details: bool = False,
+    width: int = SCREEN_WIDTH,
+    height: int = SCREEN_HEIGHT,
+) -> Group:
     """The result as rich renderables: one screen (`width` x `height`), or everything with `details`."""
     lines = full_lines(result, ruleset, width) if details else compact_lines(result, ruleset, width, height)
     for line in lines:

@@ -14,7 +14,6 @@ from engine.api import Rule
 
 from . import findings, first_line, ldn, prf, safety, surgery
 
-RULES: tuple[Rule, ...] = (*findings.RULES, *safety.RULES, *first_line.RULES, *ldn.RULES, *prf.RULES,
-                           *surgery.RULES)
+RULES: tuple[Rule, ...] = (*findings.RULES, *safety.RULES, *first_line.RULES, *ldn.RULES, *prf.RULES, *surgery.RULES)
 
 __all__ = ["RULES"]

@@ -12,8 +12,13 @@ from ..knowledge import RED_FLAGS
 
 LDN = "low_dose_naltrexone"
 PRF = "pulsed_radiofrequency"
-ESCALATIONS = ("low_dose_naltrexone", "pulsed_radiofrequency", "gastrocnemius_recession", "plantar_plate_repair",
-               "tendon_transfer")
+ESCALATIONS = (
+    "low_dose_naltrexone",
+    "pulsed_radiofrequency",
+    "gastrocnemius_recession",
+    "plantar_plate_repair",
+    "tendon_transfer",
+)
 SURGERY = ("gastrocnemius_recession", "plantar_plate_repair", "tendon_transfer")
 
 #: Trial statuses under which a first-line modality goes on.
@@ -58,8 +63,10 @@ def flag_of(ctx: Context, alias: str = "flag") -> str:
 
 
 def adjunct_entry() -> str:
-    return (f"adjuncts are considered from {param('persistent_pain_weeks')} weeks of pain after a failed "
-            f"conservative trial of at least {param('adequate_trial_weeks')} weeks")
+    return (
+        f"adjuncts are considered from {param('persistent_pain_weeks')} weeks of pain after a failed "
+        f"conservative trial of at least {param('adequate_trial_weeks')} weeks"
+    )
 
 
 def first_line_review() -> tuple[float, str]:
@@ -71,11 +78,13 @@ SCOPE = {
     "interdigital_neuroma_signs": (
         "signs of an interdigital (Morton's) neuroma: its treatment is outside this rule set (assess, e.g. "
         "ultrasound, or refer); the escalations below are for metatarsalgia and may not fit",
-        [LDN, PRF, *SURGERY]),
+        [LDN, PRF, *SURGERY],
+    ),
     "rigid_toe_deformity": (
         "a rigid toe deformity: its surgical treatment is outside this rule set (refer for a surgical opinion); "
         "tendon transfer is for a flexible deformity, and the other escalations may not fit",
-        [PRF, *SURGERY]),
+        [PRF, *SURGERY],
+    ),
 }
 
 

@@ -45,8 +45,15 @@ DISORDER_SYSTEMS = {"http://snomed.info/sct": "SNOMED CT", "http://hl7.org/fhir/
 
 #: Product classes, most dangerous for naltrexone first. An ingredient of class "naltrexone" makes
 #: a naltrexone_low_dose or naltrexone_full_dose product depending on its strength.
-PRODUCT_CLASS_ORDER = ("opioid_agonist", "opioid_partial_agonist", "naltrexone_full_dose", "opioid_antagonist",
-                       "opioid_induced_constipation", "naltrexone_low_dose", "non_opioid")
+PRODUCT_CLASS_ORDER = (
+    "opioid_agonist",
+    "opioid_partial_agonist",
+    "naltrexone_full_dose",
+    "opioid_antagonist",
+    "opioid_induced_constipation",
+    "naltrexone_low_dose",
+    "non_opioid",
+)
 INGREDIENT_CLASSES = frozenset(PRODUCT_CLASS_ORDER) - {"naltrexone_full_dose", "naltrexone_low_dose"} | {"naltrexone"}
 
 # Leading qualifiers of an RxNorm clinical drug name: a quantity ("0.4 ML", "80 ACTUAT"), a
@@ -54,15 +61,20 @@ INGREDIENT_CLASSES = frozenset(PRODUCT_CLASS_ORDER) - {"naltrexone_full_dose", "
 # fails the ingredient lookup (loudly), rather than being skipped.
 _NAMED_QUALIFIERS = ("Abuse-Deterrent", "Matrix Delivery")
 _QUALIFIER = re.compile(
-    r"^(?:(?:" + "|".join(re.escape(q) for q in _NAMED_QUALIFIERS) + r"|\d+(?:\.\d+)? (?:HR|ML|ACTUAT|DAY|L|MG|GM|CM2))\s+)*")
+    r"^(?:(?:"
+    + "|".join(re.escape(q) for q in _NAMED_QUALIFIERS)
+    + r"|\d+(?:\.\d+)? (?:HR|ML|ACTUAT|DAY|L|MG|GM|CM2))\s+)*"
+)
 _BRAND = re.compile(r"^(?P<body>.*?)\s*\[(?P<brand>[^\[\]]+)\]$")
 _PACK = re.compile(r"^\{(?P<inner>.*)\}\s*Pack$")
 _PACK_ITEM = re.compile(r"\d+ \((?P<drug>[^()]*)\)")
 _COMPONENT = re.compile(r"^(?P<name>.+?) (?P<dose>\d+(?:\.\d+)?) (?P<unit>[A-Z]+(?:/[A-Z]+)?)(?: (?P<form>.+))?$")
 # Brand-name decorations RxNorm adds: "Endodan Reformulated May 2009", "Subsys 1200 MCG".
-_BRAND_NOISE = (re.compile(r"\s+Reformulated\s+[A-Z][a-z]+\s+\d{4}$"),
-                re.compile(r"\s+\d+(?:\.\d+)?\s*(?:MG|MCG|ML|UNT|%)(?:/[A-Z]+)?$"),
-                re.compile(r"\s+Pack$"))
+_BRAND_NOISE = (
+    re.compile(r"\s+Reformulated\s+[A-Z][a-z]+\s+\d{4}$"),
+    re.compile(r"\s+\d+(?:\.\d+)?\s*(?:MG|MCG|ML|UNT|%)(?:/[A-Z]+)?$"),
+    re.compile(r"\s+Pack$"),
+)
 
 
 class VocabularyBuildError(Exception):
@@ -77,8 +89,10 @@ def load_table(path: Path = INGREDIENT_TABLE) -> dict[str, Any]:
     table = tomllib.loads(path.read_text(encoding="utf-8"))
     for name, entry in table["ingredients"].items():
         if entry.get("class") not in INGREDIENT_CLASSES:
-            raise VocabularyBuildError(f"{path.name}: ingredient {name!r} has class {entry.get('class')!r}; "
-                                       f"expected one of {sorted(INGREDIENT_CLASSES)}")
+            raise VocabularyBuildError(
+                f"{path.name}: ingredient {name!r} has class {entry.get('class')!r}; "
+                f"expected one of {sorted(INGREDIENT_CLASSES)}"
+            )
         if not entry.get("source"):
             raise VocabularyBuildError(f"{path.name}: ingredient {name!r} has no source")
     return table
@@ -167,20 +181,36 @@ def build(valueset_dir: Path, table_path: Path = INGREDIENT_TABLE) -> str:
         contains = vs["expansion"].get("contains", [])
         vs_id = vs.get("id") or path.stem
         systems = sorted({c["system"] for c in contains})
-        sources.append({"file": path.name, "sha256": sha256_of(path), "concepts": len(contains), "id": vs_id,
-                        "title": vs.get("title", ""), "date": vs.get("date", ""),
-                        "expansion_timestamp": vs["expansion"].get("timestamp", ""), "systems": systems})
+        sources.append(
+            {
+                "file": path.name,
+                "sha256": sha256_of(path),
+                "concepts": len(contains),
+                "id": vs_id,
+                "title": vs.get("title", ""),
+                "date": vs.get("date", ""),
+                "expansion_timestamp": vs["expansion"].get("timestamp", ""),
+                "systems": systems,
+            }
+        )
         for c in contains:
             system, code, display = c["system"], str(c["code"]), c.get("display", "")
             if system == RXNORM:
                 entry = rxnorm.setdefault(code, {"display": display, "value_sets": []})
                 if entry["display"] != display:
-                    raise VocabularyBuildError(f"RxNorm {code}: display differs between value sets "
-                                               f"({entry['display']!r} vs {display!r} in {path.name})")
+                    raise VocabularyBuildError(
+                        f"RxNorm {code}: display differs between value sets "
+                        f"({entry['display']!r} vs {display!r} in {path.name})"
+                    )
                 entry["value_sets"].append(vs_id)
             elif system in DISORDER_SYSTEMS:
-                disorders[(system, code)] = {"system": system, "system_name": DISORDER_SYSTEMS[system],
-                                             "code": code, "display": display, "value_set": vs_id}
+                disorders[(system, code)] = {
+                    "system": system,
+                    "system_name": DISORDER_SYSTEMS[system],
+                    "code": code,
+                    "display": display,
+                    "value_set": vs_id,
+                }
             else:
                 raise VocabularyBuildError(f"{path.name}: code {code} has an unexpected system {system!r}")
 
@@ -195,18 +225,34 @@ def build(valueset_dir: Path, table_path: Path = INGREDIENT_TABLE) -> str:
         names = list(dict.fromkeys(name for name, _, _ in components))
         for name in names:
             if name not in table["ingredients"]:
-                hint = "" if name[:1].islower() else (
-                    " (it does not start in lower case: if RxNorm added a new leading qualifier, "
-                    "add it to _NAMED_QUALIFIERS in this script)")
+                hint = (
+                    ""
+                    if name[:1].islower()
+                    else (
+                        " (it does not start in lower case: if RxNorm added a new leading qualifier, "
+                        "add it to _NAMED_QUALIFIERS in this script)"
+                    )
+                )
                 raise VocabularyBuildError(
                     f"unclassified ingredient {name!r} in RxNorm {code} ({entry['display']!r}): "
-                    f"add it to {table_path.name} with its class and source{hint}")
+                    f"add it to {table_path.name} with its class and source{hint}"
+                )
         cls = product_class(components, table)
-        entry.update(ingredients=names, drug_class=cls, brands=sorted(set(brand_names)),
-                     value_sets=sorted(set(entry["value_sets"])))
+        entry.update(
+            ingredients=names,
+            drug_class=cls,
+            brands=sorted(set(brand_names)),
+            value_sets=sorted(set(entry["value_sets"])),
+        )
         for name in names:
-            ing = ingredients.setdefault(name, {"ingredient_class": table["ingredients"][name]["class"],
-                                                "source": table["ingredients"][name]["source"], "codes": 0})
+            ing = ingredients.setdefault(
+                name,
+                {
+                    "ingredient_class": table["ingredients"][name]["class"],
+                    "source": table["ingredients"][name]["source"],
+                    "codes": 0,
+                },
+            )
             ing["codes"] += 1
         for brand in set(brand_names):
             b = brands.setdefault(brand, {"classes": set(), "ingredients": set(), "codes": []})
@@ -216,19 +262,26 @@ def build(valueset_dir: Path, table_path: Path = INGREDIENT_TABLE) -> str:
 
     brand_out = {}
     for brand, b in brands.items():
-        brand_out[brand] = {"drug_class": min(b["classes"], key=PRODUCT_CLASS_ORDER.index),
-                            "ingredients": sorted(b["ingredients"]), "codes": sorted(b["codes"], key=int)}
+        brand_out[brand] = {
+            "drug_class": min(b["classes"], key=PRODUCT_CLASS_ORDER.index),
+            "ingredients": sorted(b["ingredients"]),
+            "codes": sorted(b["codes"], key=int),
+        }
     out = {
         "header": {
             "what": "Opioid vocabulary generated from the CDC opioid value sets (CC0): every RxNorm concept with "
-                    "its ingredients and class, the ingredients, the US brands, and the opioid misuse and "
-                    "dependence codes. Do not edit by hand: run python -m rules.tools.build_opioid_vocabulary.",
+            "its ingredients and class, the ingredients, the US brands, and the opioid misuse and "
+            "dependence codes. Do not edit by hand: run python -m rules.tools.build_opioid_vocabulary.",
             "generator": "rules/tools/build_opioid_vocabulary.py",
             "value_sets": sources,
             "ingredient_table": {"file": "rules/data/" + table_path.name, "sha256": sha256_of(table_path)},
-            "counts": {"rxnorm_codes": len(rxnorm), "ingredients": len(ingredients), "brands": len(brand_out),
-                       "disorder_codes": len(disorders),
-                       "rxnorm_codes_by_class": _count(e["drug_class"] for e in rxnorm.values())},
+            "counts": {
+                "rxnorm_codes": len(rxnorm),
+                "ingredients": len(ingredients),
+                "brands": len(brand_out),
+                "disorder_codes": len(disorders),
+                "rxnorm_codes_by_class": _count(e["drug_class"] for e in rxnorm.values()),
+            },
             "class_order": list(PRODUCT_CLASS_ORDER),
         },
         "rxnorm": rxnorm,
@@ -247,9 +300,16 @@ def _count(values) -> dict[str, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m rules.tools.build_opioid_vocabulary", description=__doc__.split("\n")[0])
-    parser.add_argument("valueset_dir", nargs="?", type=Path, default=DEFAULT_VALUESETS,
-                        help=f"directory of FHIR ValueSet JSON files (default: {DEFAULT_VALUESETS})")
+    parser = argparse.ArgumentParser(
+        prog="python -m rules.tools.build_opioid_vocabulary", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument(
+        "valueset_dir",
+        nargs="?",
+        type=Path,
+        default=DEFAULT_VALUESETS,
+        help=f"directory of FHIR ValueSet JSON files (default: {DEFAULT_VALUESETS})",
+    )
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="where to write (default: %(default)s)")
     parser.add_argument("--check", action="store_true", help="do not write; exit 1 if the output file differs")
     args = parser.parse_args(argv)
@@ -267,8 +327,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     args.output.write_text(text, encoding="utf-8")
     counts = json.loads(text)["header"]["counts"]
-    print(f"wrote {args.output}: {counts['rxnorm_codes']} RxNorm codes, {counts['ingredients']} ingredients, "
-          f"{counts['brands']} brands, {counts['disorder_codes']} disorder codes")
+    print(
+        f"wrote {args.output}: {counts['rxnorm_codes']} RxNorm codes, {counts['ingredients']} ingredients, "
+        f"{counts['brands']} brands, {counts['disorder_codes']} disorder codes"
+    )
     return 0
 
 

@@ -18,8 +18,11 @@ from rules.medications import CLASS_PRIORITY, classify
 
 
 def read_names(path: Path) -> list[str]:
-    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines()
-            if line.strip() and not line.lstrip().startswith("#")]
+    return [
+        line.strip()
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,8 +49,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"unrecognised: {len(unrec)}")
     for n, r in unrec:
         print(f"  {n}: {r.source}")
-    print(f"classified in {cold * 1e3:.1f} ms cold ({cold * 1e6 / max(len(names), 1):.0f} µs a name, "
-          "vocabulary load included when first used)")
+    print(
+        f"classified in {cold * 1e3:.1f} ms cold ({cold * 1e6 / max(len(names), 1):.0f} µs a name, "
+        "vocabulary load included when first used)"
+    )
     return 0
 
 
