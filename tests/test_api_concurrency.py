@@ -35,6 +35,7 @@ def test_the_synthetic_cohort_reaches_every_rule_of_the_pathway():
     assert never == [], f"{hit}/{total} rules fired"
 
 
+@pytest.mark.slow
 def test_eight_threads_of_a_thousand_triages_each_agree_with_the_serial_results():
     """8 threads × 1,000 varied patients, all at once (each thread in its own order): every result
     equals the serial one, and no durable session is left holding state."""
@@ -156,6 +157,7 @@ def _rss_bytes() -> int:
         return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
+@pytest.mark.slow
 @linux_only
 def test_twenty_thousand_triages_grow_resident_memory_by_little():
     """Memory stays flat for a long-running script: after a warm-up, 20,000 more triages of varied

@@ -59,6 +59,7 @@ MALFORMED = [
 ]
 
 
+@pytest.mark.slow
 def test_ten_thousand_lines_with_one_percent_malformed_give_ten_thousand_lines_with_errors_at_their_line_numbers(
     tmp_path,
 ):

@@ -369,6 +369,7 @@ def test_the_answer_does_not_depend_on_the_order_of_input_lists():
 COHORT_BUDGET = 30
 
 
+@pytest.mark.slow
 def test_on_a_seeded_cohort_every_answer_given_works_changes_only_what_may_change_and_is_deterministic():
     """Property over 200 synthetic patients: every change given, applied, makes the engine recommend the
     withheld option; no change touches a fact the rule set does not declare changeable; a second

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
 from engine import default_triager
 from tests.conftest import load_example
 
 EXAMPLES = ["neuropathic-persistent", "new-onset", "opioid-user", "red-flag-charcot", "rheumatoid"]
 
 
+@pytest.mark.slow
 def test_ten_thousand_triages_in_one_process_stay_correct_and_leave_no_live_session():
     t = default_triager()
     patients = [load_example(n) for n in EXAMPLES]
