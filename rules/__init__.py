@@ -43,6 +43,7 @@ RULESET = RuleSet(
         "flags_title": "Red flags",
         "flag": "red flag",
         "flags_stop": "urgent assessment first: routine escalation is stopped",
+        "flag_category": "urgent_referral",
     },
     attributes={
         "developer": "forefoot-cds project (founding engineers)",

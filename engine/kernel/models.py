@@ -69,7 +69,9 @@ class Recommendation(OutputModel):
     intervention: str = Field(description="intervention code")
     category: str = Field(description="where it sits in the pathway (a category of the rule set)")
     strength: str = Field(description="wording of the recommendation, e.g. 'may be considered'")
-    evidence: Evidence | None = Field(default=None, description="evidence grade; absent only for urgent referral")
+    evidence: Evidence | None = Field(
+        default=None, description="evidence grade; absent only in a category the rule set leaves ungraded"
+    )
     details: dict[str, Any] = Field(default_factory=dict, description="dosing, cautions, monitoring")
     rationale: list[str] = Field(description="the facts that led here")
     rule: str = Field(description="id of the rule that made it")

@@ -28,7 +28,6 @@ from typing import Any
 from engine.kernel.models import Recommendation, Result
 from engine.kernel.rulebase import RuleSet
 from engine.views.common import (
-    URGENT_CATEGORY,
     Digest,
     PlanItem,
     WithheldItem,
@@ -37,6 +36,7 @@ from engine.views.common import (
     fit_words,
     is_empty,
     sentence,
+    urgent_category,
     weeks_text,
 )
 
@@ -373,7 +373,7 @@ def _plan_summary(plan: list[PlanItem], withheld: list[WithheldItem]) -> str:
 
 def _plan_card(d: Digest, ruleset: RuleSet, source: dict[str, str], shown_elsewhere: set[str]) -> dict[str, Any] | None:
     result = d.result
-    plan = [i for i in d.plan if i.rec.category != URGENT_CATEGORY]
+    plan = [i for i in d.plan if i.rec.category != urgent_category(ruleset)]
     withheld = [w for w in d.withheld if w.intervention not in shown_elsewhere]
     if not plan and not withheld and not d.unknowns:
         return None
@@ -430,7 +430,7 @@ def cards(
     d = digest(result, ruleset)
     pathway = {"label": f"{ruleset.name} {ruleset.version}", "url": pathway_url(base_url)}
     out: list[dict[str, Any]] = []
-    urgent = [r for r in result.recommendations if r.category == URGENT_CATEGORY]
+    urgent = [r for r in result.recommendations if r.category == urgent_category(ruleset)]
     for flag, flag_label in d.flags:
         out.append(_flag_card(d, ruleset, pathway, flag, flag_label, urgent))
     if not d.flags:

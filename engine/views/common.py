@@ -27,8 +27,10 @@ from typing import Any
 from engine.kernel.models import Change, NotRecommended, Recommendation, Result, Unknown
 from engine.kernel.rulebase import RuleSet, code_label, intervention_label
 
-#: The contract's category of an urgent referral (CONTRACT.md lists it among the categories).
-URGENT_CATEGORY = "urgent_referral"
+
+def urgent_category(ruleset: RuleSet | None) -> str:
+    """The rule set's category of what a flag calls for (`wording["flag_category"]`; '' when none)."""
+    return ruleset.word("flag_category") if ruleset is not None else ""
 
 
 def category_order(ruleset: RuleSet | None, result: Result) -> list[str]:

@@ -2,11 +2,11 @@
 
 The default view is written for an 80x24 terminal and keeps what a clinician acts on in sight:
 
-    Patient example-opioid-user · forefoot-pain-pathway 1.1.0
-    Recommended                                                    grade
-     ✓ Simple insoles                                              SORT B · low
-     ✓ Ultrasound-guided pulsed radiofrequency · may be            SORT C · very low
-       considered
+    Patient example-opioid-user · forefoot-pain-pathway 1.2.0
+    Recommended                                      grade              review
+     ✓ Footwear modification                         SORT C · very low  review 6 wk
+     ✓ Ultrasound-guided pulsed radiofrequency ·     SORT C · very low  review 12 wk
+       may be considered
     Not recommended
      ✗ Low-dose naltrexone (LDN) — contraindicated: opioid exposure: tramadol is an
        opioid; naltrexone blocks opioid analgesia and can precipitate withdrawal…
