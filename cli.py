@@ -187,6 +187,32 @@ class InputKind(str, Enum):
     fhir = "fhir"
 
 
+#: Options several commands share, declared once.
+InputOption = Annotated[
+    InputKind,
+    typer.Option(
+        "--input",
+        help="auto: a FHIR R4 Bundle is recognised by its resourceType; json: CONTRACT.md patient; fhir: FHIR R4 Bundle",
+    ),
+]
+AsOfOption = Annotated[
+    str | None,
+    typer.Option(
+        "--as-of",
+        metavar="YYYY-MM-DD",
+        help="FHIR: reference date for ages and durations (default: Bundle.timestamp, else meta.lastUpdated)",
+    ),
+]
+SiteOption = Annotated[
+    str | None,
+    typer.Option(
+        "--site",
+        metavar="FILE",
+        help="site configuration (TOML): the clinic's parameter values within their bounds (default: $CDS_SITE)",
+    ),
+]
+
+
 @app.callback()
 def _root() -> None:
     """Forefoot pain (metatarsalgia) decision support. It supports, and does not replace, clinical judgement."""
@@ -249,21 +275,8 @@ def triage(
             help="text: everything (every detail and reason in full, what would change each withheld option, every unknown, the sources) instead of one screen",
         ),
     ] = False,
-    input: Annotated[
-        InputKind,
-        typer.Option(
-            "--input",
-            help="auto: a FHIR R4 Bundle is recognised by its resourceType; json: CONTRACT.md patient; fhir: FHIR R4 Bundle",
-        ),
-    ] = InputKind.auto,
-    as_of: Annotated[
-        str | None,
-        typer.Option(
-            "--as-of",
-            metavar="YYYY-MM-DD",
-            help="FHIR: reference date for ages and durations (default: Bundle.timestamp, else meta.lastUpdated)",
-        ),
-    ] = None,
+    input: InputOption = InputKind.auto,
+    as_of: AsOfOption = None,
     strict_fhir: Annotated[
         bool,
         typer.Option(
@@ -284,14 +297,7 @@ def triage(
             "--base-url", help="cds-hooks: the service's public base URL; each card's source is then its pathway page"
         ),
     ] = None,
-    site: Annotated[
-        str | None,
-        typer.Option(
-            "--site",
-            metavar="FILE",
-            help="site configuration (TOML): the clinic's parameter values within their bounds (default: $CDS_SITE)",
-        ),
-    ] = None,
+    site: SiteOption = None,
 ) -> None:
     """Triage one patient (CONTRACT.md JSON or a FHIR R4 Bundle): recommendations with evidence grades, and what was not recommended and why."""
     _use_site(site)
@@ -421,29 +427,9 @@ def explain(
     format: Annotated[
         Format, typer.Option("--format", "-f", help="text (a tree), json (the same tree as nested objects), markdown")
     ] = Format.text,
-    input: Annotated[
-        InputKind,
-        typer.Option(
-            "--input",
-            help="auto: a FHIR R4 Bundle is recognised by its resourceType; json: CONTRACT.md patient; fhir: FHIR R4 Bundle",
-        ),
-    ] = InputKind.auto,
-    as_of: Annotated[
-        str | None,
-        typer.Option(
-            "--as-of",
-            metavar="YYYY-MM-DD",
-            help="FHIR: reference date for ages and durations (default: Bundle.timestamp, else meta.lastUpdated)",
-        ),
-    ] = None,
-    site: Annotated[
-        str | None,
-        typer.Option(
-            "--site",
-            metavar="FILE",
-            help="site configuration (TOML): the clinic's parameter values within their bounds (default: $CDS_SITE)",
-        ),
-    ] = None,
+    input: InputOption = InputKind.auto,
+    as_of: AsOfOption = None,
+    site: SiteOption = None,
 ) -> None:
     """Explain a triage: how each recommendation and not-recommended entry was derived from the patient's facts.
 
@@ -490,14 +476,7 @@ def explain(
 def rules_list(
     ctx: typer.Context,
     format: Annotated[ViewFormat, typer.Option("--format", "-f", help="text (a table) or json")] = ViewFormat.text,
-    site: Annotated[
-        str | None,
-        typer.Option(
-            "--site",
-            metavar="FILE",
-            help="site configuration (TOML): the clinic's parameter values within their bounds (default: $CDS_SITE)",
-        ),
-    ] = None,
+    site: SiteOption = None,
 ) -> None:
     """The knowledge base: every rule with its purpose, conclusions, parameters, citations and grades.
 
@@ -535,14 +514,7 @@ def rules_list(
 def rules_show(
     rule_id: Annotated[str, typer.Argument(metavar="ID", help="rule id, e.g. LDN-OFFER")],
     format: Annotated[ViewFormat, typer.Option("--format", "-f", help="text or json")] = ViewFormat.text,
-    site: Annotated[
-        str | None,
-        typer.Option(
-            "--site",
-            metavar="FILE",
-            help="site configuration (TOML): the clinic's parameter values within their bounds (default: $CDS_SITE)",
-        ),
-    ] = None,
+    site: SiteOption = None,
 ) -> None:
     """One rule with its full sources: patterns, parameters (with a site's value beside the default), citations, grades and its place in the chain."""
     from engine.views.explain import find_rule, rule_detail, rule_detail_view
@@ -669,14 +641,7 @@ def batch(
             "--workers", "-w", min=1, help="worker processes (default: the number of cores); 1 triages in this process"
         ),
     ] = None,
-    site: Annotated[
-        str | None,
-        typer.Option(
-            "--site",
-            metavar="FILE",
-            help="site configuration (TOML): the clinic's parameter values within their bounds (default: $CDS_SITE)",
-        ),
-    ] = None,
+    site: SiteOption = None,
 ) -> None:
     """Triage many patients: one NDJSON line out per input record, in input order.
 
@@ -938,14 +903,7 @@ def serve(
     jwks: Annotated[str | None, typer.Option("--jwks", hidden=True)] = None,
     issuer: Annotated[list[str] | None, typer.Option("--issuer", hidden=True)] = None,
     feedback_log: Annotated[Path | None, typer.Option("--feedback-log", hidden=True)] = None,
-    site: Annotated[
-        str | None,
-        typer.Option(
-            "--site",
-            metavar="FILE",
-            help="site configuration (TOML): the clinic's parameter values within their bounds (default: $CDS_SITE)",
-        ),
-    ] = None,
+    site: SiteOption = None,
 ) -> None:
     """Run the CDS Hooks service (patient-view): discovery, hook calls with prefetched FHIR, feedback.
 
