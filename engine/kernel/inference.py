@@ -146,9 +146,19 @@ def normalise_fact(raw: Mapping[str, Any]) -> dict[str, Any]:
     if type(ftype) is not str or not ftype:
         raise FactError("a fact needs a non-empty string 'type'")
     out: dict[str, Any] = {}
-    leaves = len(_INTERNAL)
+    leaves = _normalise_into(out, len(_INTERNAL), ftype, raw.items())
+    if leaves > MAX_FACT_PROPERTIES:
+        raise FactError(f"fact {ftype}: {leaves} properties with id and sid, at most {MAX_FACT_PROPERTIES}")
+    return out
+
+
+def _normalise_into(out: dict[str, Any], leaves: int, ftype: str, items: Any) -> int:
+    """Add the normalised `items` (key, value) of a fact of `ftype` to `out`; the leaf count after them.
+
+    Strings and integers (every value of an ordinary fact) are checked inline; anything else goes
+    through `_normalise_scalar`, which rounds floats and names the problem."""
     good = _GOOD_KEYS
-    for key, value in raw.items():
+    for key, value in items:
         if key not in good:
             _check_key(key, ftype)
         kind = type(value)
@@ -168,50 +178,18 @@ def normalise_fact(raw: Mapping[str, Any]) -> dict[str, Any]:
         else:
             out[key] = _normalise_scalar(value, ftype, key)
             leaves += 1
-    if leaves > MAX_FACT_PROPERTIES:
-        raise FactError(f"fact {ftype}: {leaves} properties with id and sid, at most {MAX_FACT_PROPERTIES}")
-    return out
+    return leaves
 
 
 def _normalise_fields(ftype: str, fields: dict[str, Any], key: Any) -> dict[str, Any]:
-    """`normalise_fact({"type": ftype, **fields, "key": key})` (no "key" when it is None), built
-    in one pass: a rule's `conclude(...)` arguments, which never hold "type" or "key" themselves."""
+    """`normalise_fact({"type": ftype, **fields, "key": key})` (no "key" when it is None), without
+    building that dict: a rule's `conclude(...)` arguments, which never hold "type" or "key" themselves."""
     if type(ftype) is not str or not ftype:
         raise FactError("a fact needs a non-empty string 'type'")
     out: dict[str, Any] = {"type": ftype}
-    leaves = len(_INTERNAL) + 1
-    good = _GOOD_KEYS
-    for k, value in fields.items():
-        if k not in good:
-            _check_key(k, ftype)
-        kind = type(value)
-        if kind is str:
-            out[k] = value if len(value) <= MAX_STRING else _normalise_scalar(value, ftype, k)
-            leaves += 1
-        elif kind is int:
-            out[k] = value if -_SAFE_INT < value < _SAFE_INT else _normalise_scalar(value, ftype, k)
-            leaves += 1
-        elif kind is list or kind is tuple:
-            out[k] = [v if type(v) is str and len(v) <= MAX_STRING else _normalise_scalar(v, ftype, k) for v in value]
-            leaves += len(value) or 1
-        elif value is None:
-            raise FactError(f"fact {ftype}.{k}: None is not allowed; leave the field out")
-        else:
-            out[k] = _normalise_scalar(value, ftype, k)
-            leaves += 1
+    leaves = _normalise_into(out, len(_INTERNAL) + 1, ftype, fields.items())
     if key is not None:
-        kind = type(key)
-        if kind is str and len(key) <= MAX_STRING:
-            out["key"] = key
-        elif kind is list or kind is tuple:
-            out["key"] = [
-                v if type(v) is str and len(v) <= MAX_STRING else _normalise_scalar(v, ftype, "key") for v in key
-            ]
-            leaves += len(key) or 1
-            leaves -= 1
-        else:
-            out["key"] = _normalise_scalar(key, ftype, "key")
-        leaves += 1
+        leaves = _normalise_into(out, leaves, ftype, (("key", key),))
     if leaves > MAX_FACT_PROPERTIES:
         raise FactError(f"fact {ftype}: {leaves} properties with id and sid, at most {MAX_FACT_PROPERTIES}")
     return out
