@@ -20,10 +20,8 @@ caller's thread. The measured edges of durable-rules (../shared/DURABLE.md) are 
   lists none). If that proof fails, any action offered is completed without running and the
   state is deleted (`Engine.fallbacks` counts it). The state is also deleted, after its agenda
   has drained, when a triage fails, and after `RECYCLE_AFTER` triages; the next triage creates
-  it afresh. `Engine(..., reuse_states=False)` deletes it after every triage: the reference
-  lifecycle that tests compare the kept one against, result for result and trace for trace.
-  Retraction takes a path of durable-rules that reads past a freed activation frame (see
-  `_RETRACT_SAFE_SLOTS`: found with valgrind, narrowed, not closed).
+  it afresh. Deleting after every triage (the default) is the reference lifecycle that tests
+  compare the kept one against, result for result and trace for trace.
 * Threads and forks: each run borrows a whole session from the engine's pool, so threads never
   share one. A forked child (`os.register_at_fork`) starts with empty pools and fresh locks: a
   lock or a session another thread held at the moment of the fork is never inherited.
@@ -137,8 +135,6 @@ def normalise_fact(raw: Mapping[str, Any]) -> dict[str, Any]:
     """Return a flat, bounded copy of `raw` that is safe to send to durable-rules.
 
     Raises `FactError` for nesting, unsafe numbers, reserved keys or too many properties.
-    Strings and integers (every value of an ordinary fact) are checked inline; anything else
-    goes through `_normalise_scalar`, which rounds floats and names the problem.
     """
     if type(raw) is not dict and not isinstance(raw, Mapping):
         raise FactError("a fact must be a mapping")
@@ -196,6 +192,7 @@ def _normalise_fields(ftype: str, fields: dict[str, Any], key: Any) -> dict[str,
 
 
 def fact_label(f: Mapping[str, Any]) -> str:
+    """The trace label of a fact: 'type' or 'type:key'."""
     key = f.get("key")
     return f"{f['type']}:{key}" if key is not None else str(f["type"])
 
@@ -447,8 +444,7 @@ class _Run(Context):
             f = normalise_fact(raw)
         else:
             f = _normalise_fields(type_, fields, key)
-        key = f.get("key")
-        label = f"{f['type']}:{key}" if key is not None else f["type"]
+        label = fact_label(f)
         labels = self._s.labels
         if label in labels:
             return  # already known: conclusions are idempotent
@@ -586,8 +582,8 @@ def _fact_json(f: dict[str, Any], n: int) -> str:
 class _Session:
     """One durable-rules ruleset with one session id, used by one thread at a time.
 
-    Its state node is kept between triages (see the module docstring): `fresh` says the next
-    triage must create it.
+    Its state node is deleted after every triage, or kept with `reuse_states` (see the module
+    docstring): `fresh` says the next triage must create it.
     """
 
     def __init__(self, engine: Engine):
@@ -771,8 +767,7 @@ class _Session:
         labels = self.labels
         named = []
         for f in normal:
-            key = f.get("key")
-            label = f"{f['type']}:{key}" if key is not None else f["type"]
+            label = fact_label(f)
             if label in labels:
                 raise FactError(f"two input facts share the label {label!r}; give them distinct keys")
             labels.add(label)

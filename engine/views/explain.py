@@ -39,6 +39,7 @@ from rich.text import Text
 from rich.tree import Tree
 
 from engine.kernel.errors import FieldProblem, InputError
+from engine.kernel.inference import fact_label
 from engine.kernel.models import Result, Unknown
 from engine.kernel.rulebase import Parameter, Pattern, Rule, RuleSet, intervention_label
 from engine.kernel.triage import build_result
@@ -75,12 +76,6 @@ class ExplainError(InputError):
 
 
 # ====================================================================== facts and patterns
-
-
-def fact_label(f: Mapping[str, Any]) -> str:
-    """The trace label of a fact: 'type' or 'type:key' (as the inference wrapper writes it)."""
-    key = f.get("key")
-    return f"{f['type']}:{key}" if key is not None else str(f["type"])
 
 
 def label_type(label: str) -> str:
