@@ -11,21 +11,20 @@ import random
 from collections.abc import Iterable, Iterator
 from typing import Any, get_args
 
-from rules.vocabulary import ESCALATIONS, FIRST_LINE, Comorbidity, ExamFinding, RecordSection, RedFlag
-
-DN4 = (
-    "burning",
-    "painful_cold",
-    "electric_shocks",
-    "tingling",
-    "pins_and_needles",
-    "numbness",
-    "itching",
-    "hypoesthesia_to_touch",
-    "hypoesthesia_to_pinprick",
-    "brush_allodynia",
+from rules.vocabulary import (
+    DN4_EXAM_ITEMS,
+    ESCALATIONS,
+    FIRST_LINE,
+    Comorbidity,
+    DN4Item,
+    ExamFinding,
+    RecordSection,
+    RedFlag,
+    Response,
 )
-RESPONSES = ("none", "partial", "resolved", "worsened", "not_tolerated")
+
+DN4 = get_args(DN4Item)
+RESPONSES = get_args(Response)
 EXAM = get_args(ExamFinding)
 COMORBIDITIES = get_args(Comorbidity)
 RED_FLAGS = get_args(RedFlag)
@@ -109,7 +108,7 @@ def patient(rng: random.Random, i: int) -> dict[str, Any]:
     if rng.random() < 0.3:
         pain["dn4_examined"] = rng.random() < 0.5
         if not pain["dn4_examined"]:
-            pain["neuropathic_features"] = [i for i in pain["neuropathic_features"] if i in DN4[:7]]
+            pain["neuropathic_features"] = [i for i in pain["neuropathic_features"] if i not in DN4_EXAM_ITEMS]
     p["pain"] = pain
     p["exam_findings"] = _some(rng, EXAM, 0.6, 3)
     tried = _some(rng, FIRST_LINE, 0.75, 4) + _some(rng, ESCALATIONS, 0.2, 2)

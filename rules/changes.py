@@ -44,7 +44,7 @@ from engine.api import ChangeKind, ChangeSpec, ChangeState, RuleSet, Step
 
 from .medications import OPIOID_CLASSES, classify
 from .pathway.common import days, weeks
-from .vocabulary import ADJUNCT, FIRST_LINE, PROCEDURES, DN4Item
+from .vocabulary import ADJUNCT, DN4_EXAM_ITEMS, FIRST_LINE, PROCEDURES, DN4Item
 
 #: Searched for: the escalations.
 CATEGORIES = ("adjunct", "interventional", "surgical_referral")
@@ -68,7 +68,6 @@ SECTIONS = {
 #: Drug classes that suggest opioids are in use (stopped once current opioid use is checked).
 POSSIBLE_OPIOID = ("opioid_antagonist", "opioid_induced_constipation")
 DN4_ITEMS: tuple[str, ...] = get_args(DN4Item)
-DN4_EXAM_ITEMS = ("hypoesthesia_to_touch", "hypoesthesia_to_pinprick", "brush_allodynia")
 #: The longest wait proposed: two years.
 HORIZON_DAYS = 104 * 7
 #: A medication name is cut to this many characters in the text (the edits hold it whole).

@@ -10,6 +10,7 @@ from pydantic_core import PydanticCustomError
 from engine.api import StrictModel
 
 from .vocabulary import (
+    DN4_EXAM_ITEMS,
     Comorbidity,
     DN4Item,
     ExamFinding,
@@ -73,8 +74,7 @@ class Pain(StrictModel):
 
     @model_validator(mode="after")
     def _interview_only(self) -> Pain:
-        exam = {"hypoesthesia_to_touch", "hypoesthesia_to_pinprick", "brush_allodynia"}
-        if self.dn4_examined is False and exam & set(self.neuropathic_features):
+        if self.dn4_examined is False and set(DN4_EXAM_ITEMS) & set(self.neuropathic_features):
             raise PydanticCustomError(
                 "dn4_examined_conflict",
                 "pain.dn4_examined is false (interview only) but examination items are listed; "

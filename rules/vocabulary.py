@@ -19,6 +19,8 @@ DN4Item = Literal[
     "hypoesthesia_to_pinprick",
     "brush_allodynia",
 ]
+#: The three examination items of the DN4 (the other seven are the interview).
+DN4_EXAM_ITEMS = ("hypoesthesia_to_touch", "hypoesthesia_to_pinprick", "brush_allodynia")
 
 FIRST_LINE = (
     "footwear_modification",

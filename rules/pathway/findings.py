@@ -8,6 +8,7 @@ from decimal import Decimal
 
 from engine.api import Context, Rule, between, fact, ge, lt, ne, one_of, param
 
+from ..vocabulary import DN4_EXAM_ITEMS
 from .common import DN4_CITES, ESCALATIONS, LDN, PRF, SURGERY, half_up, num, weeks
 
 # ------------------------------------------------------------------ BMI
@@ -40,9 +41,6 @@ def _bmi_child(ctx: Context) -> None:
 
 
 # ------------------------------------------------------------------ DN4
-
-#: The three examination items of the DN4 (the other seven are the interview).
-DN4_EXAM_ITEMS = ("hypoesthesia_to_touch", "hypoesthesia_to_pinprick", "brush_allodynia")
 
 
 def _dn4_full(ctx: Context) -> None:
