@@ -737,14 +737,13 @@ def rules_check(
     Exit 0 when it passes (warnings are listed), 1 on any error (or any warning with --strict).
     """
     import importlib
-    import os
 
-    from engine.kernel.loader import load_ruleset
+    from engine.kernel.loader import load_ruleset, ruleset_module_name
     from engine.tools.checker import check_ruleset, fired_rules_in_features, read_snapshot, snapshot_text
 
     try:
         rs = load_ruleset(ruleset_module)
-        module = importlib.import_module(ruleset_module or os.environ.get("CDS_RULESET") or "rules")
+        module = importlib.import_module(ruleset_module_name(ruleset_module))
     except (EngineError, Exception) as exc:  # noqa: BLE001 - exit 1 with a message, never a traceback
         _fail_internal(exc)
     package_dir = Path(module.__file__).parent if getattr(module, "__path__", None) and module.__file__ else None
@@ -943,8 +942,6 @@ def serve(
         _fail_input(InputError(problems))
     _use_site(site)
     if _site is not None:  # every worker builds its triager from $CDS_SITE, as the API does
-        import os
-
         from engine.kernel.site import SITE_ENV
 
         os.environ[SITE_ENV] = _site

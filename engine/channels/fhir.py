@@ -27,9 +27,8 @@ from __future__ import annotations
 
 import calendar
 import importlib
-import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
 from functools import lru_cache
@@ -38,8 +37,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from engine.kernel.errors import FieldProblem, InputError, RuleSetError
-from engine.kernel.inputs import FHIR_MAX_BYTES, is_fhir  # noqa: F401 - is_fhir re-exported for callers of this module
-from engine.kernel.loader import DEFAULT_RULESET_MODULE
+from engine.kernel.loader import ruleset_module_name
 from engine.kernel.models import Result, Unknown
 
 #: The resource types this module reads; any other valid resource in a Bundle is named as not read.
@@ -217,8 +215,6 @@ RESOURCE_TYPES = frozenset(
         "VisionPrescription",
     ]
 )
-CONDITION_CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"
-CONDITION_VERIFICATION = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
 #: UCUM units of a FHIR Age or Duration this module converts, in days (a month as 31 and a year as
 #: 366 days: longest, so a supply or an onset age is never read as ending earlier than it may).
 _UCUM_DAYS = {"d": 1, "wk": 7, "mo": 31, "a": 366}
@@ -452,7 +448,7 @@ def mapping_from(table: Mapping[str, Any]) -> FhirMapping:
 
 def load_mapping(module: str | None = None) -> FhirMapping:
     """The mapping table of the rule-set package `module` (default: `$CDS_RULESET` or 'rules')."""
-    name = module or os.environ.get("CDS_RULESET") or DEFAULT_RULESET_MODULE
+    name = ruleset_module_name(module)
     try:
         mod = importlib.import_module(f"{name}.fhir")
     except ImportError as exc:
@@ -478,6 +474,34 @@ def _model_class(resource_type: str) -> type | None:
 
 def _entry_label(names: list[str] | None, i: int) -> str:
     return names[i] if names is not None and i < len(names) else f"Bundle.entry[{i}]"
+
+
+def _entry_resource(
+    entry: Any, label: str, probs: list[FieldProblem], known: Callable[[str], bool] = RESOURCE_TYPES.__contains__
+) -> tuple[dict[str, Any], str] | None:
+    """The resource of one Bundle entry and its type; None when the entry has no resource, or when
+    it is malformed (the problem, named by `label`, is added to `probs`). `known` says which
+    resource types are FHIR resources."""
+    if not isinstance(entry, dict):
+        probs.append(FieldProblem(label, "must be a JSON object", "a Bundle entry"))
+        return None
+    res = entry.get("resource")
+    if res is None:
+        return None
+    if not isinstance(res, dict):
+        probs.append(FieldProblem(f"{label}.resource", "must be a JSON object", "a FHIR resource"))
+        return None
+    rtype = res.get("resourceType")
+    if not isinstance(rtype, str) or not known(rtype):
+        probs.append(
+            FieldProblem(
+                f"{label}.resource.resourceType",
+                "not a FHIR R4 resource type",
+                ", ".join(READ_TYPES) + ", or another FHIR resource",
+            )
+        )
+        return None
+    return res, rtype
 
 
 def _loc_path(loc: tuple[Any, ...], entries: list[Any], names: list[str] | None) -> str:
@@ -508,25 +532,7 @@ def parse_bundle(data: Any, names: list[str] | None = None) -> Any:
     entries = _document_entries(data)
     problems: list[FieldProblem] = []
     for i, entry in enumerate(entries):
-        label = _entry_label(names, i)
-        if not isinstance(entry, dict):
-            problems.append(FieldProblem(label, "must be a JSON object", "a Bundle entry"))
-            continue
-        res = entry.get("resource")
-        if res is None:
-            continue
-        if not isinstance(res, dict):
-            problems.append(FieldProblem(f"{label}.resource", "must be a JSON object", "a FHIR resource"))
-            continue
-        rtype = res.get("resourceType")
-        if not isinstance(rtype, str) or _model_class(rtype) is None:
-            problems.append(
-                FieldProblem(
-                    f"{label}.resource.resourceType",
-                    "not a FHIR R4 resource type",
-                    ", ".join(READ_TYPES) + ", or another FHIR resource",
-                )
-            )
+        _entry_resource(entry, _entry_label(names, i), problems, lambda t: _model_class(t) is not None)
     if problems:
         raise InputError(problems)
     try:
@@ -804,11 +810,7 @@ class _CodeIndex:
                         found.extend(rows)
         if len(found) < 2:
             return found
-        unique: list[CodeRow] = []
-        for r in found:
-            if not any(r is u for u in unique):
-                unique.append(r)
-        return unique
+        return list({id(r): r for r in found}.values())  # each row once, in the order found
 
 
 # ------------------------------------------------------------------ mapping
@@ -866,7 +868,7 @@ class _Collector:
 
     def add(self, fld: str, value: Any, where: str, when: datetime | None = None) -> None:
         if self.m.fields[fld].policy == "list":
-            self.items.setdefault(fld, {}).setdefault(value, (value, where))
+            self.add_item(fld, value, value, where)
         else:
             self.values.setdefault(fld, []).append(_Candidate(value, when, where))
 
@@ -1041,7 +1043,7 @@ class FhirMapper:
                     self._procedure(e, run)
                 else:
                     self._medication(e, run)
-            elif rtype not in ("Patient", "Medication", "OperationOutcome", "Bundle"):
+            elif rtype not in ("Patient", "Medication"):
                 others[rtype] = others.get(rtype, 0) + 1
         if probs:
             raise InputError(probs[:20])
@@ -1072,25 +1074,10 @@ class FhirMapper:
         seen: set[tuple[str, str]] = set()
 
         def take(entry: Any, label: str, nested: bool) -> None:
-            if not isinstance(entry, dict):
-                probs.append(FieldProblem(label, "must be a JSON object", "a Bundle entry"))
+            found = _entry_resource(entry, label, probs)
+            if found is None:
                 return
-            res = entry.get("resource")
-            if res is None:
-                return
-            if not isinstance(res, dict):
-                probs.append(FieldProblem(f"{label}.resource", "must be a JSON object", "a FHIR resource"))
-                return
-            rtype = res.get("resourceType")
-            if not isinstance(rtype, str) or rtype not in RESOURCE_TYPES:
-                probs.append(
-                    FieldProblem(
-                        f"{label}.resource.resourceType",
-                        "not a FHIR R4 resource type",
-                        ", ".join(READ_TYPES) + ", or another FHIR resource",
-                    )
-                )
-                return
+            res, rtype = found
             where = f"{label}.resource ({rtype})"
             if rtype == "OperationOutcome":
                 if _reports_error(res):
@@ -1165,19 +1152,15 @@ class FhirMapper:
         for rtype, _ in failed:
             if rtype is None:
                 kinds = [
-                    (
-                        t,
-                        s,
-                        "a search failed (OperationOutcome) without saying which, so every search counts as failed: ",
-                    )
-                    for t, s in spec.types.items()
+                    (s, "a search failed (OperationOutcome) without saying which, so every search counts as failed: ")
+                    for s in spec.types.values()
                 ]
             elif rtype in spec.types:
                 s = spec.types[rtype]
-                kinds = [(rtype, s, f"the {s.what} search failed (OperationOutcome): ")]
+                kinds = [(s, f"the {s.what} search failed (OperationOutcome): ")]
             else:
                 continue  # e.g. the Patient: its absence is an input error of its own
-            for _, s, lead in kinds:
+            for s, lead in kinds:
                 for f in (*s.sections, *s.fields):
                     col.unknown(f, lead + f"{self._label(f)} unknown")
                 sections.update(s.sections)
@@ -1392,10 +1375,10 @@ class FhirMapper:
             col.not_used(desc)
             return
         st = self.mapping.status
+        if status in st.observation_ignored:
+            return
         when = w.moment if w else None
         for row in rows:
-            if status in st.observation_ignored:
-                continue
             if status not in st.observation_final:
                 col.unknown(row.field, f"{desc} is not final: it was not used")
                 continue
@@ -1771,7 +1754,7 @@ _mappers: dict[str, FhirMapper] = {}
 
 def default_mapper(module: str | None = None) -> FhirMapper:
     """The mapper of the default (or named) rule set's table, built once per process."""
-    name = module or os.environ.get("CDS_RULESET") or DEFAULT_RULESET_MODULE
+    name = ruleset_module_name(module)
     if name not in _mappers:
         _mappers[name] = FhirMapper(load_mapping(name))
     return _mappers[name]

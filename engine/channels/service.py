@@ -52,19 +52,18 @@ from joserfc import jwt
 from joserfc.errors import InvalidKeyIdError, JoseError
 
 from engine.channels.fhir import (
-    FHIR_MAX_BYTES,
     PREFETCH_KEYS,
     FhirMapper,
     NotApplicable,
     bundle_from_prefetch,
     default_mapper,
+    is_failed_search,
     prefetch_templates,
     triage_bundle,
 )
-from engine.channels.fhir import is_failed_search as _fhir_is_failed_search
 from engine.channels.store import FeedbackRecord, Store, StoreError, token_shaped
 from engine.kernel.errors import EngineError, InputError
-from engine.kernel.inputs import MAX_DEPTH, parse_json
+from engine.kernel.inputs import FHIR_MAX_BYTES, MAX_DEPTH, parse_json
 
 log = logging.getLogger("forefoot_cds.service")
 
@@ -407,12 +406,6 @@ def _dumps(data: Any) -> bytes:
 
 
 # ------------------------------------------------------------------ the application
-
-
-def is_failed_search(item: Any) -> bool:
-    """A prefetch that failed: an OperationOutcome, or a Bundle whose only entries are OperationOutcomes
-    (the FHIR mapper's own test). Such a prefetch is never read as "none"."""
-    return bool(_fhir_is_failed_search(item))
 
 
 class _Clocked:

@@ -32,9 +32,14 @@ def digest_of(package_dir: str | os.PathLike[str]) -> str:
     return h.hexdigest()
 
 
+def ruleset_module_name(module: str | None = None) -> str:
+    """`module`, else `$CDS_RULESET`, else the default rule-set package."""
+    return module or os.environ.get("CDS_RULESET") or DEFAULT_RULESET_MODULE
+
+
 def load_ruleset(module: str | None = None) -> RuleSet:
     """Import `module` (default: `$CDS_RULESET` or 'rules') and return its `RULESET`."""
-    name = module or os.environ.get("CDS_RULESET") or DEFAULT_RULESET_MODULE
+    name = ruleset_module_name(module)
     try:
         mod = importlib.import_module(name)
     except ImportError as exc:
