@@ -551,6 +551,40 @@ def test_partial_onset_takes_the_shortest_duration_and_says_so(onset: dict[str, 
     assert "shortest possible duration" in reason and "entry[" not in reason
 
 
+@pytest.mark.parametrize("value", [8000, 10**20, 1e300])
+def test_an_onset_age_beyond_the_calendar_is_read_like_any_age_past_the_reference_date(value: float) -> None:
+    """An onset age that ends after the last date Python can hold is read as the latest onset (the
+    reference date), as an age of 200 years is: a result with the conservative-reading unknown, never
+    an OverflowError (which the CLI reported as an internal error, exit 1)."""
+    big = mapped(_onset_only(onsetAge={"value": value, "unit": "years", "system": UCUM, "code": "a"}))
+    old = mapped(_onset_only(onsetAge={"value": 200, "unit": "years", "system": UCUM, "code": "a"}))
+    assert big.patient["pain"] == old.patient["pain"]
+    assert big.patient["pain"]["duration_weeks"] == 0
+    [reason] = reasons(big, "fhir:pain.duration_weeks")
+    assert "onset given as an age" in reason
+
+
+@pytest.mark.parametrize("days", [10**6, 10**20, 1e300])
+def test_a_supply_beyond_the_calendar_keeps_the_medication_current(days: float) -> None:
+    """A dispense window plus a supply that runs past the last date Python can hold: an active request
+    stays active and a completed one stopped 0 days ago (an opioid then withholds LDN), never an
+    OverflowError."""
+
+    def req(status: str) -> dict[str, Any]:
+        return request(
+            tramadol(),
+            status=status,
+            dispenseRequest={
+                "validityPeriod": {"start": "2024-12-01", "end": "2025-01-10"},
+                "expectedSupplyDuration": {"value": days, "unit": "days", "system": UCUM, "code": "d"},
+            },
+        )
+
+    assert mapped(add(bundle(), req("active"))).patient["medications"][0]["status"] == "active"
+    stopped = mapped(add(bundle(), req("completed"))).patient["medications"][0]
+    assert stopped["status"] == "stopped" and stopped["stopped_days_ago"] == 0
+
+
 def test_full_onset_date_is_not_an_unknown() -> None:
     """A full onsetDateTime is used as it is, with no unknown."""
     m = mapped(bundle())

@@ -709,13 +709,17 @@ def _weeks(start: date, end: date, digits: int | None) -> float:
 
 
 def _add_ucum(day: date, value: float, unit: str) -> date:
-    """`day` plus `value` UCUM `unit` (a, mo: calendar arithmetic; wk, d: days)."""
-    if unit in ("a", "mo") and float(value).is_integer():
-        months = int(value) * (12 if unit == "a" else 1)
-        y, m = divmod(day.month - 1 + months, 12)
-        year, month = day.year + y, m + 1
-        return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
-    return day + timedelta(days=float(value) * _UCUM_DAYS[unit])
+    """`day` plus `value` UCUM `unit` (a, mo: calendar arithmetic; wk, d: days); the last date of
+    the calendar when that lies beyond it (later than any reference date)."""
+    try:
+        if unit in ("a", "mo") and float(value).is_integer():
+            months = int(value) * (12 if unit == "a" else 1)
+            y, m = divmod(day.month - 1 + months, 12)
+            year, month = day.year + y, m + 1
+            return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+        return day + timedelta(days=float(value) * _UCUM_DAYS[unit])
+    except (OverflowError, ValueError):
+        return date.max
 
 
 def _clip(text: str, n: int = 60) -> str:
@@ -1495,7 +1499,7 @@ class FhirMapper:
             )
             return
         if end is not None:
-            end = end + timedelta(days=supply)
+            end = _add_ucum(end, supply, "d")
         days: int | None = None
         if status in active:
             if end is not None and end < run.ref_day:
