@@ -733,11 +733,19 @@ class RuleSet:
             for r in self.rules
         }
 
-    def rule(self, rule_id: str) -> Rule:
+    @cached_property
+    def _rules_by_id(self) -> dict[str, Rule]:
+        out: dict[str, Rule] = {}
         for r in self.rules:
-            if r.id == rule_id:
-                return r
-        raise KeyError(rule_id)
+            out.setdefault(r.id, r)  # a duplicated id (which check() reports) finds the first, as before
+        return out
+
+    def rule(self, rule_id: str) -> Rule:
+        """The rule with this id; `KeyError` when there is none."""
+        try:
+            return self._rules_by_id[rule_id]
+        except KeyError:
+            raise KeyError(rule_id) from None
 
     def category_title(self, category: str) -> str:
         return self.categories.get(category, category.replace("_", " "))

@@ -20,6 +20,7 @@ the result; the urgent-referral category is the contract's.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import uuid
 from functools import lru_cache
@@ -34,8 +35,8 @@ from engine.views.common import (
     detail_value,
     digest,
     fit_words,
-    is_empty,
     sentence,
+    shown_details,
     urgent_category,
     weeks_text,
 )
@@ -177,9 +178,7 @@ def _rec_lines(item: PlanItem) -> list[str]:
     if r.review is not None:
         lines.append(f"  - review: {_md(r.review.text)}")
     lines.append(f"  - why: {_md('; '.join(r.rationale))}")
-    for key, value in r.details.items():
-        if not is_empty(value):
-            lines.append(f"  - {_md(key.replace('_', ' '))}: {_md(detail_value(value))}")
+    lines += [f"  - {_md(key)}: {_md(value)}" for key, value in shown_details(r)]
     for n in item.notes:
         if n.kind == "unknown":
             lines.append(f"  - **not known:** {_md(n.text)}")
@@ -304,15 +303,11 @@ def _flag_card(
 def _contraindication_card(d: Digest, ruleset: RuleSet, source: dict[str, str], item: WithheldItem) -> dict[str, Any]:
     result = d.result
     entries = [e for e in item.entries if e.kind == "contraindicated"]
-    reasons: list[str] = []
-    for e in entries:
-        for part in e.reason.split("; "):
-            if part not in reasons:
-                reasons.append(part)
+    reasons = item.reasons("contraindicated")
     rule_ids = list(dict.fromkeys(e.rule for e in entries))
     cites: list[str] = []
     for rid in rule_ids:
-        if any(r.id == rid for r in ruleset.rules):
+        with contextlib.suppress(KeyError):  # a rule of another rule-set version: no citations to add
             cites += list(ruleset.rule(rid).citations)
     cite_lines, links = _citations(cites, result)
     lines = [

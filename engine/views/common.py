@@ -20,7 +20,7 @@ record they name. Nothing here names a clinical term: labels and wording come fr
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +51,26 @@ def category_title(ruleset: RuleSet | None, category: str) -> str:
 def sentence(text: str) -> str:
     """`text` with a capital first letter."""
     return text[:1].upper() + text[1:]
+
+
+#: The line every report ends with.
+DISCLAIMER = "Decision support only: it supports, and does not replace, clinical judgement."
+
+
+def evidence_grade(ev: Mapping[str, Any] | None) -> str:
+    """'SORT C · very low' for an evidence entry (plain data), '' without one."""
+    if not ev:
+        return ""
+    return f"SORT {ev['sort']} · {str(ev['certainty']).replace('_', ' ')}"
+
+
+def parameter_text(p: Mapping[str, Any]) -> str:
+    """'12 weeks' or, set by a site, '10 weeks (site value; default 12: reason; set by who)'."""
+    site = p.get("site")
+    text = f"{p['value']} {p['unit']}".strip()
+    if site:
+        text += f" (site value; default {site['default']}: {site['reason']}; set by {site['set_by']})"
+    return text
 
 
 def grade_text(rec: Recommendation) -> str:
@@ -87,6 +107,11 @@ def detail_value(value: Any) -> str:
 
 def is_empty(value: Any) -> bool:
     return value is None or value == "" or (isinstance(value, (list, tuple, dict)) and not value)
+
+
+def shown_details(rec: Recommendation) -> list[tuple[str, str]]:
+    """Every detail of `rec` that holds something, as (label, text), in the recommendation's order."""
+    return [(key.replace("_", " "), detail_value(value)) for key, value in rec.details.items() if not is_empty(value)]
 
 
 # ---------------------------------------------------------------- unknowns in words
@@ -184,23 +209,17 @@ class WithheldItem:
     def kinds(self) -> list[str]:
         return list(dict.fromkeys(e.kind for e in self.entries))
 
-    @property
-    def kinds_text(self) -> str:
-        return ", ".join(kind_title(k) for k in self.kinds)
-
-    @property
-    def reasons(self) -> list[str]:
-        """Every reason, each once, in the result's order (the most decisive kind first)."""
+    def reasons(self, kind: str | None = None) -> list[str]:
+        """Every reason (of entries of `kind`, when given), each once, in the result's order (the
+        most decisive kind first)."""
         out: list[str] = []
         for e in self.entries:
+            if kind is not None and e.kind != kind:
+                continue
             for part in e.reason.split("; "):
                 if part not in out:
                     out.append(part)
         return out
-
-    @property
-    def reason(self) -> str:
-        return "; ".join(self.reasons)
 
     def by_kind(self) -> list[tuple[str, str]]:
         """(kind, its reasons merged) for each kind, the most decisive first; a reason given under an

@@ -43,6 +43,7 @@ from engine.kernel.inference import fact_label
 from engine.kernel.models import Result, Unknown
 from engine.kernel.rulebase import Parameter, Pattern, Rule, RuleSet, intervention_label
 from engine.kernel.triage import build_result
+from engine.views.common import evidence_grade, parameter_text
 
 #: Source text of a parameter that is a convention of the rule set, not evidence.
 PROJECT_PARAMETER = "project parameter, not evidence"
@@ -158,15 +159,6 @@ def parameter_entry(p: Parameter) -> dict[str, Any]:
     return entry
 
 
-def parameter_text(p: Mapping[str, Any]) -> str:
-    """'12 weeks' or, set by a site, '10 weeks (site; default 12: reason, set by who)'."""
-    site = p.get("site")
-    text = f"{p['value']} {p['unit']}".strip()
-    if site:
-        text += f" (site value; default {site['default']}: {site['reason']}; set by {site['set_by']})"
-    return text
-
-
 def _rule_or_none(ruleset: RuleSet, rule_id: str) -> Rule | None:
     try:
         return ruleset.rule(rule_id)
@@ -183,13 +175,6 @@ def _evidence_entry(ruleset: RuleSet, ev: Any) -> dict[str, Any] | None:
         "directness": ev.directness,
         "citations": [citation_entry(ruleset, c) for c in ev.citations],
     }
-
-
-def evidence_grade(ev: Mapping[str, Any] | None) -> str:
-    """'SORT C · very low' for an evidence entry, '' without one."""
-    if not ev:
-        return ""
-    return f"SORT {ev['sort']} · {str(ev['certainty']).replace('_', ' ')}"
 
 
 # ====================================================================== derivations

@@ -26,18 +26,17 @@ from engine.kernel.models import Result
 from engine.kernel.rulebase import RuleSet
 from engine.views import graph
 from engine.views.common import (
+    DISCLAIMER,
     NO_CHANGE,
     Digest,
     Note,
-    detail_value,
     digest,
-    is_empty,
     kind_title,
     sentence,
+    shown_details,
     weeks_text,
 )
 
-DISCLAIMER = "Decision support only: it supports, and does not replace, clinical judgement."
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'"
 
 CSS = """
@@ -166,11 +165,7 @@ def _plan_table(d: Digest) -> list[str]:
             if r.review is not None
             else '<span class="none">—</span>'
         )
-        details = "".join(
-            f"<dt>{_e(k.replace('_', ' '))}</dt><dd>{_e(detail_value(v))}</dd>"
-            for k, v in r.details.items()
-            if not is_empty(v)
-        )
+        details = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in shown_details(r))
         why = "".join(f"<li>{_e(x)}</li>" for x in r.rationale)
         rows.append(
             f'<tr data-intervention="{_e(r.intervention)}" data-rule="{_e(r.rule)}">'

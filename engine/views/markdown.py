@@ -15,19 +15,18 @@ from typing import Any
 
 from engine.kernel.models import Result
 from engine.kernel.rulebase import RuleSet
-from engine.views.common import NO_CHANGE, detail_value, digest, is_empty, sentence, weeks_text
-from engine.views.explain import parameter_text
+from engine.views.common import (
+    DISCLAIMER,
+    NO_CHANGE,
+    digest,
+    evidence_grade,
+    parameter_text,
+    sentence,
+    shown_details,
+    weeks_text,
+)
 
 _SPECIAL = re.compile(r"([\\`*\[\]<>|#])")
-DISCLAIMER = "Decision support only: it supports, and does not replace, clinical judgement."
-
-
-def evidence_grade(ev: Mapping[str, Any] | None) -> str:
-    """'SORT C · very low' for an evidence entry, '' without one (as engine.views.explain writes it;
-    repeated here so that a markdown triage report does not import rich)."""
-    if not ev:
-        return ""
-    return f"SORT {ev['sort']} · {str(ev['certainty']).replace('_', ' ')}"
 
 
 def esc(text: Any) -> str:
@@ -97,9 +96,7 @@ def result_markdown(result: Result, ruleset: RuleSet | None = None) -> str:
         if r.review is not None:
             out.append(f"  - review in {esc(weeks_text(r.review.weeks))}: {esc(r.review.text)}")
         out.append(f"  - why: {esc('; '.join(r.rationale))}")
-        for key, value in r.details.items():
-            if not is_empty(value):
-                out.append(f"  - {esc(key.replace('_', ' '))}: {esc(detail_value(value))}")
+        out += [f"  - {esc(key)}: {esc(value)}" for key, value in shown_details(r)]
         for n in item.notes:
             if n.kind != "detail":
                 out.append(_note_line(n, "  "))

@@ -30,18 +30,16 @@ from rich.console import Console, Group
 from rich.text import Text
 
 from engine.kernel.models import Result
-from engine.kernel.rulebase import RuleSet, intervention_label
+from engine.kernel.rulebase import RuleSet
 from engine.views.common import (
     NO_CHANGE,
     Digest,
     Note,
     PlanItem,
     WithheldItem,
-    detail_value,
     digest,
-    grade_text,
-    is_empty,
     kind_title,
+    shown_details,
     weeks_text,
 )
 
@@ -54,10 +52,6 @@ KIND_STYLE = {"contraindicated": "bold red", "suppressed": "red", "not_indicated
 NOTE_STYLE = {"unknown": "yellow", "notice": "yellow", "detail": "dim"}
 NOT_GRADED = "not graded"
 FOOTER = "Decision support, not a substitute for clinical judgement."
-
-# kept for callers of engine.views.text
-label = intervention_label
-grade = grade_text
 
 
 def _measure_console(width: int) -> Console:
@@ -224,7 +218,6 @@ def compact_lines(
         rows.append(_Row(_plan_line(item, width, right_width), core=True))
         for n in sorted(item.notes, key=lambda n: n.kind == "detail"):
             rows.append(_Row(_note_lines(n, width, 1), _note_lines(n, width, 2), rank=1))
-    changes: list[_Row] = []
     if d.withheld:
         rows.append(_Row([Text("Not recommended", "bold underline")], core=True))
         for item in d.withheld:
@@ -232,11 +225,13 @@ def compact_lines(
             for n in item.notes:
                 rows.append(_Row(_note_lines(n, width, 1), _note_lines(n, width, 2), rank=2))
             for t in _change_text(item, full=False):
-                row = _Row(
-                    _wrap(t, width, "   ", "     ", max_lines=1), _wrap(t, width, "   ", "     ", max_lines=2), rank=4
+                rows.append(
+                    _Row(
+                        _wrap(t, width, "   ", "     ", max_lines=1),
+                        _wrap(t, width, "   ", "     ", max_lines=2),
+                        rank=4,
+                    )
                 )
-                rows.append(row)
-                changes.append(row)
     loose: list[_Row] = []
     for u in d.unknowns:
         t = Text(u.text, "yellow")
@@ -281,15 +276,6 @@ def compact_lines(
 # ---------------------------------------------------------------- everything (--details)
 
 
-def _details_of(ruleset: RuleSet | None, item: PlanItem) -> list[tuple[str, str]]:
-    out = []
-    for key, value in item.rec.details.items():
-        if is_empty(value):
-            continue
-        out.append((key.replace("_", " "), detail_value(value)))
-    return out
-
-
 def full_lines(result: Result, ruleset: RuleSet | None = None, width: int = SCREEN_WIDTH) -> list[Text]:
     """Everything the result holds, in the same order: every detail, rationale, reason, change,
     unknown, notice, and the sources with the rule set's digest."""
@@ -319,7 +305,7 @@ def full_lines(result: Result, ruleset: RuleSet | None = None, width: int = SCRE
             out += _wrap(Text(f"review in {weeks_text(rv.weeks)}: {rv.text}", "cyan"), width, "     ")
         for why in item.rec.rationale:
             out += _wrap(Text(f"why: {why}"), width, "     ")
-        for key, value in _details_of(ruleset, item):
+        for key, value in shown_details(item.rec):
             out += _wrap(Text(f"{key}: ", "dim bold") + Text(value, "dim"), width, "     ")
         for n in item.notes:
             if n.kind != "detail":
