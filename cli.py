@@ -61,7 +61,7 @@ _no_plugin_loader()
 
 
 def _fast_triage(argv: list[str]) -> int | None:
-    """`triage FILE --format json` (or `-f json`, `--format=json`, in either order) for a patient
+    """`triage FILE --format json` (or `-f json`, in either order) for a patient
     file, without loading typer, click or rich: the common scripted call, whose start-up they
     would dominate. Prints exactly what the full command prints and returns its exit code (0).
 
@@ -100,6 +100,16 @@ def _fast_triage(argv: list[str]) -> int | None:
     return 0
 
 
+def _exit_internal(exc: BaseException) -> None:
+    """Exit 1 naming only the exception's type: never a traceback (the last resort of `main`)."""
+    from rich.console import Console as _Console
+
+    _Console(stderr=True, highlight=False).print(
+        f"internal error ({type(exc).__name__}); no result was produced.", markup=False
+    )
+    sys.exit(1)
+
+
 if __name__ == "__main__":
     import gc
 
@@ -107,23 +117,11 @@ if __name__ == "__main__":
     gc.disable()
     try:
         _code = _fast_triage(sys.argv[1:])
-    except BaseException as _exc:  # noqa: BLE001 - as main(): exit 1, never a traceback
-        from rich.console import Console as _Console
-
-        _Console(stderr=True, highlight=False).print(
-            f"internal error ({type(_exc).__name__}); no result was produced.", markup=False
-        )
-        sys.exit(1)
-    if _code is not None:
-        try:
+        if _code is not None:
             sys.stdout.flush()
-        except BaseException as _exc:  # noqa: BLE001 - as main(): exit 1, never a traceback
-            from rich.console import Console as _Console
-
-            _Console(stderr=True, highlight=False).print(
-                f"internal error ({type(_exc).__name__}); no result was produced.", markup=False
-            )
-            sys.exit(1)
+    except BaseException as _exc:  # noqa: BLE001 - as main(): exit 1, never a traceback
+        _exit_internal(_exc)
+    if _code is not None:
         # The result is out: skip tearing down every module of the interpreter (~10% of the start).
         os._exit(_code)
     gc.enable()
@@ -131,7 +129,7 @@ if __name__ == "__main__":
 import json  # noqa: E402
 from enum import Enum  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Annotated  # noqa: E402
+from typing import Annotated, NamedTuple  # noqa: E402
 
 import typer  # noqa: E402
 
@@ -306,7 +304,9 @@ def triage(
         triaged = _triage_input(triager, file, input, as_of, strict_fhir)
         result = triaged.result
         if changes if changes is not None else format is not Format.json:
-            result = _what_would_change(triager, triaged.patient, result)
+            from engine.kernel.changes import what_would_change
+
+            result = what_would_change(triager, triaged.patient, result)
     except InputError as exc:
         _fail_input(exc)
     except (EngineError, Exception) as exc:  # noqa: BLE001 - exit 1 with a message, never a traceback
@@ -325,7 +325,7 @@ def triage(
         from engine.views.html import facts_of, report_html
 
         try:
-            facts = facts_of(triager, triaged.patient())
+            facts = facts_of(triager, triaged.patient)
         except (EngineError, Exception) as exc:  # noqa: BLE001 - exit 1 with a message, never a traceback
             _fail_internal(exc)
         sys.stdout.write(report_html(result, triager.ruleset, facts))
@@ -333,20 +333,6 @@ def triage(
         from engine.views.text import print_text
 
         print_text(result, Console(highlight=False), triager.ruleset, details)
-
-
-def _what_would_change(triager, patient, result: Result) -> Result:
-    """The hook for the "what would change this decision" search: `engine.kernel.changes.what_would_change(
-    triager, patient, result)` fills `NotRecommended.what_would_change` and returns the result. Until that
-    module exists the result is returned as it is. `patient` is called for the patient dict (CONTRACT.md
-    JSON; for FHIR input, the patient the Bundle maps to), so that it is built only when it is searched."""
-    try:
-        from engine.kernel.changes import what_would_change
-    except ModuleNotFoundError as exc:
-        if exc.name != "engine.kernel.changes":  # the module exists but something it imports does not
-            raise
-        return result
-    return what_would_change(triager, patient(), result)
 
 
 # ---- further commands are registered below this line -------------------------------------
@@ -455,7 +441,7 @@ def explain(
 
             check_intervention(triager.ruleset, intervention)
         triaged = _triage_input(triager, file, input, as_of)
-        _, expl = explain_patient(triager, triaged.patient(), intervention, unknowns=triaged.extra_unknowns)
+        _, expl = explain_patient(triager, triaged.patient, intervention, unknowns=triaged.extra_unknowns)
     except InputError as exc:
         _fail_input(exc)
     except (EngineError, Exception) as exc:  # noqa: BLE001 - exit 1 with a message, never a traceback
@@ -786,27 +772,14 @@ def rules_check(
 # rules/fhir_map.toml, the cards in engine/views/cds_hooks.py, the service in engine/channels/service.py.
 
 
-class _Triaged:
-    """A triaged input: the result, and the patient it was made from (built on first use)."""
+class _Triaged(NamedTuple):
+    """A triaged input: the result, the patient it was made from as CONTRACT.md JSON (the file
+    itself, or what a FHIR Bundle maps to), and the FHIR mapping's unknowns (they are in `result`
+    too), for an explanation of the same patient."""
 
-    def __init__(self, result: Result, patient=None, mapping=None):
-        self.result = result
-        self._patient = patient
-        self._mapping = mapping  # FHIR: builds (patient, the mapping's unknowns) on first use
-        self._unknowns: list = []
-
-    def patient(self):
-        """The patient as CONTRACT.md JSON (a dict): the file itself, or what a FHIR Bundle maps to."""
-        if self._mapping is not None:
-            self._patient, self._unknowns = self._mapping()
-            self._mapping = None
-        return self._patient
-
-    @property
-    def extra_unknowns(self) -> list:
-        """The FHIR mapping's unknowns (they are in `result` too), for an explanation of the same patient."""
-        self.patient()
-        return self._unknowns
+    result: Result
+    patient: dict
+    extra_unknowns: tuple = ()
 
 
 def _triage_input(triager, file: str, kind: InputKind, as_of: str | None, strict_fhir: bool = False) -> _Triaged:
@@ -831,7 +804,7 @@ def _triage_input(triager, file: str, kind: InputKind, as_of: str | None, strict
         if len(data) > MAX_INPUT_BYTES:  # a patient file keeps its own, smaller limit
             parse_json(data)  # raises the size error
         return _Triaged(triager.triage(document), document)  # parsed once; FHIR code never imported for a patient file
-    from engine.channels.fhir import default_mapper, triage_bundle
+    from engine.channels.fhir import default_mapper, triage_mapped
 
     reference = None
     if as_of is not None:
@@ -839,14 +812,8 @@ def _triage_input(triager, file: str, kind: InputKind, as_of: str | None, strict
             reference = date.fromisoformat(as_of)
         except ValueError:
             raise InputError([FieldProblem("--as-of", "not a date", "YYYY-MM-DD")]) from None
-    mapper = default_mapper()
-    result = triage_bundle(triager, document, as_of=reference, mapper=mapper, strict=strict_fhir)
-
-    def mapping():
-        mapped = mapper.map(document, as_of=reference)
-        return mapped.patient, list(mapped.unknowns)
-
-    return _Triaged(result, mapping=mapping)
+    mapped = default_mapper().map(document, as_of=reference, strict=strict_fhir)
+    return _Triaged(triage_mapped(triager, mapped), mapped.patient, tuple(mapped.unknowns))
 
 
 @app.command()
@@ -1111,19 +1078,19 @@ def feedback_report(
     typer.echo("\n".join(out))
 
 
-def main() -> None:
-    """Console-script entry point: exit codes as documented, never a traceback."""
+def main(fast_path: bool = True) -> None:
+    """Console-script entry point: exit codes as documented, never a traceback. `fast_path`: try
+    `_fast_triage` first (`python cli.py` has already tried it, before the imports above)."""
     try:
-        code = _fast_triage(sys.argv[1:])
+        code = _fast_triage(sys.argv[1:]) if fast_path else None
         if code is not None:
             sys.exit(code)
         app()
     except SystemExit:
         raise
     except BaseException as exc:  # noqa: BLE001
-        err.print(f"internal error ({type(exc).__name__}); no result was produced.", markup=False)
-        sys.exit(EXIT_INTERNAL)
+        _exit_internal(exc)
 
 
 if __name__ == "__main__":
-    main()
+    main(fast_path=False)

@@ -1777,7 +1777,12 @@ def triage_bundle(
     `strict`: validate the whole Bundle with fhir.resources first (see `FhirMapper.map`).
     """
     mapper = mapper or default_mapper()
-    mapped = mapper.map(data, as_of=as_of, names=names, strict=strict)
+    return triage_mapped(triager, mapper.map(data, as_of=as_of, names=names, strict=strict))
+
+
+def triage_mapped(triager: Any, mapped: Mapped) -> Result:
+    """Triage the patient a Bundle was mapped to, with the mapping's unknowns; input errors name the
+    Bundle's elements the values came from."""
     try:
         result = triager.triage(mapped.patient)
     except NotApplicable:
