@@ -534,3 +534,24 @@ def test_explain_of_a_fhir_bundle_lists_the_mappings_unknowns():
 def test_explain_rejects_a_triage_only_format():
     res = run("explain", str(example_path("opioid-user")), "-f", "html")
     assert res.exit_code == 2 and "--format" in res.stderr
+
+
+def test_two_mapping_unknowns_of_one_fact_are_both_explained() -> None:
+    """A FHIR mapping can give one fact several unknowns (two unreadable medication statements): the
+    explanation lists each of them once, as the result does, and loses none (it once showed the last
+    one twice)."""
+    extra = [
+        {
+            "fact": "fhir:medications",
+            "reason": f"a MedicationStatement for drug {k} has a status this table does not know",
+            "blocks": ["low_dose_naltrexone"],
+            "rule": "FHIR-MAP",
+        }
+        for k in ("A", "B")
+    ]
+    result, expl = explain_patient(default_triager(), load_example("neuropathic-persistent"), unknowns=extra)
+    shown = [u["reason"] for u in expl["unknowns"] if u["fact"] == "fhir:medications"]
+    assert shown == [u.reason for u in result.unknowns if u.fact == "fhir:medications"]
+    assert shown == [e["reason"] for e in extra]
+    [ldn] = [e for e in expl["entries"] if e["intervention"] == "low_dose_naltrexone"]
+    assert [u["reason"] for u in ldn["unknowns"] if u["fact"] == "fhir:medications"] == shown

@@ -194,7 +194,10 @@ class _Walker:
         for i, t in enumerate(self.trace):
             for label in t.concluded:
                 self.first.setdefault(label, i)
-        self.unknowns = {u.fact: u for u in result.unknowns}
+        #: fact -> its unknowns (a rule's are merged into one per fact; a FHIR mapping's may be several)
+        self.unknowns: dict[str, list[Unknown]] = {}
+        for u in result.unknowns:
+            self.unknowns.setdefault(u.fact, []).append(u)
 
     # ---------------------------------------------------------------- steps
 
@@ -202,7 +205,12 @@ class _Walker:
         t = self.trace[index]
         rule = _rule_or_none(self.ruleset, t.rule)
         premises = [self.node(label, index, rule, path) for label in t.used]
-        unknowns = [self._unknown(label.split(":", 1)[1]) for label in t.concluded if label.startswith("unknown:")]
+        unknowns = [
+            self._unknown(u)
+            for label in t.concluded
+            if label.startswith("unknown:")
+            for u in self.unknowns.get(label.split(":", 1)[1], ())
+        ]
         return {
             "rule": t.rule,
             "purpose": rule.purpose if rule else "",
@@ -213,14 +221,11 @@ class _Walker:
                 if p in self.ruleset.parameters
             ],
             "citations": [citation_entry(self.ruleset, c) for c in (rule.citations if rule else ())],
-            "unknowns": [u for u in unknowns if u is not None],
+            "unknowns": unknowns,
             "premises": premises,
         }
 
-    def _unknown(self, name: str) -> dict[str, Any] | None:
-        u = self.unknowns.get(name)
-        if u is None:
-            return None
+    def _unknown(self, u: Unknown) -> dict[str, Any]:
         rule = _rule_or_none(self.ruleset, u.rule)
         return {
             "fact": u.fact,
@@ -438,7 +443,7 @@ def explain(
                 ],
             }
         )
-    unknowns = [u for u in (w._unknown(u.fact) for u in result.unknowns) if u is not None]
+    unknowns = [w._unknown(u) for u in result.unknowns]
     for e in entries:
         e["unknowns"] = [u for u in unknowns if e["intervention"] in u["blocks"]]
     if intervention is not None:
