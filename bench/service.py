@@ -39,16 +39,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench.run import pct
+
 ROOT = Path(__file__).resolve().parents[1]
 REQUEST_FILE = ROOT / "tests" / "fhir" / "hook-request-neuropathic-persistent.json"
 SERVICE = "forefoot-pain"
 ISS_ES = "https://ehr-es384.example.org"
 ISS_RS = "https://ehr-rs384.example.org"
-
-
-def pct(values: list[float], q: float) -> float:
-    s = sorted(values)
-    return s[min(len(s) - 1, int(q * len(s)))]
 
 
 def _free_port() -> int:
@@ -272,7 +269,7 @@ def main(args: Any) -> int:
             assert all(status == 200 for _, status, _ in rows), "warm-up failed"
             floor = f"GET /cds-services HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
             rows, _ = run_clients(port, [[floor] * (200 if args.quick else 2000)])
-            fig["http_floor_ms"] = pct([r[0] * 1e3 for r in rows], 0.5)
+            fig["http_floor_ms"] = pct(sorted(r[0] * 1e3 for r in rows), 0.5)
             for alg in ("ES384", "RS384"):
                 rows, total = [], 0.0
                 for _ in range(blocks):  # HTTP and the engine alone in turn, so both see the same machine
@@ -282,7 +279,7 @@ def main(args: Any) -> int:
                     total += took
                     alone.block(n_seq // blocks // 4)
                 bad = sum(status != 200 for _, status, _ in rows)
-                lat = [r[0] * 1e3 for r in rows]
+                lat = sorted(r[0] * 1e3 for r in rows)
                 fig[f"sequential_{alg}"] = {
                     "n": len(rows),
                     "errors": bad,
@@ -301,7 +298,7 @@ def main(args: Any) -> int:
                 c["bad"] = c.get("bad", 0) + sum(status != 200 for _, status, _ in got)
             for clients in (8, 32):
                 c = fig[f"concurrent_{clients}"]
-                lat = [r[0] * 1e3 for r in c.pop("rows")]
+                lat = sorted(r[0] * 1e3 for r in c.pop("rows"))
                 c.update(
                     {
                         "n": len(lat),

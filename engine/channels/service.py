@@ -64,6 +64,14 @@ from engine.channels.fhir import (
 from engine.channels.store import FeedbackRecord, Store, StoreError, token_shaped
 from engine.kernel.errors import EngineError, InputError
 from engine.kernel.inputs import FHIR_MAX_BYTES, MAX_DEPTH, parse_json
+from engine.views.cds_hooks import (
+    DECLINE_CONTRAINDICATION,
+    DECLINE_RECOMMENDATION,
+    DEFAULT_SOURCE_URL,
+    OVERRIDE_SYSTEM,
+    PATHWAY_PATH,
+    cards,
+)
 
 log = logging.getLogger("forefoot_cds.service")
 
@@ -401,10 +409,6 @@ def parse_body(data: bytes, max_bytes: int) -> Any:
     return parse_json(data, max_bytes=max_bytes)
 
 
-def _dumps(data: Any) -> bytes:
-    return orjson.dumps(data)
-
-
 # ------------------------------------------------------------------ the application
 
 
@@ -444,14 +448,7 @@ def _card_rows(body: dict[str, Any]) -> list[tuple[str, str, str, str]]:
 
 def _known_override_reasons() -> set[tuple[str, str]]:
     """The override reasons this service's cards offer, (system, code)."""
-    from engine.views import cds_hooks
-
-    system = getattr(cds_hooks, "OVERRIDE_SYSTEM", "")
-    out = set()
-    for name in ("DECLINE_RECOMMENDATION", "DECLINE_CONTRAINDICATION"):
-        for item in getattr(cds_hooks, name, ()):
-            out.add((system, item[0]))
-    return out
+    return {(OVERRIDE_SYSTEM, code) for code, _ in (*DECLINE_RECOMMENDATION, *DECLINE_CONTRAINDICATION)}
 
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -470,7 +467,6 @@ class CdsHooksApp:
         fetch: Callable[[str], bytes] = _fetch_jwks,
     ):
         from engine.kernel.triage import default_triager
-        from engine.views.cds_hooks import DEFAULT_SOURCE_URL, cards
 
         bad = config.problems()
         if bad:
@@ -487,7 +483,7 @@ class CdsHooksApp:
             self.verifier.store = self.store
         self.source_url = config.source_url or DEFAULT_SOURCE_URL
         self.override_reasons = _known_override_reasons()
-        self.discovery = _dumps(
+        self.discovery = orjson.dumps(
             {
                 "services": [
                     {
@@ -520,11 +516,11 @@ class CdsHooksApp:
             status, body, headers = await self._route(scope, receive, after)
         except _Problem as p:
             status, headers = p.status, {"content-type": "application/fhir+json", **p.headers}
-            body = _dumps(operation_outcome(p.code, p.diagnostics))
+            body = orjson.dumps(operation_outcome(p.code, p.diagnostics))
         except Exception as exc:  # noqa: BLE001 - never a traceback to the client
             log.error("internal error (%s) while answering a request; no result was produced", type(exc).__name__)
             status, headers = 500, {"content-type": "application/fhir+json"}
-            body = _dumps(operation_outcome("exception", ["internal error: no result was produced"]))
+            body = orjson.dumps(operation_outcome("exception", ["internal error: no result was produced"]))
         raw_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
         raw_headers.append((b"content-length", str(len(body)).encode()))
         await send({"type": "http.response.start", "status": status, "headers": raw_headers})
@@ -554,10 +550,10 @@ class CdsHooksApp:
         if len(path) > 1 and path.endswith("/"):
             path = path[:-1]
         method = scope["method"]
-        if path == "/pathway":  # the cards' source page: the rule set's pathway, no patient data
+        if path == PATHWAY_PATH:  # the cards' source page: the rule set's pathway, no patient data
             if method not in ("GET", "HEAD"):
                 raise _Problem(
-                    405, "not-supported", f"{method} is not allowed on /pathway (GET only)", {"allow": "GET"}
+                    405, "not-supported", f"{method} is not allowed on {PATHWAY_PATH} (GET only)", {"allow": "GET"}
                 )
             return 200, self._pathway_page(), {"content-type": "text/html; charset=utf-8"}
         parts = path.split("/")  # "", "cds-services", id, "feedback"
@@ -572,7 +568,7 @@ class CdsHooksApp:
                 "not-found",
                 "no such endpoint: the service answers /cds-services, "
                 f"/cds-services/{self.spec.id}, /cds-services/{self.spec.id}/feedback "
-                "and /pathway",
+                f"and {PATHWAY_PATH}",
             )
         if len(parts) == 2:
             if method not in ("GET", "HEAD"):
@@ -664,7 +660,7 @@ class CdsHooksApp:
             as_of = datetime.now(UTC).date()
         body = self._answer(pid, prefetch, as_of, timing)
         t_answer = time.perf_counter()
-        out = _dumps(body)
+        out = orjson.dumps(body)
         response_headers = {"content-type": "application/json"}
         if timing is not None:
             t_end = time.perf_counter()

@@ -23,12 +23,13 @@ What is kept, and for how long:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -126,6 +127,18 @@ class Store:
         with self._lock:
             self._db.close()
 
+    @contextlib.contextmanager
+    def _transaction(self, begin: str = "BEGIN") -> Iterator[sqlite3.Connection]:
+        """The connection, under the lock, inside one transaction: committed, or rolled back on any error."""
+        with self._lock:
+            self._db.execute(begin)
+            try:
+                yield self._db
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
     # ------------------------------------------------------------ replay memory
 
     def claim_jti(self, issuer: str, jti: str, expires_at: float, now: float | None = None) -> bool:
@@ -152,55 +165,43 @@ class Store:
         rows = [(c[0], service, c[1], c[2], c[3], stamp) for c in cards]
         if not rows:
             return
-        with self._lock:
-            self._db.execute("BEGIN")
-            try:
-                self._db.executemany(
-                    "INSERT INTO issued (card, service, rule, intervention, kind, issued) VALUES (?, ?, ?, ?, ?, ?)",
-                    rows,
-                )
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with self._transaction() as db:
+            db.executemany(
+                "INSERT INTO issued (card, service, rule, intervention, kind, issued) VALUES (?, ?, ?, ?, ?, ?)",
+                rows,
+            )
 
     def record_feedback(self, records: list[FeedbackRecord], now: float | None = None) -> int:
         """Store feedback entries; returns how many named a card this service remembers."""
         stamp = int(time.time() if now is None else now)
         known = 0
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                for r in records:
-                    row = self._db.execute(
-                        "SELECT rule, intervention, kind FROM issued WHERE card = ? AND service = ? "
-                        "ORDER BY issued DESC LIMIT 1",
-                        (r.card, r.service),
-                    ).fetchone()
-                    rule, intervention, kind = row if row else (None, None, None)
-                    known += row is not None
-                    self._db.execute(
-                        "INSERT INTO feedback (received, service, rule, intervention, kind, outcome, outcome_time, "
-                        "reason_system, reason_code, accepted_suggestions, comment_given) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (
-                            stamp,
-                            r.service,
-                            rule,
-                            intervention,
-                            kind,
-                            r.outcome,
-                            r.outcome_time,
-                            r.reason_system,
-                            r.reason_code,
-                            r.accepted_suggestions,
-                            int(r.comment_given),
-                        ),
-                    )
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with self._transaction("BEGIN IMMEDIATE") as db:
+            for r in records:
+                row = db.execute(
+                    "SELECT rule, intervention, kind FROM issued WHERE card = ? AND service = ? "
+                    "ORDER BY issued DESC LIMIT 1",
+                    (r.card, r.service),
+                ).fetchone()
+                rule, intervention, kind = row if row else (None, None, None)
+                known += row is not None
+                db.execute(
+                    "INSERT INTO feedback (received, service, rule, intervention, kind, outcome, outcome_time, "
+                    "reason_system, reason_code, accepted_suggestions, comment_given) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        stamp,
+                        r.service,
+                        rule,
+                        intervention,
+                        kind,
+                        r.outcome,
+                        r.outcome_time,
+                        r.reason_system,
+                        r.reason_code,
+                        r.accepted_suggestions,
+                        int(r.comment_given),
+                    ),
+                )
         return known
 
     # ------------------------------------------------------------ housekeeping
@@ -212,22 +213,16 @@ class Store:
             return
         self._last_housekeeping = now
         cutoff = int(now) - self.card_memory_seconds
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._db.execute("DELETE FROM jti WHERE expires < ?", (int(now),))
-                self._db.execute(
-                    "INSERT INTO issued_daily (day, service, rule, intervention, kind, n) "
-                    "SELECT date(issued, 'unixepoch'), service, rule, intervention, kind, count(*) FROM issued "
-                    "WHERE issued < ? GROUP BY 1, 2, 3, 4, 5 "
-                    "ON CONFLICT (day, service, rule, intervention, kind) DO UPDATE SET n = n + excluded.n",
-                    (cutoff,),
-                )
-                self._db.execute("DELETE FROM issued WHERE issued < ?", (cutoff,))
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with self._transaction("BEGIN IMMEDIATE") as db:
+            db.execute("DELETE FROM jti WHERE expires < ?", (int(now),))
+            db.execute(
+                "INSERT INTO issued_daily (day, service, rule, intervention, kind, n) "
+                "SELECT date(issued, 'unixepoch'), service, rule, intervention, kind, count(*) FROM issued "
+                "WHERE issued < ? GROUP BY 1, 2, 3, 4, 5 "
+                "ON CONFLICT (day, service, rule, intervention, kind) DO UPDATE SET n = n + excluded.n",
+                (cutoff,),
+            )
+            db.execute("DELETE FROM issued WHERE issued < ?", (cutoff,))
 
     # ------------------------------------------------------------ the governance report
 
