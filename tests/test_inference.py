@@ -176,26 +176,6 @@ def test_a_rule_may_only_do_what_it_declares():
         t.triage({"id": "x", "score": 1})
 
 
-def test_threads_triaging_at_once_agree_with_serial_results(tmp_path):
-    """8 threads at once: no crash, results equal to the serial ones, no session left live."""
-    t = toy()
-    patients = [{"id": f"p{i}", "score": i % 9, "blocked": i % 4 == 0} for i in range(400)]
-    serial = [t.triage(p).model_dump_json() for p in patients]
-    out: list[list[str]] = [[] for _ in range(8)]
-
-    def work(k):
-        out[k] = [t.triage(p).model_dump_json() for p in patients]
-
-    threads = [threading.Thread(target=work, args=(k,)) for k in range(8)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    assert all(o == serial for o in out)
-    assert t.engine.live_sessions() == 0
-    assert t.engine.sessions_created <= 9
-
-
 def test_engine_rejects_an_inconsistent_rule_set():
     bad = toy_ruleset([Rule("TOY-X", "x", when={"s": fact("subject")}, action=lambda c: None, citations=("nope",))])
     with pytest.raises(RuleSetError, match="nope"):

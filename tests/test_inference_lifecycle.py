@@ -143,10 +143,11 @@ def test_an_interrupted_triage_deletes_the_state_and_the_engine_goes_on():
 
 
 def test_one_state_node_per_ruleset_whatever_the_threads_so_the_session_cap_is_never_near():
-    """More than 1024 live sessions crash durable: each pooled session is its own ruleset with one
-    constant session id, so a ruleset holds one state node at most, and the pool stays small."""
+    """8 threads at once: no crash, results equal to the serial ones, no session left live. More than
+    1024 live sessions crash durable: each pooled session is its own ruleset with one constant session
+    id, so a ruleset holds one state node at most, and the pool stays small."""
     t = toy()
-    patients = [{"id": f"p{i}", "score": i % 9, "blocked": i % 4 == 0} for i in range(200)]
+    patients = [{"id": f"p{i}", "score": i % 9, "blocked": i % 4 == 0} for i in range(400)]
     serial = [t.triage(p).model_dump_json() for p in patients]
     out: list[list[str]] = [[] for _ in range(8)]
 
