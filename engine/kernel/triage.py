@@ -18,7 +18,7 @@ from engine.kernel.errors import InferenceError, InputError
 from engine.kernel.inference import Collected, Engine
 from engine.kernel.inputs import parse_json, validate
 from engine.kernel.loader import load_ruleset
-from engine.kernel.models import KIND_ORDER, Result, RulesetInfo, SiteInfo, SiteValue
+from engine.kernel.models import KIND_ORDER, Evidence, Result, RulesetInfo, SiteInfo, SiteValue
 from engine.kernel.rulebase import RuleSet, Site
 from engine.kernel.site import apply_site
 
@@ -168,9 +168,9 @@ def _data_or_none(ruleset: RuleSet, patient: BaseModel, out: Collected, o: _Orde
     """The result as JSON data, built directly from the run; None where a value is not exactly
     what the result model holds (a rule handed over something other than text, say): the caller
     then goes through the model, which validates (and coerces or rejects) it as the API does."""
-    recs, withheld, cited = _ordered(out, o)
     if not o.data_ready:
         return None
+    recs, withheld, cited = _ordered(out, o)
     patient_id = ruleset.patient_id(patient)
     flags = sorted(ruleset.flags(patient))
     if type(patient_id) is not str or not _strs(flags):
@@ -180,18 +180,20 @@ def _data_or_none(ruleset: RuleSet, patient: BaseModel, out: Collected, o: _Orde
     for r in recs:
         ev = r["evidence"]
         details = r["details"]
-        if (
-            not _strs(r["rationale"])
-            or type(details) is not dict
-            or not all(type(k) is str for k in details)
-            or (ev is not None and id(ev) not in evidence_data)
-        ):
+        if not _strs(r["rationale"]) or type(details) is not dict or not all(type(k) is str for k in details):
             return None
+        ev_data = None
+        if ev is not None:
+            ev_data = evidence_data.get(id(ev))
+            if ev_data is None:  # a grade a rule added citations to (`recommend(citations=...)`)
+                if type(ev) is not Evidence:
+                    return None
+                ev_data = ev.model_dump(mode="json")
         entry = {
             "intervention": r["intervention"],
             "category": r["category"],
             "strength": r["strength"],
-            "evidence": None if ev is None else evidence_data[id(ev)],
+            "evidence": ev_data,
             "details": _json_data(details),
             "rationale": r["rationale"],
             "rule": r["rule"],
@@ -276,11 +278,20 @@ class Triager:
         """A validated patient, or `InputError` naming each bad field."""
         return validate(self.ruleset.patient_model, patient)
 
+    def _run(self, patient: Any) -> tuple[BaseModel, Collected]:
+        p = self.validate(patient)
+        return p, self.engine.run(self.ruleset.to_facts(p))
+
     def triage(self, patient: Any) -> Result:
         """Triage one patient given as a dict (parsed JSON) or a validated patient model."""
-        p = self.validate(patient)
-        out = self.engine.run(self.ruleset.to_facts(p))
+        p, out = self._run(patient)
         return build_result(self.ruleset, p, out, self._order)
+
+    def triage_run(self, patient: Any) -> tuple[Result, Collected]:
+        """`triage(patient)`, and the run it was built from: every input and derived fact, for an
+        explanation or the pathway picture."""
+        p, out = self._run(patient)
+        return build_result(self.ruleset, p, out, self._order), out
 
     def triage_json(self, data: bytes | str) -> Result:
         """Triage one patient given as JSON text or bytes."""
@@ -292,8 +303,7 @@ class Triager:
         writes it as `triage(patient)` would be written (the batch path)."""
         if isinstance(patient, (bytes, str)):
             patient = parse_json(patient)
-        p = self.validate(patient)
-        out = self.engine.run(self.ruleset.to_facts(p))
+        p, out = self._run(patient)
         return build_data(self.ruleset, p, out, self._order)
 
     def triage_many(self, patients: Iterable[Any]) -> Iterator[Result | InputError]:

@@ -42,7 +42,6 @@ from engine.kernel.errors import FieldProblem, InputError
 from engine.kernel.inference import fact_label
 from engine.kernel.models import Result, Unknown
 from engine.kernel.rulebase import Parameter, Pattern, Rule, RuleSet, intervention_label
-from engine.kernel.triage import build_result
 from engine.views.common import evidence_grade, parameter_text
 
 #: Source text of a parameter that is a convention of the rule set, not evidence.
@@ -478,9 +477,7 @@ def explain_patient(
     ruleset = triager.ruleset
     if intervention is not None:
         check_intervention(ruleset, intervention)
-    p = triager.validate(patient)
-    out = triager.engine.run(ruleset.to_facts(p))
-    result = build_result(ruleset, p, out)
+    result, out = triager.triage_run(patient)
     extra = [Unknown(**dict(u)) for u in unknowns]
     if extra:
         merged = sorted([*result.unknowns, *extra], key=lambda u: (u.fact, u.reason))

@@ -374,5 +374,4 @@ def pathway_svg(ruleset: RuleSet) -> str:
 
 def facts_of(triager: Any, patient: Any) -> list[dict[str, Any]]:
     """The facts of a run for `patient` (input and derived), for exact blocks on the pathway."""
-    p = triager.validate(patient)
-    return [dict(f) for f in triager.engine.run(triager.ruleset.to_facts(p)).facts]
+    return [dict(f) for f in triager.triage_run(patient)[1].facts]
