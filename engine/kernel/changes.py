@@ -49,7 +49,7 @@ from pydantic import BaseModel
 
 from engine.kernel.errors import InputError
 from engine.kernel.models import Change, NotRecommended, Result
-from engine.kernel.rulebase import ChangeKind, ChangeSpec, ChangeState, RuleSet, Step
+from engine.kernel.rulebase import ChangeKind, ChangeSpec, ChangeState, RuleSet, Step, fields_overlap
 
 
 class _OutOfBudget(Exception):
@@ -59,7 +59,7 @@ class _OutOfBudget(Exception):
 def _touches(fields: tuple[str, ...], reads: tuple[str, ...]) -> bool:
     """Whether a kind touching `fields` can change what a rule reading `reads` sees (an attribute
     and its parts overlap: 'a' and 'a.b')."""
-    return any(f == r or f.startswith(r + ".") or r.startswith(f + ".") for f in fields for r in reads)
+    return any(fields_overlap(f, r) for f in fields for r in reads)
 
 
 def _entries(result: Result, code: str) -> tuple[tuple[str, str, str], ...]:
@@ -167,7 +167,6 @@ class _Search:
                 mine = {c.steps for c in children}
                 following = [c for c in following if c.steps not in mine]
         target.frontier = following
-        target.depth += 1
 
     def answer(self, target: _Target) -> list[Change] | None:
         """The nearest change sets of `target` as Changes: [] when the search ended without one; None
@@ -236,7 +235,6 @@ class _Target:
     found: list[ChangeState] = field(default_factory=list)
     #: a step the search went on from -> the steps of the same effect it did not go on from
     twins: dict[Step, list[Step]] = field(default_factory=dict)
-    depth: int = 0
     ended: bool = False
 
 

@@ -98,7 +98,6 @@ def _resolve(value: Any, values: Mapping[str, Any]) -> Any:
 
 # ---------------------------------------------------------------- conditions
 
-Op = Literal["==", "!=", "<", "<=", ">", ">=", "in", "between", "has"]
 OPS: tuple[str, ...] = ("==", "!=", "<", "<=", ">", ">=", "in", "between", "has")
 
 
@@ -673,11 +672,9 @@ class RuleSet:
             for t in r.concludes:
                 producers.setdefault(t, []).append(r)
         direct: dict[str, set[str]] = {}
-        strings: dict[str, set[str]] = {}
         for r in self.rules:
             package = str(getattr(r.action, "__module__", "") or "").split(".")[0]
             s = _code_strings(r.action, package) if package not in ("", "engine") else set()
-            strings[r.id] = s
             pattern_params = {n for _, p in r.patterns for n in p.params}
             object.__setattr__(r, "parameters", tuple(sorted(pattern_params | (s & names))))
             direct[r.id] = self._direct_reads(r, s)
@@ -814,10 +811,7 @@ class RuleSet:
                     "interventions",
                     f"intervention {code}: category {spec.category!r} is not one of {', '.join(self.categories)}",
                 )
-            for what, ev in [
-                ("grade", spec.evidence),
-                *((f"grade variant {k!r}", v) for k, v in spec.evidence_variants.items()),
-            ]:
+            for what, ev in _grades(spec):
                 for cid in ev.citations if ev is not None else []:
                     cited.add(cid)
                     if cid not in self.citations:
@@ -848,10 +842,7 @@ class RuleSet:
                 continue
             if emitted_spec.category in self.ungraded_categories:
                 continue
-            for what, ev in [
-                ("grade", emitted_spec.evidence),
-                *((f"grade variant {k!r}", v) for k, v in emitted_spec.evidence_variants.items()),
-            ]:
+            for what, ev in _grades(emitted_spec):
                 for problem in _grade_problems(ev):
                     add(
                         "error",
@@ -913,13 +904,18 @@ class RuleSet:
         read = {a for src in self.fact_sources.values() for a in src.values()}
         for k in spec.kinds:
             for f in k.fields:
-                if not any(f == a or f.startswith(a + ".") or a.startswith(f + ".") for a in read):
+                if not any(fields_overlap(f, a) for a in read):
                     add("warning", "changes", f"kind of change {k.name!r} touches {f!r}, which no fact is made from")
 
     def errors(self) -> list[Finding]:
         return [f for f in self.check() if f.level == "error"]
 
 
-def iter_tests(patterns: Iterable[Pattern]) -> Iterable[tuple[str, Test]]:
-    for p in patterns:
-        yield from p.tests
+def _grades(spec: InterventionSpec) -> list[tuple[str, Evidence | None]]:
+    """An intervention's grade and each of its variants, named as a finding names them."""
+    return [("grade", spec.evidence), *((f"grade variant {k!r}", v) for k, v in spec.evidence_variants.items())]
+
+
+def fields_overlap(a: str, b: str) -> bool:
+    """Whether two patient attributes overlap: the same, or one a part of the other ('a' and 'a.b')."""
+    return a == b or a.startswith(b + ".") or b.startswith(a + ".")
