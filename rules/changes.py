@@ -38,13 +38,13 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Iterable, Mapping
-from typing import Any, get_args
+from typing import Any
 
 from engine.api import ChangeKind, ChangeSpec, ChangeState, RuleSet, Step
 
 from .medications import OPIOID_CLASSES, classify
 from .pathway.common import days, weeks
-from .vocabulary import ADJUNCT, DN4_EXAM_ITEMS, FIRST_LINE, PROCEDURES, DN4Item
+from .vocabulary import ADJUNCT, DN4_EXAM_ITEMS, DN4_ITEMS, FIRST_LINE, PROCEDURES
 
 #: Searched for: the escalations.
 CATEGORIES = ("adjunct", "interventional", "surgical_referral")
@@ -67,7 +67,6 @@ SECTIONS = {
 }
 #: Drug classes that suggest opioids are in use (stopped once current opioid use is checked).
 POSSIBLE_OPIOID = ("opioid_antagonist", "opioid_induced_constipation")
-DN4_ITEMS: tuple[str, ...] = get_args(DN4Item)
 #: The longest wait proposed: two years.
 HORIZON_DAYS = 104 * 7
 #: A medication name is cut to this many characters in the text (the edits hold it whole).
@@ -116,11 +115,13 @@ def _under_way(ruleset: RuleSet, t: Mapping[str, Any]) -> bool:
     return False
 
 
+def _med(m: Any) -> dict[str, Any]:
+    """A medication entry as a dict (a plain name is `{"name": name}`), a copy."""
+    return {"name": m} if isinstance(m, str) else dict(m)
+
+
 def _medications(p: Mapping[str, Any]) -> list[dict[str, Any]]:
-    out = []
-    for m in p.get("medications") or []:
-        out.append({"name": m} if isinstance(m, str) else dict(m))
-    return out
+    return [_med(m) for m in p.get("medications") or []]
 
 
 def _subject(m: Mapping[str, Any]) -> str:
@@ -217,7 +218,7 @@ def apply(ruleset: RuleSet, original: Mapping[str, Any], steps: tuple[Step, ...]
         stop, confirm = by_kind.get("stop", {}), by_kind.get("confirm", {})
         meds: list[Any] = []
         for m in p["medications"]:
-            d = {"name": m} if isinstance(m, str) else dict(m)
+            d = _med(m)
             subject = _subject(d)
             if subject in confirm and _class(d) == "unrecognised":
                 continue
@@ -499,17 +500,17 @@ def edits(s: ChangeState) -> list[dict[str, Any]]:
             out.append({"field": "prior_treatments", "treatment": t["treatment"], "to": dict(t)})
     after_meds = {}
     for m in p.get("medications") or []:
-        d = {"name": m} if isinstance(m, str) else m
+        d = _med(m)
         after_meds.setdefault(_subject(d), []).append(m)
     done: set[str] = set()
-    for m in sorted(o.get("medications") or [], key=lambda m: _subject({"name": m} if isinstance(m, str) else m)):
-        d = {"name": m} if isinstance(m, str) else m
+    for m in sorted(o.get("medications") or [], key=lambda m: _subject(_med(m))):
+        d = _med(m)
         subject = _subject(d)
         if subject in done:
             continue
         done.add(subject)
         now = after_meds.get(subject, [])
-        was = [x for x in o.get("medications") or [] if _subject({"name": x} if isinstance(x, str) else x) == subject]
+        was = [x for x in o.get("medications") or [] if _subject(_med(x)) == subject]
         if now != was:
             key = "name" if d.get("name") else "rxnorm"
             value = d.get("name") or d.get("rxnorm")

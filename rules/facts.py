@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .medications import CLASS_PRIORITY, classify, normalise_medication
+from .medications import CLASS_RANK, classify, normalise_medication
 from .patient import Medication, Patient
 from .vocabulary import ADJUNCT, FIRST_LINE, INTERVENTIONAL, PROCEDURES, SURGICAL
 
@@ -51,9 +51,6 @@ FACT_SOURCES: dict[str, dict[str, str]] = {
     "red_flag": {"*": "red_flags"},
     "record_gap": {"*": "not_retrieved"},
 }
-
-
-_RANK = {cls: i for i, cls in enumerate(CLASS_PRIORITY)}
 
 
 def _tri(value: bool | None) -> str:
@@ -125,17 +122,11 @@ def to_facts(p: Patient) -> list[dict[str, Any]]:
         facts.append({"type": "comorbidity", "key": code, "code": code})
     meds: dict[str, dict[str, Any]] = {}
     order = sorted(
-        p.medications,
-        key=lambda m: (
-            normalise_medication(m.name or ""),
-            m.name or "",
-            m.rxnorm or "",
-            m.status,
-            m.stopped_days_ago or 0,
-        ),
+        ((normalise_medication(m.name or ""), m) for m in p.medications),
+        key=lambda nm: (nm[0], nm[1].name or "", nm[1].rxnorm or "", nm[1].status, nm[1].stopped_days_ago or 0),
     )
-    for m in order:
-        key = normalise_medication(m.name or "") or f"rxnorm {m.rxnorm}"
+    for normalised, m in order:
+        key = normalised or f"rxnorm {m.rxnorm}"
         if m.status == "stopped":
             key = f"{key} stopped"
         key = key[:200]
@@ -143,7 +134,7 @@ def to_facts(p: Patient) -> list[dict[str, Any]]:
         prior = meds.get(key)
         # the same drug written twice ('Tramadol', 'tramadol' with its RxNorm code): one fact, the
         # reading most dangerous for naltrexone (an opioid over an unrecognised name)
-        if prior is None or _RANK[f["drug_class"]] < _RANK[prior["drug_class"]]:
+        if prior is None or CLASS_RANK[f["drug_class"]] < CLASS_RANK[prior["drug_class"]]:
             meds[key] = f
     facts.extend(meds[k] for k in sorted(meds))
     for code in sorted(p.red_flags):

@@ -72,7 +72,8 @@ NALTREXONE_CLASSES = ("naltrexone_full_dose", "naltrexone_low_dose", "naltrexone
 #: Names longer than this are not read (unrecognised); RxNorm displays run to a few hundred.
 MAX_NAME_CHARS = 10_000
 
-_RANK = {cls: i for i, cls in enumerate(CLASS_PRIORITY)}
+#: Each class's place in CLASS_PRIORITY (0: most dangerous for naltrexone).
+CLASS_RANK = {cls: i for i, cls in enumerate(CLASS_PRIORITY)}
 #: A name ending in a number ("Tylenol 3") does not match when one of these follows the number:
 #: "acetaminophen 3 g a day" is a dose, not Tylenol No. 3.
 _UNITS_AFTER_NUMBER = frozenset(
@@ -430,7 +431,7 @@ def _classify_name(name: str) -> Classification:
             )
     if not candidates:
         return Classification("unrecognised", (), "only dose, form or direction words: no medicine named")
-    best = min(candidates, key=lambda c: _RANK[c.drug_class])
+    best = min(candidates, key=lambda c: CLASS_RANK[c.drug_class])
     if best.drug_class in ("non_opioid", "naltrexone_low_dose") and _PRODUCT_NUMBER.search(folded):
         best = Classification(
             "unrecognised",
@@ -438,7 +439,9 @@ def _classify_name(name: str) -> Classification:
             "a product number ('#3') with no numbered product in the vocabulary: "
             "numbered products such as 'Tylenol #3' contain codeine; confirm it is not an opioid",
         )
-    matched = tuple(dict.fromkeys(x for c in sorted(candidates, key=lambda c: _RANK[c.drug_class]) for x in c.matched))
+    matched = tuple(
+        dict.fromkeys(x for c in sorted(candidates, key=lambda c: CLASS_RANK[c.drug_class]) for x in c.matched)
+    )
     return Classification(
         best.drug_class, matched, best.source, best.dose_mg if best.drug_class in NALTREXONE_CLASSES else None
     )
@@ -471,7 +474,7 @@ def _classify(name: str | None, rxnorm: str | None) -> Classification:
     if by_code is not None:
         cls, source = by_code
         ref = f"RxNorm {code}"
-        if by_name is not None and _RANK[by_name.drug_class] < _RANK[cls]:
+        if by_name is not None and CLASS_RANK[by_name.drug_class] < CLASS_RANK[cls]:
             return Classification(
                 by_name.drug_class,
                 (ref, *by_name.matched),

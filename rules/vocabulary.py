@@ -1,6 +1,6 @@
 """The code lists of the forefoot pain rule set (CONTRACT.md), one place for all of them."""
 
-from typing import Literal
+from typing import Literal, get_args
 
 Sex = Literal["female", "male", "other", "unknown"]
 Site = Literal["forefoot"]
@@ -19,6 +19,7 @@ DN4Item = Literal[
     "hypoesthesia_to_pinprick",
     "brush_allodynia",
 ]
+DN4_ITEMS: tuple[str, ...] = get_args(DN4Item)
 #: The three examination items of the DN4 (the other seven are the interview).
 DN4_EXAM_ITEMS = ("hypoesthesia_to_touch", "hypoesthesia_to_pinprick", "brush_allodynia")
 

@@ -9,17 +9,11 @@ from typing import Any
 from engine.api import Context, fact, param
 
 from ..knowledge import RED_FLAGS
+from ..vocabulary import ESCALATIONS as ESCALATIONS  # re-exported for the stages
+from ..vocabulary import SURGICAL as SURGERY
 
 LDN = "low_dose_naltrexone"
 PRF = "pulsed_radiofrequency"
-ESCALATIONS = (
-    "low_dose_naltrexone",
-    "pulsed_radiofrequency",
-    "gastrocnemius_recession",
-    "plantar_plate_repair",
-    "tendon_transfer",
-)
-SURGERY = ("gastrocnemius_recession", "plantar_plate_repair", "tendon_transfer")
 
 #: Trial statuses under which a first-line modality goes on.
 CONTINUE = ("helped", "partial", "short")
@@ -33,6 +27,11 @@ NO_FLAG = {"flag": fact("red_flag")}
 RF_GAP = {"rf_gap": fact("record_gap", section="red_flags")}
 
 DN4_CITES = ("bouhassira-2005", "timmerman-2017", "van-seventer-2013")
+
+
+def dn4_cutoff(version: str) -> Any:
+    """The DN4 screening cutoff for the version scored: the full questionnaire's, or the interview's."""
+    return param("dn4_neuropathic_cutoff") if version == "full" else param("dn4_interview_cutoff")
 
 
 def num(x: float) -> str:

@@ -9,7 +9,7 @@ from decimal import Decimal
 from engine.api import Context, Rule, between, fact, ge, lt, ne, one_of, param
 
 from ..vocabulary import DN4_EXAM_ITEMS
-from .common import DN4_CITES, ESCALATIONS, LDN, PRF, SURGERY, half_up, num, weeks
+from .common import DN4_CITES, ESCALATIONS, LDN, PRF, SURGERY, dn4_cutoff, half_up, num, weeks
 
 # ------------------------------------------------------------------ BMI
 
@@ -73,7 +73,7 @@ def _dn4_unknown(ctx: Context) -> None:
 
 def _neuropathic(ctx: Context) -> None:
     d = ctx.fact("dn4")
-    cutoff = param("dn4_neuropathic_cutoff") if d["version"] == "full" else param("dn4_interview_cutoff")
+    cutoff = dn4_cutoff(d["version"])
     ctx.because(
         f"DN4 {d['score']}/{d['total']} ≥ {cutoff}: screens positive for a neuropathic component (a "
         "screening tool, not a diagnosis)"

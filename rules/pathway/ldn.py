@@ -14,7 +14,7 @@ from typing import Any
 
 from engine.api import Context, Rule, fact, ge, lt, one_of, param
 
-from .common import LDN, NO_FLAG, RF_GAP, adjunct_entry, days, weeks, with_scope
+from .common import LDN, NO_FLAG, RF_GAP, adjunct_entry, days, dn4_cutoff, weeks, with_scope
 
 LDN_CITES = ("younger-2013", "dieckmann-2017")
 
@@ -155,7 +155,7 @@ def _child(ctx: Context) -> None:
 
 def _not_indicated(ctx: Context) -> None:
     d = ctx.fact("dn4")
-    cutoff = param("dn4_neuropathic_cutoff") if d["version"] == "full" else param("dn4_interview_cutoff")
+    cutoff = dn4_cutoff(d["version"])
     version = "" if d["version"] == "full" else " (interview only)"
     ctx.withhold(
         LDN,
@@ -271,7 +271,7 @@ def _continue(ctx: Context) -> None:
 def _offer(ctx: Context) -> None:
     d = ctx.fact("dn4")
     persistent = ctx.fact("persistent")
-    cutoff = param("dn4_neuropathic_cutoff") if d["version"] == "full" else param("dn4_interview_cutoff")
+    cutoff = dn4_cutoff(d["version"])
     version = "" if d["version"] == "full" else " (interview only)"
     details: dict[str, Any] = {
         "cautions": _cautions(ctx),

@@ -10,9 +10,8 @@ from typing import Any
 from engine.api import Context, Rule, fact, ge, lt, one_of, param
 
 from ..knowledge import RED_FLAGS
+from ..medications import OPIOID_CLASSES as OPIOIDS
 from .common import ESCALATIONS, LDN, SCOPE, SURGERY, days, flag_of, flag_text
-
-OPIOIDS = ("opioid_agonist", "opioid_partial_agonist")
 
 # ------------------------------------------------------------------ red flags
 

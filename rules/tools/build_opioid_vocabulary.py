@@ -31,8 +31,11 @@ import json
 import re
 import sys
 import tomllib
+from collections import Counter
 from pathlib import Path
 from typing import Any
+
+from rules.medications import CLASS_PRIORITY
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / "rules" / "data"
@@ -43,17 +46,10 @@ INGREDIENT_TABLE = DATA / "ingredient_classes.toml"
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 DISORDER_SYSTEMS = {"http://snomed.info/sct": "SNOMED CT", "http://hl7.org/fhir/sid/icd-10-cm": "ICD-10-CM"}
 
-#: Product classes, most dangerous for naltrexone first. An ingredient of class "naltrexone" makes
-#: a naltrexone_low_dose or naltrexone_full_dose product depending on its strength.
-PRODUCT_CLASS_ORDER = (
-    "opioid_agonist",
-    "opioid_partial_agonist",
-    "naltrexone_full_dose",
-    "opioid_antagonist",
-    "opioid_induced_constipation",
-    "naltrexone_low_dose",
-    "non_opioid",
-)
+#: Product classes, most dangerous for naltrexone first (the classifier's order, without the two
+#: classes only a name can have). An ingredient of class "naltrexone" makes a naltrexone_low_dose or
+#: naltrexone_full_dose product depending on its strength.
+PRODUCT_CLASS_ORDER = tuple(c for c in CLASS_PRIORITY if c not in ("naltrexone_dose_unknown", "unrecognised"))
 INGREDIENT_CLASSES = frozenset(PRODUCT_CLASS_ORDER) - {"naltrexone_full_dose", "naltrexone_low_dose"} | {"naltrexone"}
 
 # Leading qualifiers of an RxNorm clinical drug name: a quantity ("0.4 ML", "80 ACTUAT"), a
@@ -280,7 +276,7 @@ def build(valueset_dir: Path, table_path: Path = INGREDIENT_TABLE) -> str:
                 "ingredients": len(ingredients),
                 "brands": len(brand_out),
                 "disorder_codes": len(disorders),
-                "rxnorm_codes_by_class": _count(e["drug_class"] for e in rxnorm.values()),
+                "rxnorm_codes_by_class": dict(Counter(e["drug_class"] for e in rxnorm.values())),
             },
             "class_order": list(PRODUCT_CLASS_ORDER),
         },
@@ -290,13 +286,6 @@ def build(valueset_dir: Path, table_path: Path = INGREDIENT_TABLE) -> str:
         "disorders": [disorders[k] for k in sorted(disorders)],
     }
     return json.dumps(out, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
-
-
-def _count(values) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for v in values:
-        out[v] = out.get(v, 0) + 1
-    return out
 
 
 def main(argv: list[str] | None = None) -> int:
