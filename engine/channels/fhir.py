@@ -37,6 +37,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from engine.kernel.errors import FieldProblem, InputError, RuleSetError
+from engine.kernel.inputs import MAX_PROBLEMS
 from engine.kernel.loader import ruleset_module_name
 from engine.kernel.models import Result, Unknown
 
@@ -539,7 +540,7 @@ def parse_bundle(data: Any, names: list[str] | None = None) -> Any:
         return Bundle.model_validate(data)
     except ValidationError as exc:
         out = []
-        for err in exc.errors(include_input=False, include_url=False)[:20]:
+        for err in exc.errors(include_input=False, include_url=False)[:MAX_PROBLEMS]:
             msg = str(err["msg"]).removeprefix("Value error, ")
             if err["type"] == "extra_forbidden":
                 msg = "unknown element"
@@ -977,7 +978,7 @@ class FhirMapper:
         entries, failed, structure = self._entries(raw, names)
         self._require_scope(entries, failed)  # before any other check: out of scope is not an error
         if structure:
-            raise InputError(structure[:20])
+            raise InputError(structure[:MAX_PROBLEMS])
         if strict:
             parse_bundle(data, names)
         m = self.mapping
@@ -1050,7 +1051,7 @@ class FhirMapper:
             elif rtype not in ("Patient", "Medication"):
                 others[rtype] = others.get(rtype, 0) + 1
         if probs:
-            raise InputError(probs[:20])
+            raise InputError(probs[:MAX_PROBLEMS])
         for e in entries:
             if e.rtype == "Medication" and id(e.res) not in run.referenced:
                 codings = _codings(_get(e.res, "code", dict, e.label, None), "", None)
