@@ -451,20 +451,22 @@ def test_statement_statuses(status: str, kept: bool) -> None:
     assert (meds is None) is (not kept)
 
 
+def _dispensed(days: float, status: str = "active") -> dict[str, Any]:
+    """A tramadol request whose dispense window ended on 2025-01-10, with `days` of supply."""
+    return request(
+        tramadol(),
+        status=status,
+        dispenseRequest={
+            "validityPeriod": {"start": "2024-12-01", "end": "2025-01-10"},
+            "expectedSupplyDuration": {"value": days, "unit": "days", "system": UCUM, "code": "d"},
+        },
+    )
+
+
 def test_request_dispense_window_and_supply() -> None:
     """A request whose dispense window ended 5 days ago with 30 days' supply is still active; with 3 days'
     supply it stopped 2 days ago. A cancelled request is ignored."""
-
-    def req(days: int, status: str = "active") -> dict[str, Any]:
-        return request(
-            tramadol(),
-            status=status,
-            dispenseRequest={
-                "validityPeriod": {"start": "2024-12-01", "end": "2025-01-10"},
-                "expectedSupplyDuration": {"value": days, "unit": "days", "system": UCUM, "code": "d"},
-            },
-        )
-
+    req = _dispensed
     assert mapped(add(bundle(), req(30))).patient["medications"][0]["status"] == "active"
     assert mapped(add(bundle(), req(3))).patient["medications"][0] == {
         "name": "tramadol hydrochloride 50 MG Oral Tablet",
@@ -569,19 +571,8 @@ def test_a_supply_beyond_the_calendar_keeps_the_medication_current(days: float) 
     """A dispense window plus a supply that runs past the last date Python can hold: an active request
     stays active and a completed one stopped 0 days ago (an opioid then withholds LDN), never an
     OverflowError."""
-
-    def req(status: str) -> dict[str, Any]:
-        return request(
-            tramadol(),
-            status=status,
-            dispenseRequest={
-                "validityPeriod": {"start": "2024-12-01", "end": "2025-01-10"},
-                "expectedSupplyDuration": {"value": days, "unit": "days", "system": UCUM, "code": "d"},
-            },
-        )
-
-    assert mapped(add(bundle(), req("active"))).patient["medications"][0]["status"] == "active"
-    stopped = mapped(add(bundle(), req("completed"))).patient["medications"][0]
+    assert mapped(add(bundle(), _dispensed(days))).patient["medications"][0]["status"] == "active"
+    stopped = mapped(add(bundle(), _dispensed(days, "completed"))).patient["medications"][0]
     assert stopped["status"] == "stopped" and stopped["stopped_days_ago"] == 0
 
 
