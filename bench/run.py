@@ -8,7 +8,13 @@ each figure beside the same figure for a baseline commit measured in the same ru
     python -m bench --service            # the CDS Hooks service over HTTP instead (bench/service.py)
 
 `--baseline REF` checks REF out in a temporary `git worktree` and measures both trees in worker
-processes (bench/side.py), each importing its own tree's engine, on the same seeded cohort
+processes (bench/side.py), each importing its own tree's engine and the durable-rules build its
+README installs: a tree with `third_party/durable_rules/` gets that build, an older tree the
+upstream 2.0.28 (rebuilt from the vendored source with `third_party/durable_rules-forefoot.patch`
+reversed, which tests/test_vendored_durable.py proves is byte for byte the PyPI sdist). Both are
+compiled into the run's temporary folder and put first on each worker's PYTHONPATH. With
+`--same-durable` both trees use the durable-rules installed in this environment instead, which
+shows how much of a ratio is the project's own code. Both run on the same seeded cohort
 restricted to the input shape both accept (bench/cohort.py `common_shape`). The work alternates in
 blocks (A B, B A, A B, ...) so both trees see the same minutes of a noisy machine, and each
 figure is printed with its ratio: "faster" is a ratio measured side by side, not two numbers from
@@ -21,6 +27,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -81,10 +88,44 @@ def pct(sorted_values: list[float], q: float) -> float:
 # ---------------------------------------------------------------- the two trees
 
 
-class Worker:
-    """bench/side.py in a process of its own, importing the engine of `tree`."""
+VENDORED = Path("third_party") / "durable_rules"
+FOREFOOT_PATCH = Path("third_party") / "durable_rules-forefoot.patch"
 
-    def __init__(self, name: str, tree: Path):
+
+def durable_build(name: str, tree: Path, tmp: Path) -> tuple[str, Path]:
+    """The durable-rules that `tree`'s README installs, compiled into `tmp`: (what it is, its folder).
+
+    A tree that vendors durable-rules gets its own vendored build; an older tree gets upstream
+    2.0.28, rebuilt from this tree's vendored source with the patch reversed."""
+    src = tmp / f"durable-src-{name}"
+    if (tree / VENDORED).is_dir():
+        shutil.copytree(tree / VENDORED, src, ignore=shutil.ignore_patterns("build", "*.egg-info"))
+        what = "vendored (third_party/durable_rules)"
+    else:
+        shutil.copytree(ROOT / VENDORED, src, ignore=shutil.ignore_patterns("build", "*.egg-info"))
+        subprocess.run(["git", "apply", "-R", str(ROOT / FOREFOOT_PATCH)], cwd=src, check=True)
+        what = "upstream 2.0.28 (the vendored source, patch reversed)"
+    target = tmp / f"durable-{name}"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(src)],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    return what, target
+
+
+def tree_env(path: Path | None) -> dict[str, str] | None:
+    """The environment of a process of a tree: its durable-rules build first on PYTHONPATH."""
+    if path is None:
+        return None
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(path), os.environ.get("PYTHONPATH")]))}
+
+
+class Worker:
+    """bench/side.py in a process of its own, importing the engine of `tree` (and the durable-rules
+    build in `durable`, if given)."""
+
+    def __init__(self, name: str, tree: Path, durable: Path | None = None):
         self.name = name
         self.tree = tree
         self.proc = subprocess.Popen(
@@ -93,6 +134,7 @@ class Worker:
             stdout=subprocess.PIPE,
             cwd=str(tree),
             text=True,
+            env=tree_env(durable),
         )
 
     def ask(self, cmd: str, **args) -> dict:
@@ -216,7 +258,7 @@ _PEAK_OF_CHILD = (
 )
 
 
-def soak_batch(tree: Path, path: Path, n: int, workers: int) -> dict:
+def soak_batch(tree: Path, path: Path, n: int, workers: int, durable: Path | None = None) -> dict:
     """`cli.py batch` of `tree` on `n` records in a fresh process tree: every record accounted for,
     and the peak RSS of its largest process."""
     out = path.with_name(f"{path.stem}-{tree.name}.out.ndjson")
@@ -234,7 +276,7 @@ def soak_batch(tree: Path, path: Path, n: int, workers: int) -> dict:
         str(workers),
     ]
     s = time.perf_counter()
-    done = subprocess.run(cmd, capture_output=True, text=True, cwd=str(tree))
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=str(tree), env=tree_env(durable))
     wall = time.perf_counter() - s
     lines = errors = 0
     with out.open("rb") as fh:
@@ -254,10 +296,13 @@ def soak_batch(tree: Path, path: Path, n: int, workers: int) -> dict:
     }
 
 
-def cold_start(trees: list[tuple[str, Path]], runs: int) -> dict:
+def cold_start(trees: list[tuple[str, Path]], runs: int, durables: dict[str, Path] | None = None) -> dict:
     """Median wall time of one-patient `cli.py triage FILE --format json` in a new interpreter, per
     tree, and of `python -c pass`; the commands interleaved run by run."""
     py = sys.executable
+    durables = durables or {}
+    envs: dict[str, dict[str, str] | None] = {name: tree_env(durables.get(name)) for name, _ in trees}
+    envs["interpreter"] = None
     cmds = {"interpreter": ([py, "-c", "pass"], ROOT)}
     for name, tree in trees:
         # bytecode as an installed package has it (PYTHONDONTWRITEBYTECODE may forbid writing it on
@@ -266,15 +311,17 @@ def cold_start(trees: list[tuple[str, Path]], runs: int) -> dict:
             [py, "-m", "compileall", "-q", "engine", "rules", "cli.py"], cwd=tree, check=True, stdout=subprocess.DEVNULL
         )
         cmds[name] = ([py, str(tree / "cli.py"), "triage", str(EXAMPLE), "--format", "json"], tree)
-    for cmd, cwd in cmds.values():  # page cache warm: "cold" is a new process, not a cold disk
-        subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True, cwd=cwd)
+    for key, (cmd, cwd) in cmds.items():  # page cache warm: "cold" is a new process, not a cold disk
+        subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True, cwd=cwd, env=envs[key])
     times: dict[str, list[float]] = {k: [] for k in cmds}
     order = list(cmds)
     for i in range(runs):
         for key in order if i % 2 == 0 else order[::-1]:
             cmd, cwd = cmds[key]
             s = time.perf_counter()
-            subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True, cwd=cwd)
+            subprocess.run(
+                cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True, cwd=cwd, env=envs[key]
+            )
             times[key].append(time.perf_counter() - s)
     return {"runs": runs, **{k: statistics.median(v) for k, v in times.items()}, "all_s": times}
 
@@ -311,6 +358,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=20240501)
     ap.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
     ap.add_argument("--json", metavar="FILE", help="also write every figure as JSON")
+    ap.add_argument(
+        "--same-durable",
+        action="store_true",
+        help="both trees use the durable-rules installed here, not each the build its README installs",
+    )
     ap.add_argument(
         "--service",
         action="store_true",
@@ -350,7 +402,16 @@ def main(argv: list[str] | None = None) -> int:
             with cohort_file.open("wb") as fh:
                 for p in cohort(args.patients, seed=args.seed):
                     fh.write(orjson.dumps(common_shape(p)) + b"\n")
-            workers = [Worker(name, tree) for name, tree in trees]
+            durables: dict[str, Path] = {}
+            fig["durable_rules"] = {}
+            for name, tree in trees:
+                if args.same_durable or base_ctx is None:
+                    fig["durable_rules"][name] = (
+                        "installed in this environment (--same-durable)" if base_ctx else "installed"
+                    )
+                else:
+                    fig["durable_rules"][name], durables[name] = durable_build(name, tree, tmp)
+            workers = [Worker(name, tree, durables.get(name)) for name, tree in trees]
             print()
             fig["cohort"] = {}
             for w in workers:
@@ -359,6 +420,9 @@ def main(argv: list[str] | None = None) -> int:
                     f"{w.name:>8}: {fig['trees'][w.name]}; rule set {info['ruleset']}, {info['rules_fired']}/"
                     f"{info['rules']} rules fired on {info['patients']} synthetic patients (seed {args.seed}), "
                     f"{info['rejected']} rejected"
+                )
+                print(
+                    f"          durable-rules: {fig['durable_rules'][w.name]}, loaded from {info.get('durable_so', '?')}"
                 )
             names = [w.name for w in workers]
 
@@ -385,9 +449,10 @@ def main(argv: list[str] | None = None) -> int:
                 for p in cohort(args.soak // 10, seed=args.seed + 2):
                     fh.write(orjson.dumps(common_shape(p)) + b"\n")
             sb = fig["soak_batch"] = {
-                name: soak_batch(tree, batch_file, args.soak // 10, args.workers) for name, tree in trees
+                name: soak_batch(tree, batch_file, args.soak // 10, args.workers, durables.get(name))
+                for name, tree in trees
             }
-            cs = fig["cold_start"] = cold_start(trees, args.cold_runs)
+            cs = fig["cold_start"] = cold_start(trees, args.cold_runs, durables)
         finally:
             for w in workers:
                 w.proc.kill()

@@ -98,8 +98,11 @@ class Side:
             except Exception:  # noqa: BLE001 - counted: the cohort must be one both versions accept
                 rejected += 1
         rs = self.t.ruleset
+        import durable_rules_engine
+
         return {
             "tree": TREE,
+            "durable_so": durable_rules_engine.__file__,
             "rejected": rejected,
             "patients": len(self.patients),
             "rules": len(rs.rules),

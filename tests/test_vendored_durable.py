@@ -1,0 +1,128 @@
+"""The vendored durable-rules is upstream 2.0.28 plus our patch, and it is the build installed.
+
+third_party/README.md says what the patch changes and why. Upstream's file hashes were taken from
+the PyPI source distribution (durable_rules-2.0.28.tar.gz); the test reverses the patch on a copy
+of the tracked files and checks every file against them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+from importlib.metadata import version
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+THIRD = ROOT / "third_party"
+VENDORED = THIRD / "durable_rules"
+PATCH = THIRD / "durable_rules-forefoot.patch"
+UPSTREAM = THIRD / "durable_rules-2.0.28.sha256"
+
+
+def _upstream_hashes() -> dict[str, str]:
+    out = {}
+    for line in UPSTREAM.read_text().splitlines():
+        digest, name = line.split(maxsplit=1)
+        out[name] = digest
+    return out
+
+
+def _tracked() -> list[str]:
+    try:
+        listed = subprocess.run(
+            ["git", "-C", str(ROOT), "ls-files", "--", "third_party/durable_rules"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+    except (OSError, subprocess.CalledProcessError):
+        pytest.skip("not a git checkout: the tracked files cannot be listed")
+    prefix = "third_party/durable_rules/"
+    return sorted(name[len(prefix) :] for name in listed)
+
+
+def test_the_vendored_tree_holds_exactly_the_upstream_files():
+    assert _tracked() == sorted(_upstream_hashes())
+
+
+def test_reversing_the_patch_gives_upstream_byte_for_byte(tmp_path):
+    copy = tmp_path / "durable_rules"
+    for name in _tracked():
+        (copy / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(VENDORED / name, copy / name)
+    subprocess.run(["git", "apply", "-R", str(PATCH)], cwd=copy, check=True)
+    got = {name: hashlib.sha256((copy / name).read_bytes()).hexdigest() for name in _upstream_hashes()}
+    assert got == _upstream_hashes()
+
+
+def test_the_patch_touches_only_what_third_party_readme_names():
+    touched = sorted(
+        line.split()[1].removeprefix("b/") for line in PATCH.read_text().splitlines() if line.startswith("+++ ")
+    )
+    assert touched == ["setup.py", "src/rules/state.c", "src/rules/state.h"]
+    readme = (THIRD / "README.md").read_text()
+    for name in touched:
+        assert f"`{name}`" in readme
+
+
+def test_the_installed_durable_rules_is_the_vendored_build():
+    setup = (VENDORED / "setup.py").read_text()
+    want = setup.split("version = '", 1)[1].split("'", 1)[0]
+    assert want.startswith("2.0.28+forefoot.")
+    assert version("durable_rules") == want, (
+        "the installed durable-rules is not the vendored build: install with "
+        "`python -m pip install ./third_party/durable_rules -e .` (the README's commands)"
+    )
+
+
+_DIGEST = """
+import hashlib, sys
+sys.path.insert(0, sys.argv[1])
+import durable_rules_engine
+from bench.cohort import cohort
+from engine import Triager
+from tests.conftest import load_example
+from tests.test_soak import EXAMPLES
+t = Triager()
+h = hashlib.sha256()
+patients = list(cohort(int(sys.argv[2]))) + [load_example(e) for e in EXAMPLES]
+for p in patients:
+    r = t.triage(p)
+    h.update(r.__pydantic_serializer__.to_json(r) + b"\\n")
+print(durable_rules_engine.__file__, len(patients), h.hexdigest())
+"""
+
+
+@pytest.mark.slow
+def test_the_vendored_build_decides_exactly_as_upstream(tmp_path):
+    """Every result, trace included, byte for byte, on 2,005 patients: upstream 2.0.28 (rebuilt from
+    the vendored source with the patch reversed, as the benchmark's baseline is) against the
+    installed vendored build. Measured once on 20,005 as well (third_party/README.md)."""
+    import os
+    import sys
+
+    from bench.run import durable_build
+
+    old_tree = tmp_path / "a tree without third_party"
+    old_tree.mkdir()
+    what, upstream = durable_build("upstream", old_tree, tmp_path)
+    assert what.startswith("upstream 2.0.28")
+
+    def digest(pythonpath: str | None) -> list[str]:
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        if pythonpath:
+            env["PYTHONPATH"] = pythonpath
+        done = subprocess.run(
+            [sys.executable, "-c", _DIGEST, str(ROOT), "2000"], env=env, cwd=ROOT, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        return done.stdout.split()
+
+    up = digest(str(upstream))
+    ours = digest(None)
+    assert up[0].startswith(str(upstream)) and not ours[0].startswith(str(upstream))
+    assert up[1] == ours[1] == "2005"
+    assert up[2] == ours[2]
