@@ -68,6 +68,44 @@ def test_the_patch_touches_only_what_third_party_readme_names():
         assert f"`{name}`" in readme
 
 
+_EDGE = """
+import json, sys
+import durable_rules_engine as d
+n = int(sys.argv[1])
+h = d.create_ruleset("edge", json.dumps({"r": {"all": [{"m": {"$and": [{"type": "x"}, {"k0": 0}]}}], "pri": 1}}))
+fact = {"type": "x", **{f"k{i}": i for i in range(n - 3)}, "id": "f1", "sid": "s"}
+assert len(fact) == n
+try:
+    code, state = d.assert_fact(h, json.dumps(fact))
+except Exception as e:
+    print("refused", e)
+else:
+    started = d.start_action_for_state(h, state)
+    print("fired", len(json.loads(started[1])["r"]["m"]))
+    d.complete_and_start_action(h, state)
+    d.delete_state(h, "s")
+"""
+
+
+def _edge(n: int) -> str:
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _EDGE, str(n)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, f"durable-rules crashed on a fact of {n} properties (exit {done.returncode})"
+    return done.stdout.strip()
+
+
+def test_the_installed_build_takes_every_fact_the_wrapper_sends_and_refuses_128_properties():
+    """The installed module was compiled with the patched header (MAX_OBJECT_PROPERTIES 128): a fact
+    as wide as the wrapper allows fires with every property; 127 still does; 128 is refused with
+    durable-rules' own error, not a crash. Upstream takes 128."""
+    from engine.kernel.inference import MAX_FACT_PROPERTIES
+
+    assert _edge(MAX_FACT_PROPERTIES) == f"fired {MAX_FACT_PROPERTIES}"
+    assert _edge(127) == "fired 127"
+    assert _edge(128).startswith("refused") and "302" in _edge(128)
+
+
 def test_the_installed_durable_rules_is_the_vendored_build():
     setup = (VENDORED / "setup.py").read_text()
     want = setup.split("version = '", 1)[1].split("'", 1)[0]

@@ -28,7 +28,7 @@ caller's thread. The measured edges of durable-rules (../shared/DURABLE.md) are 
   share one. A forked child (`os.register_at_fork`) starts with empty pools and fresh locks: a
   lock or a session another thread held at the moment of the fork is never inherited.
 * Facts are small, flat and normalised (`normalise_fact`): no nesting, at most
-  `MAX_FACT_PROPERTIES` leaves (253 segfaults), floats rounded and never written in exponent
+  `MAX_FACT_PROPERTIES` leaves (253 segfault upstream; the vendored build refuses 128), floats rounded and never written in exponent
   form (which segfaults), non-ASCII kept as text (orjson writes UTF-8, as `ensure_ascii=False`
   does), fact ids assigned here from a fixed, collision-tested range. A match that durable-rules
   reports is resolved, by fact id, to the fact the wrapper sent: rules read our read-only copy,
@@ -68,7 +68,8 @@ import orjson
 from engine.kernel.errors import FactError, InferenceError, RuleSetError
 from engine.kernel.rulebase import _RUNNING, Context, Pattern, Rule, RuleSet, Test
 
-#: 253 properties (nested leaves counted) segfault durable-rules; keep far below.
+#: 253 properties (nested leaves counted) segfault upstream durable-rules; the vendored build
+#: (third_party/README.md) refuses 128 with its own error. Keep far below both.
 MAX_FACT_PROPERTIES = 64
 #: Facts in one session, derived ones included. Ids f1..f{MAX_FACTS} are pinned collision-free by a test.
 MAX_FACTS = 512

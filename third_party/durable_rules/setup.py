@@ -29,10 +29,12 @@ class install_lib(_install_lib.install_lib):
         if self.distribution.has_ext_modules():
           self.run_command('build_ext')
 
-rules_lib = ('durable_rules_engine_py', {'sources': ['src/rules/%s.c' % src for src in ('json', 'rete', 'state', 'events', 'regex')]})
+headers = ['src/rules/%s.h' % h for h in ('json', 'regex', 'rete', 'rules', 'state')]  # forefoot: rebuild when a header changes
+rules_lib = ('durable_rules_engine_py', {'sources': ['src/rules/%s.c' % src for src in ('json', 'rete', 'state', 'events', 'regex')], 'obj_deps': {'': headers}})
 
 rules = Extension('durable_rules_engine',
                   sources = ['src/rulespy/rules.c'],
+                  depends = headers,
                   include_dirs=['src/rules'])
 
 here = path.abspath(path.dirname(__file__)) + '/docs/py'
@@ -41,7 +43,7 @@ with open(path.join(here, 'README.txt'), encoding='utf-8') as f:
 
 setup (
     name = 'durable_rules',
-    version = '2.0.28+forefoot.1',
+    version = '2.0.28+forefoot.2',
     description = 'for real time analytics (a Python Rules Engine)',
     long_description=long_description,
     url='https://github.com/jruizgit/rules',
