@@ -30,11 +30,15 @@ class install_lib(_install_lib.install_lib):
           self.run_command('build_ext')
 
 headers = ['src/rules/%s.h' % h for h in ('json', 'regex', 'rete', 'rules', 'state')]  # forefoot: rebuild when a header changes
-rules_lib = ('durable_rules_engine_py', {'sources': ['src/rules/%s.c' % src for src in ('json', 'rete', 'state', 'events', 'regex')], 'obj_deps': {'': headers}})
+# forefoot: upstream's CFLAGS above leave gcc at -O0 (no optimisation) in a pip build; these are
+# the optimisation and safety flags CPython itself is compiled with
+cflags = ['-O2', '-fwrapv', '-fno-strict-aliasing'] if platform != 'win32' else []
+rules_lib = ('durable_rules_engine_py', {'sources': ['src/rules/%s.c' % src for src in ('json', 'rete', 'state', 'events', 'regex')], 'obj_deps': {'': headers}, 'cflags': cflags})
 
 rules = Extension('durable_rules_engine',
                   sources = ['src/rulespy/rules.c'],
                   depends = headers,
+                  extra_compile_args = cflags,
                   include_dirs=['src/rules'])
 
 here = path.abspath(path.dirname(__file__)) + '/docs/py'
@@ -43,7 +47,7 @@ with open(path.join(here, 'README.txt'), encoding='utf-8') as f:
 
 setup (
     name = 'durable_rules',
-    version = '2.0.28+forefoot.2',
+    version = '2.0.28+forefoot.3',
     description = 'for real time analytics (a Python Rules Engine)',
     long_description=long_description,
     url='https://github.com/jruizgit/rules',
