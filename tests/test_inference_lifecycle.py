@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def toy(rules=None, **engine_options) -> Triager:
-    """A toy triager on the kept-state lifecycle (opt-in: `reuse_states=True`), unless told otherwise."""
+    """A toy triager on the kept-state lifecycle (`reuse_states=True`), unless told otherwise."""
     t = Triager(toy_ruleset(rules or chain_rules()))
     t.engine = Engine(t.ruleset, **{"reuse_states": True, **engine_options})
     return t
@@ -249,7 +249,8 @@ def test_a_state_in_which_no_rule_ever_fires_is_deleted_safely_however_it_is_rec
         "from engine.kernel.inference import Engine\n"
         "from tests.toy import toy_ruleset, chain_rules\n"
         "import pydantic, rich  # heap churn, as in a real process\n"
-        "for options in ({}, {'reuse_states': True, 'recycle_after': 1}, {'reuse_states': True, 'recycle_after': 3},\n"
+        "for options in ({'reuse_states': False}, {'reuse_states': True, 'recycle_after': 1},\n"
+        "                {'reuse_states': True, 'recycle_after': 3},\n"
         "                {'reuse_states': True}):\n"
         "    t = Triager(toy_ruleset(chain_rules()))\n"
         "    t.engine = Engine(t.ruleset, **options)\n"

@@ -1,7 +1,8 @@
 """The fast paths decide and write exactly what the slow ones do (issue: speed).
 
-Fast: the kept state node (facts retracted after each patient; opt-in, `Engine(reuse_states=True)`,
-off by default for the memory-safety hazard described in engine/kernel/inference.py) and the result written by orjson
+Fast: the kept state node (facts retracted after each patient, `Engine(reuse_states=True)`: the
+default on the vendored durable-rules, whose retraction is bounded; see engine/kernel/inference.py)
+and the result written by orjson
 from JSON data built straight from the run (`Triager.triage_data`, `data_json`: the batch path).
 Slow, kept in the code as the reference: the state node deleted after every patient
 (`Engine(reuse_states=False)`) and the pydantic `Result`, validated and written by pydantic-core.

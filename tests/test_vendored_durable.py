@@ -62,7 +62,7 @@ def test_the_patch_touches_only_what_third_party_readme_names():
     touched = sorted(
         line.split()[1].removeprefix("b/") for line in PATCH.read_text().splitlines() if line.startswith("+++ ")
     )
-    assert touched == ["setup.py", "src/rules/state.c", "src/rules/state.h"]
+    assert touched == ["setup.py", "src/rules/state.c", "src/rules/state.h", "src/rulespy/rules.c"]
     readme = (THIRD / "README.md").read_text()
     for name in touched:
         assert f"`{name}`" in readme
@@ -106,6 +106,29 @@ def test_the_installed_build_takes_every_fact_the_wrapper_sends_and_refuses_128_
     assert _edge(128).startswith("refused") and "302" in _edge(128)
 
 
+def test_on_the_vendored_build_the_engine_keeps_its_state_nodes_by_default():
+    """The build says its retraction is bounded, and only then does `Engine` keep state nodes by
+    default (upstream: see the slow test below)."""
+    from engine import Triager
+    from engine.kernel import inference
+
+    assert inference.BOUNDED_RETRACTION is True
+    t = Triager()
+    assert t.engine.reuse_states is True
+    from tests.conftest import load_example
+    from tests.test_soak import EXAMPLES
+
+    for name in EXAMPLES:
+        t.triage(load_example(name))
+    assert t.engine.states_created == 1  # one state node served every patient
+    assert t.engine.fallbacks == 0
+    assert t.engine.kept_states() == 1
+    assert Triager(t.ruleset).engine.reuse_states is True
+    from engine.kernel.inference import Engine
+
+    assert Engine(t.ruleset, reuse_states=False).reuse_states is False
+
+
 def test_the_installed_durable_rules_is_the_vendored_build():
     setup = (VENDORED / "setup.py").read_text()
     want = setup.split("version = '", 1)[1].split("'", 1)[0]
@@ -137,8 +160,9 @@ print(durable_rules_engine.__file__, len(patients), h.hexdigest())
 @pytest.mark.slow
 def test_the_vendored_build_decides_exactly_as_upstream(tmp_path):
     """Every result, trace included, byte for byte, on 2,005 patients: upstream 2.0.28 (rebuilt from
-    the vendored source with the patch reversed, as the benchmark's baseline is) against the
-    installed vendored build. Measured once on 20,005 as well (third_party/README.md)."""
+    the vendored source with the patch reversed, as the benchmark's baseline is; state nodes deleted
+    after every triage) against the installed vendored build (state nodes kept). Measured once on
+    20,005 as well (third_party/README.md)."""
     import os
     import sys
 
@@ -158,6 +182,21 @@ def test_the_vendored_build_decides_exactly_as_upstream(tmp_path):
         )
         assert done.returncode == 0, done.stderr[-2000:]
         return done.stdout.split()
+
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    lifecycle = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from engine import Triager; from engine.kernel import inference; "
+            "print(inference.BOUNDED_RETRACTION, Triager().engine.reuse_states)",
+        ],
+        env={**env, "PYTHONPATH": str(upstream)},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert lifecycle.stdout.split() == ["False", "False"], lifecycle.stderr[-2000:]  # upstream: deleted every triage
 
     up = digest(str(upstream))
     ours = digest(None)

@@ -9,21 +9,22 @@ caller's thread. The measured edges of durable-rules (../shared/DURABLE.md) are 
   synchronously on the caller's thread, and the agenda is drained before `run` returns.
 * No fact outlives a triage: each pooled session is its own durable ruleset with one constant
   session id, so a ruleset never holds more than one state node and session ids never collide
-  (the 32-bit FNV hash and the 1024 cap). By default the state node is deleted after every triage
-  (once its agenda has drained). It CAN be kept from one patient to the next, which saves creating
-  it (`Engine(..., reuse_states=True)`), but that path is off by default: retracting facts takes a
-  path of durable-rules 2.0.28 that valgrind showed reading past a freed activation frame, with
-  possible stray writes that cannot be ruled out (`_RETRACT_SAFE_SLOTS`); a clinical engine does
-  not trade memory safety for a quarter of the C core's time. The vendored build
-  (third_party/durable_rules, which the README installs) bounds that scan and makes creating a
-  state node cheap, so deleting it after every triage costs little more than keeping it. With reuse: after a triage every fact it asserted
-  is retracted, gate facts first so that no rule can complete a match while the rest go, and the
-  wrapper then proves the state empty (`start_action_for_state` offers no action and `get_facts`
-  lists none). If that proof fails, any action offered is completed without running and the
-  state is deleted (`Engine.fallbacks` counts it). The state is also deleted, after its agenda
-  has drained, when a triage fails, and after `RECYCLE_AFTER` triages; the next triage creates
-  it afresh. Deleting after every triage (the default) is the reference lifecycle that tests
-  compare the kept one against, result for result and trace for trace.
+  (the 32-bit FNV hash and the 1024 cap). After a triage (once its agenda has drained) the state
+  node is either kept or deleted. Kept (`Engine(..., reuse_states=True)`): every fact the triage
+  asserted is retracted, gate facts first so that no rule can complete a match while the rest go,
+  and the wrapper then proves the state empty (`start_action_for_state` offers no action and
+  `get_facts` lists none). If that proof fails, any action offered is completed without running
+  and the state is deleted (`Engine.fallbacks` counts it). The state is also deleted, after its
+  agenda has drained, when a triage fails, and after `RECYCLE_AFTER` triages; the next triage
+  creates it afresh. Deleted (`reuse_states=False`): the reference lifecycle that tests compare
+  the kept one against, result for result and trace for trace.
+  Which is the default depends on the durable-rules build (`BOUNDED_RETRACTION`): retracting takes
+  a path of upstream durable-rules 2.0.28 that valgrind showed reading past a freed activation
+  frame, with possible stray writes (`_RETRACT_SAFE_SLOTS`), and a clinical engine does not trade
+  memory safety for speed, so on upstream the state is deleted after every triage. The vendored
+  build (third_party/durable_rules, which the README installs) bounds that scan and says so
+  (`durable_rules_engine.forefoot_bounded_retraction`); on it the state node is kept, which saves
+  creating it (about a tenth of a triage).
 * Threads and forks: each run borrows a whole session from the engine's pool, so threads never
   share one. A forked child (`os.register_at_fork`) starts with empty pools and fresh locks: a
   lock or a session another thread held at the moment of the fork is never inherited.
@@ -842,6 +843,11 @@ def _after_fork_in_child() -> None:
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
+#: Whether the installed durable-rules stops deleteMessageFromFrame's scan at a frame's last slot
+#: (the vendored build says so; upstream 2.0.28 does not): the default lifecycle keeps state
+#: nodes only then (`Engine(reuse_states=None)`).
+BOUNDED_RETRACTION: bool = bool(getattr(_dre, "forefoot_bounded_retraction", 0))
+
 #: Triages on one state node before it is deleted and created afresh (a bound on anything the C
 #: core might keep per state; creating one costs about one triage).
 RECYCLE_AFTER = 1000
@@ -853,21 +859,22 @@ class Engine:
     Each call to `run` borrows a session for its whole run, so one session id never serves two
     patients at once and no ruleset ever holds more than one state node.
 
-    By default each session's state node is deleted after every triage. `reuse_states=True` keeps it
-    and retracts the facts instead: faster, and pinned result for result against deletion on 20,005
-    patients, but OFF by default because durable-rules' retraction path has a memory-safety hazard
-    that valgrind exposed and that is narrowed, not closed (see `_RETRACT_SAFE_SLOTS`).
+    `reuse_states=True` keeps each session's state node and retracts the facts after a triage;
+    `False` deletes it after every triage (pinned result for result against each other on 20,005
+    patients). The default, None, keeps it only on a durable-rules build whose retraction is
+    bounded (`BOUNDED_RETRACTION`, the vendored build): upstream's retraction path has a
+    memory-safety hazard that valgrind exposed (see `_RETRACT_SAFE_SLOTS`).
     `recycle_after` bounds the triages one kept state node serves.
     """
 
-    def __init__(self, ruleset: RuleSet, reuse_states: bool = False, recycle_after: int = RECYCLE_AFTER):
+    def __init__(self, ruleset: RuleSet, reuse_states: bool | None = None, recycle_after: int = RECYCLE_AFTER):
         errors = ruleset.errors()
         if errors:
             raise RuleSetError("rule set is inconsistent:\n  " + "\n  ".join(f.message for f in errors))
         if recycle_after < 1:
             raise ValueError("recycle_after must be at least 1")
         self.ruleset = ruleset
-        self.reuse_states = reuse_states
+        self.reuse_states = BOUNDED_RETRACTION if reuse_states is None else reuse_states
         self.recycle_after = recycle_after
         self.compiled = compile_rules(ruleset)
         self.plans = _plans(ruleset)

@@ -970,6 +970,8 @@ PyMODINIT_FUNC PyInit_durable_rules_engine(void)
         RulesError = PyErr_NewException("durable_rules_engine.error", NULL, NULL);
         Py_INCREF(RulesError);
         PyModule_AddObject(m, "error", RulesError);
+        // forefoot: this build's deleteMessageFromFrame stops at a frame's last slot
+        PyModule_AddIntConstant(m, "forefoot_bounded_retraction", 1);
     }
 
     return m;
