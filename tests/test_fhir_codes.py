@@ -553,17 +553,51 @@ def test_partial_onset_takes_the_shortest_duration_and_says_so(onset: dict[str, 
     assert "shortest possible duration" in reason and "entry[" not in reason
 
 
-@pytest.mark.parametrize("value", [8000, 10**20, 1e300])
-def test_an_onset_age_beyond_the_calendar_is_read_like_any_age_past_the_reference_date(value: float) -> None:
-    """An onset age that ends after the last date Python can hold is read as the latest onset (the
-    reference date), as an age of 200 years is: a result with the conservative-reading unknown, never
-    an OverflowError (which the CLI reported as an internal error, exit 1)."""
-    big = mapped(_onset_only(onsetAge={"value": value, "unit": "years", "system": UCUM, "code": "a"}))
-    old = mapped(_onset_only(onsetAge={"value": 200, "unit": "years", "system": UCUM, "code": "a"}))
-    assert big.patient["pain"] == old.patient["pain"]
-    assert big.patient["pain"]["duration_weeks"] == 0
-    [reason] = reasons(big, "fhir:pain.duration_weeks")
+def test_an_onset_age_the_patient_is_still_living_takes_the_shortest_duration() -> None:
+    """The patient is 38 on the reference date (born 1986-06-01, Bundle of 2025-01-15): pain that began
+    at 38 began on a day between the 38th birthday and today, and is read as beginning today (0 weeks),
+    with the conservative-reading unknown."""
+    m = mapped(_onset_only(onsetAge={"value": 38, "unit": "years", "system": UCUM, "code": "a"}))
+    assert m.patient["pain"]["duration_weeks"] == 0
+    [reason] = reasons(m, "fhir:pain.duration_weeks")
     assert "onset given as an age" in reason
+
+
+@pytest.mark.parametrize(
+    ("onset", "element"),
+    [
+        ({"onsetAge": {"value": 39, "unit": "years", "system": UCUM, "code": "a"}}, "onsetAge"),
+        ({"onsetAge": {"value": 200, "unit": "years", "system": UCUM, "code": "a"}}, "onsetAge"),
+        ({"onsetAge": {"value": 8000, "unit": "years", "system": UCUM, "code": "a"}}, "onsetAge"),
+        ({"onsetAge": {"value": 10**20, "unit": "years", "system": UCUM, "code": "a"}}, "onsetAge"),
+        ({"onsetAge": {"value": 1e300, "unit": "years", "system": UCUM, "code": "a"}}, "onsetAge"),
+        ({"onsetDateTime": "2025-01-16"}, "onsetDateTime"),
+        ({"onsetDateTime": "2030"}, "onsetDateTime"),
+        ({"onsetPeriod": {"start": "2025-02"}}, "onsetPeriod.start"),
+        ({"recordedDate": "2025-01-16"}, "recordedDate"),
+    ],
+)
+def test_an_onset_after_the_reference_date_is_an_entry_error_naming_its_element(
+    onset: dict[str, Any], element: str
+) -> None:
+    """Pain cannot have begun after the reference date (2025-01-15), nor at an age the patient has not
+    reached: the mapper names the element and what is allowed, and never reads it as 0 weeks (before
+    rule set 1.2.1 an onset age of 200 was read as pain that began today). Ages beyond the calendar
+    are refused the same way, never an OverflowError (an internal error, exit 1)."""
+    with pytest.raises(InputError) as err:
+        mapped(_onset_only(**onset))
+    [problem] = err.value.problems
+    assert problem.field.endswith(f"(Condition).{element}")
+    assert "the reference date" in problem.problem
+    cli = runner.invoke(app, ["triage", "-", "--input", "fhir"], input=json.dumps(_onset_only(**onset)))
+    assert cli.exit_code == 2, cli.output
+    assert element in cli.stderr and "Traceback" not in cli.output
+
+
+def test_an_onset_on_the_reference_date_is_pain_of_0_weeks() -> None:
+    """The boundary: an onset on the reference date itself is read (0 weeks), not refused."""
+    m = mapped(_onset_only(onsetDateTime="2025-01-15"))
+    assert m.patient["pain"]["duration_weeks"] == 0 and not m.unknowns
 
 
 @pytest.mark.parametrize("days", [10**6, 10**20, 1e300])

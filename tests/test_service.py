@@ -387,6 +387,18 @@ def test_forefoot_pain_without_birth_date_is_400_naming_it(server: Server) -> No
     assert "prefetch.patient" in diagnostics(resp) and "birthDate" in diagnostics(resp)
 
 
+def test_forefoot_pain_beginning_at_an_age_the_patient_has_not_reached_is_400_naming_it(server: Server) -> None:
+    """Rule set 1.2.1: an onset age beyond the patient's age is an entry error (400 naming the
+    Condition's onsetAge), not pain that began today."""
+    req = hook_request()
+    for e in req["prefetch"]["conditions"]["entry"]:
+        e["resource"].pop("onsetDateTime", None)
+        e["resource"]["onsetAge"] = {"value": 200, "unit": "years", "system": "http://unitsofmeasure.org", "code": "a"}
+    resp = server.call(req)
+    assert resp.status_code == 400 and is_outcome(resp)
+    assert "prefetch.conditions" in diagnostics(resp) and "onsetAge" in diagnostics(resp)
+
+
 def test_reference_date_is_the_tokens_iat_day_not_the_bundles_timestamp(server: Server) -> None:
     """Durations are computed at the token's iat day: a new onset in the Bundle's month is long-standing today."""
     req = hook_request("new-onset")

@@ -1292,6 +1292,11 @@ class FhirMapper:
                 else:
                     col.add(fld, value, f"{where}.code", when)
             if row.onset:
+                late = self._onset_after_reference(res, onset, recorded, run)
+                if late is not None:
+                    element, reason, allowed = late
+                    probs.append(FieldProblem(f"{where}.{element}", reason, allowed))
+                    continue
                 day, note = self._onset(onset, recorded, run)
                 if day is not None and day <= run.ref_day:
                     col.add(
@@ -1314,6 +1319,43 @@ class FhirMapper:
             else None
         )
         return w or start, age_parts
+
+    def _onset_after_reference(
+        self,
+        res: dict[str, Any],
+        onset: tuple[_When | None, tuple[float | None, str | None, str | None] | None],
+        recorded: _When | None,
+        run: _Run,
+    ) -> tuple[str, str, str] | None:
+        """(element, problem, allowed) when the element the pain's onset would be read from puts it
+        after the reference date: an entry error, never read as a duration of 0 weeks."""
+        ref_day = run.ref_day
+        w, age = onset
+        if w is not None:
+            if w.earliest <= ref_day:
+                return None
+            written = res.get("onsetDateTime")
+            element = "onsetDateTime" if type(written) is str and _parse_when(written) == w else "onsetPeriod.start"
+            return element, "is after the reference date: the pain cannot have begun then", "a date on or before it"
+        if age is not None:
+            value, unit, system = age
+            if (
+                value is not None
+                and value >= 0
+                and unit in _UCUM_DAYS
+                and (not system or system == self._ucum)
+                and run.birth is not None
+                and _add_ucum(run.birth[0], value, unit) > ref_day  # even from the earliest birth date
+            ):
+                return (
+                    "onsetAge",
+                    "is older than the patient at the reference date: the pain cannot have begun then",
+                    "an age the patient has reached",
+                )
+            return None
+        if recorded is not None and recorded.earliest > ref_day:
+            return "recordedDate", "is after the reference date (the onset is read from it)", "a date on or before it"
+        return None
 
     def _onset(
         self,

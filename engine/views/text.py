@@ -2,7 +2,7 @@
 
 The default view is written for an 80x24 terminal and keeps what a clinician acts on in sight:
 
-    Patient example-opioid-user · forefoot-pain-pathway 1.2.0
+    Patient example-opioid-user · forefoot-pain-pathway 1.2.1
     Recommended                                      grade              review
      ✓ Footwear modification                         SORT C · very low  review 6 wk
      ✓ Ultrasound-guided pulsed radiofrequency ·     SORT C · very low  review 12 wk
