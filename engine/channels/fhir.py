@@ -1320,6 +1320,13 @@ class FhirMapper:
         )
         return w or start, age_parts
 
+    def _readable_age(self, age: tuple[float | None, str | None, str | None]) -> tuple[float, str] | None:
+        """An onsetAge's (value, UCUM unit) when this table can read it (a, mo, wk or d), else None."""
+        value, unit, system = age
+        if value is not None and value >= 0 and unit in _UCUM_DAYS and (not system or system == self._ucum):
+            return value, unit
+        return None
+
     def _onset_after_reference(
         self,
         res: dict[str, Any],
@@ -1338,15 +1345,9 @@ class FhirMapper:
             element = "onsetDateTime" if type(written) is str and _parse_when(written) == w else "onsetPeriod.start"
             return element, "is after the reference date: the pain cannot have begun then", "a date on or before it"
         if age is not None:
-            value, unit, system = age
-            if (
-                value is not None
-                and value >= 0
-                and unit in _UCUM_DAYS
-                and (not system or system == self._ucum)
-                and run.birth is not None
-                and _add_ucum(run.birth[0], value, unit) > ref_day  # even from the earliest birth date
-            ):
+            read = self._readable_age(age)
+            if read is not None and run.birth is not None and _add_ucum(run.birth[0], *read) > ref_day:
+                # even from the earliest possible birth date
                 return (
                     "onsetAge",
                     "is older than the patient at the reference date: the pain cannot have begun then",
@@ -1379,14 +1380,9 @@ class FhirMapper:
             )
         unreadable = ""
         if age is not None:
-            value, unit, system = age
-            if (
-                value is not None
-                and value >= 0
-                and unit in _UCUM_DAYS
-                and (not system or system == self._ucum)
-                and run.birth is not None
-            ):
+            read = self._readable_age(age)
+            if read is not None and run.birth is not None:
+                value, unit = read
                 last = (
                     _add_ucum(run.birth[1], value + 1, unit) - timedelta(days=1)
                     if float(value).is_integer()
