@@ -63,7 +63,7 @@ from engine.channels.fhir import (
 )
 from engine.channels.store import FeedbackRecord, Store, StoreError, token_shaped
 from engine.kernel.errors import EngineError, InputError
-from engine.kernel.inputs import FHIR_MAX_BYTES, MAX_DEPTH, parse_json
+from engine.kernel.inputs import FHIR_MAX_BYTES, parse_json
 from engine.views.cds_hooks import (
     DECLINE_CONTRAINDICATION,
     DECLINE_RECOMMENDATION,
@@ -356,59 +356,6 @@ def _input_problem(exc: InputError, status: int = 400) -> _Problem:
     return _Problem(status, "invalid", [str(p) for p in exc.problems][:50])
 
 
-_WS_BEFORE_COLON = re.compile(rb'"[ \t\r\n]+:')
-#: orjson reads an integer beyond 64 bits as a float (Python's json keeps it exact): a float this
-#: large sends the document to the slow road.
-_BIG_FLOAT = 9.2e18
-
-
-def _keys_and_depth(node: Any, depth: int = 1) -> int:
-    """How many object keys the parsed document holds; -1 when it nests deeper than MAX_DEPTH or
-    holds a float of 64-bit integer size or more (it may have been an integer)."""
-    if depth > MAX_DEPTH:
-        return -1
-    if type(node) is dict:
-        n = len(node)
-        values = node.values()
-    else:
-        n = 0
-        values = node
-    for v in values:
-        t = type(v)
-        if t is dict or t is list:
-            k = _keys_and_depth(v, depth + 1)
-            if k < 0:
-                return -1
-            n += k
-        elif t is float and not -_BIG_FLOAT < v < _BIG_FLOAT:
-            return -1
-    return n
-
-
-def parse_body(data: bytes, max_bytes: int) -> Any:
-    """The request's JSON, exactly as `parse_json` would parse it (UTF-8, no duplicate keys, no NaN,
-    depth at most MAX_DEPTH), taking the fast road when it can prove the answer is the same.
-
-    Fast road: orjson, then the number of keys in the document must equal the number of `":` in
-    the text (every key is a string followed by a colon; a duplicate key or a `":` inside a string
-    makes them differ) with no space before any colon, no float of 64-bit integer size (orjson reads
-    integers beyond 64 bits as floats) and the depth within bounds. Any doubt, and any error, takes
-    `parse_json`, whose message names the problem.
-    """
-    if len(data) <= max_bytes and b'":' in data and not data.startswith(b"\xef\xbb\xbf"):
-        try:
-            doc = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            doc = None
-        if (
-            type(doc) in (dict, list)
-            and not _WS_BEFORE_COLON.search(data)
-            and _keys_and_depth(doc) == data.count(b'":')
-        ):
-            return doc
-    return parse_json(data, max_bytes=max_bytes)
-
-
 # ------------------------------------------------------------------ the application
 
 
@@ -638,7 +585,7 @@ class CdsHooksApp:
             chunks.append(chunk)
             more = message.get("more_body", False)
         try:
-            return parse_body(chunks[0] if len(chunks) == 1 else b"".join(chunks), limit)
+            return parse_json(chunks[0] if len(chunks) == 1 else b"".join(chunks), max_bytes=limit)
         except InputError as exc:
             raise _input_problem(exc) from None
 
@@ -1077,6 +1024,5 @@ __all__ = [
     "feedback_records",
     "import_jwks",
     "is_failed_search",
-    "parse_body",
     "run",
 ]
