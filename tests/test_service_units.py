@@ -128,9 +128,9 @@ def test_unreachable_jwks_keeps_earlier_keys_or_says_unavailable(store: Store) -
 def test_replay_memory_is_purged_after_expiry(store: Store) -> None:
     """A jti is remembered until its token expires, then purged by housekeeping."""
     now = time.time()
-    assert store.claim_jti(ISSUER, "a", now + 60, now)
-    assert not store.claim_jti(ISSUER, "a", now + 60, now)
-    assert store.claim_jti("https://other.example.org", "a", now + 60, now)  # (iss, jti) is the key
+    assert store.claim_jti(ISSUER, "a", now + 60)
+    assert not store.claim_jti(ISSUER, "a", now + 60)
+    assert store.claim_jti("https://other.example.org", "a", now + 60)  # (iss, jti) is the key
     store.housekeeping(now=now + 30, force=True)
     assert store.jti_count() == 2
     store.housekeeping(now=now + 120, force=True)

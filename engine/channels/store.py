@@ -141,9 +141,8 @@ class Store:
 
     # ------------------------------------------------------------ replay memory
 
-    def claim_jti(self, issuer: str, jti: str, expires_at: float, now: float | None = None) -> bool:
-        """Remember a token's (iss, jti); False when it was already seen (a replay)."""
-        now = time.time() if now is None else now
+    def claim_jti(self, issuer: str, jti: str, expires_at: float) -> bool:
+        """Remember a token's (iss, jti) until `expires_at`; False when it was already seen (a replay)."""
         with self._lock:
             try:
                 self._db.execute(
