@@ -29,9 +29,10 @@ caller's thread. The measured edges of durable-rules (../shared/DURABLE.md) are 
   share one. A forked child (`os.register_at_fork`) starts with empty pools and fresh locks: a
   lock or a session another thread held at the moment of the fork is never inherited.
 * Facts are small, flat and normalised (`normalise_fact`): no nesting, at most
-  `MAX_FACT_PROPERTIES` leaves (253 segfault upstream; the vendored build refuses 128), floats rounded and never written in exponent
-  form (which segfaults), non-ASCII kept as text (orjson writes UTF-8, as `ensure_ascii=False`
-  does), fact ids assigned here from a fixed, collision-tested range. A match that durable-rules
+  `MAX_FACT_PROPERTIES` leaves (253 segfault upstream; the vendored build refuses 128), floats
+  rounded and never written in exponent form (which segfaults), non-ASCII kept as text (orjson
+  writes UTF-8, as `ensure_ascii=False` does), fact ids assigned here from a fixed,
+  collision-tested range. A match that durable-rules
   reports is resolved, by fact id, to the fact the wrapper sent: rules read our read-only copy,
   never durable's round-tripped one, and an id the wrapper never issued fails the triage.
 * An exception in an action is caught by the wrapper's own agenda loop (durable-rules' Python
@@ -557,9 +558,9 @@ class _Run(Context):
 #: times is not retracted; its state is deleted after the agenda has drained, and the next triage
 #: starts on a fresh state node. `Engine(..., reuse_states=False)` avoids retraction altogether.
 #: The vendored build (third_party/durable_rules-forefoot.patch) stops the scan at the frame's 16th
-#: slot: under valgrind, 150 patients on the kept lifecycle show no error in durable-rules' code with
-#: it, against invalid reads in deleteMessageFromFrame with upstream 2.0.28. The bound stays, for a
-#: build from PyPI.
+#: slot: under valgrind, 2,000 patients on the kept lifecycle show no error in durable-rules' code
+#: with it, against invalid reads in deleteMessageFromFrame within 150 with upstream 2.0.28. The
+#: bound below stays all the same (defence in depth; on upstream the state is never kept).
 _RETRACT_SAFE_SLOTS = 8 - 1  # = F + k - 1 <= 7 with k = 1 + positive patterns: firings <= 7 - positive patterns
 
 _instance_counter = iter(range(1, 1 << 62))
