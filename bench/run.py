@@ -459,31 +459,26 @@ def main(argv: list[str] | None = None) -> int:
             if base_ctx is not None:
                 base_ctx.__exit__(None, None, None)
 
-    def get(d: dict, name: str, key: str):
-        return d[name][key] if name in d else None
-
     base = "baseline" if "baseline" in names else None
+
+    def side(label: str, d: dict, key: str, fmt: str, unit: str = "") -> None:
+        """One figure's row: the current tree's value beside the baseline's (when there is one)."""
+        print(_row(label, d["current"][key], d[base][key] if base in d else None, fmt, unit))
+
     print(f"\n  {'figure':<44} {'current':>14} {(base or ''):>14} {'ratio' if base else '':>8}")
     print(
         "  latency through the API, Triager.triage(dict), one thread, "
         f"{lat['current']['n']} patients in alternating blocks of {args.block}:"
     )
     for key, label in (("p50_ms", "p50"), ("p95_ms", "p95"), ("p99_ms", "p99"), ("mean_ms", "mean")):
-        print(_row(label, lat["current"][key], get(lat, base, key) if base else None, ".3f", " ms"))
-    print(_row("patients/s", lat["current"]["api_per_s"], get(lat, base, "api_per_s") if base else None, ".0f"))
+        side(label, lat, key, ".3f", " ms")
+    side("patients/s", lat, "api_per_s", ".0f")
     print(
         f"  throughput through the batch module (NDJSON in and out; {args.patients} records × {args.repeats} in "
         f"{len(parts)} alternating blocks each):"
     )
-    print(_row("1 process, patients/s", one["current"]["per_s"], get(one, base, "per_s") if base else None, ".0f"))
-    print(
-        _row(
-            f"{args.workers} processes, patients/s",
-            many["current"]["per_s"],
-            get(many, base, "per_s") if base else None,
-            ".0f",
-        )
-    )
+    side("1 process, patients/s", one, "per_s", ".0f")
+    side(f"{args.workers} processes, patients/s", many, "per_s", ".0f")
     print(f"  where the time goes, batch path, mean µs per patient ({min(args.patients, 5000)} patients):")
     stages = [
         ("parse_json (strict JSON)", "parse_json_us"),
@@ -505,30 +500,14 @@ def main(argv: list[str] | None = None) -> int:
         ("durable-rules calls per patient", "durable_calls_per_patient"),
     ]:
         key = key or "inference_python_us"
-        print(_row(label, sp["current"][key], get(sp, base, key) if base else None, ".1f"))
+        side(label, sp, key, ".1f")
     print(f"  memory, {args.soak} triages in one process (API), RSS growth after warm-up, in alternating chunks:")
-    print(
-        _row(
-            "RSS growth",
-            soak["current"]["rss_growth_mb"],
-            get(soak, base, "rss_growth_mb") if base else None,
-            "+.1f",
-            " MB",
-        )
-    )
+    side("RSS growth", soak, "rss_growth_mb", "+.1f", " MB")
     for name in names:
         print(f"    {name}: RSS {soak[name]['rss_start_mb']:.1f} MB at start; growth by tenth {soak[name]['curve_mb']}")
     print(f"  `cli.py batch` of {args.soak // 10} records, {args.workers} workers (start-up included):")
-    print(_row("patients/s", sb["current"]["per_s"], get(sb, base, "per_s") if base else None, ".0f"))
-    print(
-        _row(
-            "peak RSS of the largest process",
-            sb["current"]["peak_rss_largest_process_mb"],
-            get(sb, base, "peak_rss_largest_process_mb") if base else None,
-            ".1f",
-            " MB",
-        )
-    )
+    side("patients/s", sb, "per_s", ".0f")
+    side("peak RSS of the largest process", sb, "peak_rss_largest_process_mb", ".1f", " MB")
     for name in names:
         x = sb[name]
         print(
