@@ -35,6 +35,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -48,10 +49,37 @@ ISS_ES = "https://ehr-es384.example.org"
 ISS_RS = "https://ehr-rs384.example.org"
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def launch(
+    args: Sequence[str], stderr: Path, env: Mapping[str, str] | None = None, timeout: float = 90
+) -> tuple[subprocess.Popen, int]:
+    """`cli.py serve --port P *args` on a free port P, its stderr into the file `stderr`, returned
+    once `GET /cds-services` answers 200 (the benchmark's and the service tests' one launcher).
+    RuntimeError, with the end of its stderr, when it exits or does not answer within `timeout` s."""
+    port = free_port()
+    cmd = [sys.executable, str(ROOT / "cli.py"), "serve", "--port", str(port), *args]
+    with stderr.open("wb") as fh:  # the child keeps its own descriptor
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=fh, env=env)
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError("serve exited: " + stderr.read_text(errors="replace")[-2000:])
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+                s.sendall(b"GET /cds-services HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+                if s.recv(64).startswith(b"HTTP/1.1 200"):
+                    return proc, port
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError(f"serve did not answer within {timeout:g} s")
+        time.sleep(0.1)
 
 
 # ---------------------------------------------------------------- the server
@@ -86,41 +114,20 @@ class Keys:
 
 
 def start(tmp: Path, keys: Keys, workers: int) -> tuple[subprocess.Popen, int]:
-    port = _free_port()
-    cmd = [
-        sys.executable,
-        str(ROOT / "cli.py"),
-        "serve",
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-        "--db",
-        str(tmp / "bench.sqlite3"),
-        "--server-timing",
-        "--trust",
-        f"{ISS_ES}={keys.jwks(keys.es, tmp / 'es.json')}",
-        "--trust",
-        f"{ISS_RS}={keys.jwks(keys.rs, tmp / 'rs.json')}",
-    ]
-    stderr = open(tmp / "serve.stderr", "wb")  # noqa: SIM115 - the server process writes to it until it stops
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=stderr)
-    deadline = time.monotonic() + 90
-    while True:
-        if proc.poll() is not None:
-            raise SystemExit("serve exited: " + (tmp / "serve.stderr").read_text(errors="replace")[-2000:])
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-                s.sendall(b"GET /cds-services HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-                if s.recv(64).startswith(b"HTTP/1.1 200"):
-                    break
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            proc.kill()
-            raise SystemExit("serve did not answer within 90 s")
-        time.sleep(0.1)
-    return proc, port
+    return launch(
+        [
+            "--workers",
+            str(workers),
+            "--db",
+            str(tmp / "bench.sqlite3"),
+            "--server-timing",
+            "--trust",
+            f"{ISS_ES}={keys.jwks(keys.es, tmp / 'es.json')}",
+            "--trust",
+            f"{ISS_RS}={keys.jwks(keys.rs, tmp / 'rs.json')}",
+        ],
+        tmp / "serve.stderr",
+    )
 
 
 def stop(proc: subprocess.Popen) -> None:

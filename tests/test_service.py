@@ -15,10 +15,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import sqlite3
 import subprocess
-import sys
 import time
 import uuid
 from datetime import UTC, date, datetime
@@ -31,6 +29,7 @@ from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet, OctKey, RSAKey
 from typer.testing import CliRunner
 
+from bench.service import launch
 from cli import app
 from engine import default_triager
 from engine.channels.fhir import bundle_from_prefetch, triage_bundle
@@ -53,12 +52,6 @@ PREFETCH_TYPES = {
 
 
 # ------------------------------------------------------------------ a real server, and how to call it
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def write_jwks(path: Path, *keys: Any) -> Path:
@@ -151,43 +144,12 @@ def start_server(
     for i, (issuer, key) in enumerate(keys.items()):
         trust += ["--trust", f"{issuer}={write_jwks(tmp / f'jwks-{i}.json', key)}"]
     db = db or tmp / "service.sqlite3"
-    port = _free_port()
-    cmd = [
-        sys.executable,
-        str(ROOT / "cli.py"),
-        "serve",
-        "--port",
-        str(port),
-        "--db",
-        str(db),
-        "--max-body",
-        str(MAX_BODY),
-        "--workers",
-        str(workers),
-        *trust,
-        *args,
-    ]
+    argv = ["--db", str(db), "--max-body", str(MAX_BODY), "--workers", str(workers), *trust, *args]
     if insecure:
-        cmd.append("--insecure")
-    err = tmp / f"serve-{port}.stderr"
-    with err.open("wb") as fh:
-        proc = subprocess.Popen(
-            cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=fh, env={**os.environ, "PYTHONUNBUFFERED": "1"}
-        )
+        argv.append("--insecure")
+    err = tmp / f"serve-{uuid.uuid4().hex[:12]}.stderr"
+    proc, port = launch(argv, err, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError("serve exited: " + err.read_text(errors="replace")[-2000:])
-        try:
-            if httpx.get(base + "/cds-services", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError("serve did not answer within 90 s")
-        time.sleep(0.1)
     return Server(base, keys, db, proc, err)
 
 
@@ -1131,39 +1093,19 @@ def test_integrators_guide_keys_made_with_the_jose_tool_are_accepted(tmp_path: P
         ["jose", "jwk", "pub", "-s", "-i", str(tmp_path / "ehr-private.jwk"), "-o", str(tmp_path / "ehr-jwks.json")],
         check=True,
     )
-    port = _free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            str(ROOT / "cli.py"),
-            "serve",
-            "--port",
-            str(port),
-            "--db",
-            str(tmp_path / "db.sqlite3"),
-            "--trust",
-            f"{ISSUER}={tmp_path / 'ehr-jwks.json'}",
-        ],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    proc, port = launch(
+        ["--db", str(tmp_path / "db.sqlite3"), "--trust", f"{ISSUER}={tmp_path / 'ehr-jwks.json'}"],
+        tmp_path / "serve.stderr",
+        timeout=60,
     )
     srv = Server(
         f"http://127.0.0.1:{port}",
         {ISSUER: ECKey.import_key(json.loads((tmp_path / "ehr-private.jwk").read_text()))},
         tmp_path / "db.sqlite3",
         proc,
-        tmp_path / "none",
+        tmp_path / "serve.stderr",
     )
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                httpx.get(srv.base + "/cds-services", timeout=2)
-                break
-            except httpx.HTTPError:
-                assert time.monotonic() < deadline and proc.poll() is None
-                time.sleep(0.1)
         assert srv.call(hook_request()).status_code == 200
     finally:
         srv.stop()
