@@ -65,13 +65,14 @@ def test_a_kept_state_decides_as_a_deleted_one_for_the_toy_chain_in_any_order():
 
 @pytest.mark.slow
 def test_memory_stays_flat_over_100000_triages_on_kept_states():
-    def rss_mb() -> float:
-        with open("/proc/self/statm") as fh:
-            return int(fh.read().split()[1]) * 4096 / 2**20
-
     from bench.cohort import cohort
+    from tests.test_api_concurrency import _rss_bytes
+
+    def rss_mb() -> float:
+        return _rss_bytes() / 2**20
 
     t = Triager()
+    t.engine = Engine(t.ruleset, reuse_states=True)  # kept states whatever the build's default
     payloads = [orjson.dumps(p) for p in cohort(2000, seed=11)]
     for b in payloads * 2:
         t.triage_json(b)
