@@ -8,8 +8,10 @@ of the tracked files and checks every file against them.
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import subprocess
+import sys
 from importlib.metadata import version
 from pathlib import Path
 
@@ -87,10 +89,19 @@ else:
 """
 
 
-def _edge(n: int) -> str:
-    import sys
+def _python(code: str, *args: str, pythonpath: str | None = None) -> subprocess.CompletedProcess[str]:
+    """`code` run by this interpreter from the project root, with `pythonpath` (a durable-rules build)
+    as its only PYTHONPATH."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    if pythonpath:
+        env["PYTHONPATH"] = pythonpath
+    return subprocess.run(
+        [sys.executable, "-c", code, *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
 
-    done = subprocess.run([sys.executable, "-c", _EDGE, str(n)], capture_output=True, text=True, timeout=60)
+
+def _edge(n: int) -> str:
+    done = _python(_EDGE, str(n))
     assert done.returncode == 0, f"durable-rules crashed on a fact of {n} properties (exit {done.returncode})"
     return done.stdout.strip()
 
@@ -163,9 +174,6 @@ def test_the_vendored_build_decides_exactly_as_upstream(tmp_path):
     the vendored source with the patch reversed, as the benchmark's baseline is; state nodes deleted
     after every triage) against the installed vendored build (state nodes kept). Measured once on
     20,005 as well (third_party/README.md)."""
-    import os
-    import sys
-
     from bench.run import durable_build
 
     old_tree = tmp_path / "a tree without third_party"
@@ -174,27 +182,14 @@ def test_the_vendored_build_decides_exactly_as_upstream(tmp_path):
     assert what.startswith("upstream 2.0.28")
 
     def digest(pythonpath: str | None) -> list[str]:
-        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-        if pythonpath:
-            env["PYTHONPATH"] = pythonpath
-        done = subprocess.run(
-            [sys.executable, "-c", _DIGEST, str(ROOT), "2000"], env=env, cwd=ROOT, capture_output=True, text=True
-        )
+        done = _python(_DIGEST, str(ROOT), "2000", pythonpath=pythonpath)
         assert done.returncode == 0, done.stderr[-2000:]
         return done.stdout.split()
 
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    lifecycle = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "from engine import Triager; from engine.kernel import inference; "
-            "print(inference.BOUNDED_RETRACTION, Triager().engine.reuse_states)",
-        ],
-        env={**env, "PYTHONPATH": str(upstream)},
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
+    lifecycle = _python(
+        "from engine import Triager; from engine.kernel import inference; "
+        "print(inference.BOUNDED_RETRACTION, Triager().engine.reuse_states)",
+        pythonpath=str(upstream),
     )
     assert lifecycle.stdout.split() == ["False", "False"], lifecycle.stderr[-2000:]  # upstream: deleted every triage
 
