@@ -98,11 +98,11 @@ def durable_build(name: str, tree: Path, tmp: Path) -> tuple[str, Path]:
     A tree that vendors durable-rules gets its own vendored build; an older tree gets upstream
     2.0.28, rebuilt from this tree's vendored source with the patch reversed."""
     src = tmp / f"durable-src-{name}"
-    if (tree / VENDORED).is_dir():
-        shutil.copytree(tree / VENDORED, src, ignore=shutil.ignore_patterns("build", "*.egg-info"))
+    vendors = (tree / VENDORED).is_dir()
+    shutil.copytree((tree if vendors else ROOT) / VENDORED, src, ignore=shutil.ignore_patterns("build", "*.egg-info"))
+    if vendors:
         what = "vendored (third_party/durable_rules)"
     else:
-        shutil.copytree(ROOT / VENDORED, src, ignore=shutil.ignore_patterns("build", "*.egg-info"))
         subprocess.run(["git", "apply", "-R", str(ROOT / FOREFOOT_PATCH)], cwd=src, check=True)
         what = "upstream 2.0.28 (the vendored source, patch reversed)"
     target = tmp / f"durable-{name}"
@@ -301,27 +301,28 @@ def cold_start(trees: list[tuple[str, Path]], runs: int, durables: dict[str, Pat
     tree, and of `python -c pass`; the commands interleaved run by run."""
     py = sys.executable
     durables = durables or {}
-    envs: dict[str, dict[str, str] | None] = {name: tree_env(durables.get(name)) for name, _ in trees}
-    envs["interpreter"] = None
-    cmds = {"interpreter": ([py, "-c", "pass"], ROOT)}
+    #: name -> (command, working folder, environment: the tree's durable-rules build first)
+    cmds: dict[str, tuple[list[str], Path, dict[str, str] | None]] = {"interpreter": ([py, "-c", "pass"], ROOT, None)}
     for name, tree in trees:
         # bytecode as an installed package has it (PYTHONDONTWRITEBYTECODE may forbid writing it on
         # import, and then every start would compile every module of the tree from source)
         subprocess.run(
             [py, "-m", "compileall", "-q", "engine", "rules", "cli.py"], cwd=tree, check=True, stdout=subprocess.DEVNULL
         )
-        cmds[name] = ([py, str(tree / "cli.py"), "triage", str(EXAMPLE), "--format", "json"], tree)
-    for key, (cmd, cwd) in cmds.items():  # page cache warm: "cold" is a new process, not a cold disk
-        subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True, cwd=cwd, env=envs[key])
+        cmds[name] = (
+            [py, str(tree / "cli.py"), "triage", str(EXAMPLE), "--format", "json"],
+            tree,
+            tree_env(durables.get(name)),
+        )
+    for cmd, cwd, env in cmds.values():  # page cache warm: "cold" is a new process, not a cold disk
+        subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True, cwd=cwd, env=env)
     times: dict[str, list[float]] = {k: [] for k in cmds}
     order = list(cmds)
     for i in range(runs):
         for key in order if i % 2 == 0 else order[::-1]:
-            cmd, cwd = cmds[key]
+            cmd, cwd, env = cmds[key]
             s = time.perf_counter()
-            subprocess.run(
-                cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True, cwd=cwd, env=envs[key]
-            )
+            subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True, cwd=cwd, env=env)
             times[key].append(time.perf_counter() - s)
     return {"runs": runs, **{k: statistics.median(v) for k, v in times.items()}, "all_s": times}
 
