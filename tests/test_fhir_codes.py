@@ -575,6 +575,8 @@ def test_an_onset_age_the_patient_is_still_living_takes_the_shortest_duration() 
         ({"onsetDateTime": "2030"}, "onsetDateTime"),
         ({"onsetPeriod": {"start": "2025-02"}}, "onsetPeriod.start"),
         ({"recordedDate": "2025-01-16"}, "recordedDate"),
+        # an age this table cannot read: the onset is read from the recorded date, as for the duration
+        ({"onsetAge": {"value": 3, "unit": "centuries"}, "recordedDate": "2025-01-16"}, "recordedDate"),
     ],
 )
 def test_an_onset_after_the_reference_date_is_an_entry_error_naming_its_element(

@@ -1344,16 +1344,15 @@ class FhirMapper:
             written = res.get("onsetDateTime")
             element = "onsetDateTime" if type(written) is str and _parse_when(written) == w else "onsetPeriod.start"
             return element, "is after the reference date: the pain cannot have begun then", "a date on or before it"
-        if age is not None:
-            read = self._readable_age(age)
-            if read is not None and run.birth is not None and _add_ucum(run.birth[0], *read) > ref_day:
-                # even from the earliest possible birth date
-                return (
-                    "onsetAge",
-                    "is older than the patient at the reference date: the pain cannot have begun then",
-                    "an age the patient has reached",
-                )
-            return None
+        read = self._readable_age(age) if age is not None else None
+        if read is not None and run.birth is not None:  # as `_onset`: else the recorded date is read
+            if _add_ucum(run.birth[0], *read) <= ref_day:  # even from the earliest possible birth date
+                return None
+            return (
+                "onsetAge",
+                "is older than the patient at the reference date: the pain cannot have begun then",
+                "an age the patient has reached",
+            )
         if recorded is not None and recorded.earliest > ref_day:
             return "recordedDate", "is after the reference date (the onset is read from it)", "a date on or before it"
         return None
