@@ -118,9 +118,23 @@ class VocabularyError(Exception):
 
 def normalise_medication(name: str) -> str:
     """Lower case, every run of other characters one space, letters and digits kept apart:
-    'Oxycodone/APAP 5-325mg' -> 'oxycodone apap 5 325 mg'; 'Tylenol #3' -> 'tylenol 3'."""
-    text = re.sub(r"(?<=[a-z])(?=[0-9])|(?<=[0-9])(?=[a-z])", " ", name.casefold())
-    return " ".join(re.sub(r"[^a-z0-9]+", " ", text).split())
+    'Oxycodone/APAP 5-325mg' -> 'oxycodone apap 5 325 mg'; 'Tylenol #3' -> 'tylenol 3'.
+    Cached like `classify` (a clinic's medication lists repeat the same few hundred strings)."""
+    if len(name) > _CACHED_CHARS:
+        return _normalise_medication(name)
+    return _normalised(name)
+
+
+_SPLIT_LETTERS_DIGITS = re.compile(r"(?<=[a-z])(?=[0-9])|(?<=[0-9])(?=[a-z])")
+_NOT_ALNUM = re.compile(r"[^a-z0-9]+")
+
+
+def _normalise_medication(name: str) -> str:
+    text = _SPLIT_LETTERS_DIGITS.sub(" ", name.casefold())
+    return " ".join(_NOT_ALNUM.sub(" ", text).split())
+
+
+_normalised = lru_cache(maxsize=16384)(_normalise_medication)
 
 
 def _fold(text: str) -> str:

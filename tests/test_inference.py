@@ -136,6 +136,32 @@ def test_facts_are_flat_and_small():
         normalise_fact({"type": "x", "id": "mine"})
 
 
+def test_a_facts_type_travels_as_a_property_of_its_own_name():
+    """durable-rules hashes alpha nodes by property name only: `type == X` patterns put every fact
+    type in one chain that each fact walked whole. The type goes as `type:X` = 1 instead; a fact
+    still matches only the patterns of its own type, and the prefix is reserved."""
+    c = compile_rules(toy_ruleset(chain_rules()))
+    for rule_id, rule in c.definition.items():
+        for pattern in rule["all"]:
+            (body,) = pattern.values()
+            first = body["$and"][0] if "$and" in body else body
+            assert len(first) == 1 and next(iter(first)).startswith("type:"), (rule_id, body)
+            assert first[next(iter(first))] == 1
+            assert '"type"' not in json.dumps(body), (rule_id, body)
+    hits = []
+    rules = [
+        Rule("TOY-TAG", "tag", when={"t": fact("tag", name="a")}, action=lambda c: hits.append("tag")),
+        Rule("TOY-SUBJECT", "subject", when={"s": fact("subject")}, action=lambda c: hits.append("subject")),
+    ]
+    toy(rules).triage({"id": "x", "score": 1, "tags": ["a", "b"]})
+    assert sorted(hits) == ["subject", "tag"]  # one subject, one tag named a: nothing crosses types
+    with pytest.raises(FactError, match="reserved"):
+        normalise_fact({"type": "x", "type:tag": 1})
+    bad = Rule("TOY-BAD", "bad", when={"s": fact("subject", **{"type:tag": 1})}, action=lambda c: None)
+    with pytest.raises(RuleSetError, match="reserved"):
+        compile_rules(toy_ruleset([bad]))
+
+
 def test_non_ascii_values_match():
     """Non-ASCII strings match only when serialised with ensure_ascii=False."""
     hits = []

@@ -525,6 +525,22 @@ def test_normalise_medication_keeps_the_old_behaviour() -> None:
     assert normalise_medication("Oxycodone/APAP 5-325mg") == "oxycodone apap 5 325 mg"
 
 
+def test_normalise_medication_is_cached_and_long_names_bypass_the_cache() -> None:
+    """Cached like classify (a clinic's lists repeat the same strings); a name past the cache's
+    bound is normalised afresh, and both roads give the same text."""
+    from rules import medications
+
+    medications._normalised.cache_clear()
+    assert normalise_medication("Zomorph 10 mg") == normalise_medication("Zomorph 10 mg") == "zomorph 10 mg"
+    assert medications._normalised.cache_info().hits == 1
+    long = "Morphine sulfate 10 MG Oral Tablet, " * 60
+    assert len(long) > medications._CACHED_CHARS
+    before = medications._normalised.cache_info().currsize
+    assert normalise_medication(long) == medications._normalise_medication(long)
+    assert normalise_medication(long).startswith("morphine sulfate 10 mg oral tablet morphine")
+    assert medications._normalised.cache_info().currsize == before
+
+
 def test_classification_shape() -> None:
     """The API: a frozen Classification with a class from DRUG_CLASSES, a tuple of matches, one
     source line, and dose_mg only for naltrexone."""

@@ -35,6 +35,10 @@ caller's thread. The measured edges of durable-rules (../shared/DURABLE.md) are 
   collision-tested range. A match that durable-rules
   reports is resolved, by fact id, to the fact the wrapper sent: rules read our read-only copy,
   never durable's round-tripped one, and an id the wrapper never issued fails the triage.
+* A fact's type travels to durable-rules as a property named after it (`type:<type>` = 1, see
+  `type_marker`), not as the value of a `type` property: durable-rules hashes a node's children by
+  property name only, so `type == X` patterns put the nodes of every fact type in one chain that
+  each fact walked whole. Field names with that prefix are reserved (facts and patterns).
 * An exception in an action is caught by the wrapper's own agenda loop (durable-rules' Python
   host would store it as a string and go on); the agenda is drained without running further
   actions, and the triage fails closed with `InferenceError`.
@@ -85,6 +89,9 @@ _OPEN_RULE = "_session_open"  # not a valid rule-set id, so it can never collide
 _OPEN_TYPE = "$open"
 _OPEN_ALIAS = "session"
 _INTERNAL = ("id", "sid")
+#: The prefix of the property that carries a fact's type to durable-rules (`type_marker`): no
+#: fact field and no pattern test may be named with it.
+_MARKER = "type:"
 
 
 # ---------------------------------------------------------------- facts
@@ -130,7 +137,7 @@ _SAFE_INT = 2**53
 
 
 def _check_key(key: Any, ftype: str) -> None:
-    if type(key) is not str or not key or key in _INTERNAL or key[0] == "$":
+    if type(key) is not str or not key or key in _INTERNAL or key[0] == "$" or key.startswith(_MARKER):
         raise FactError(f"fact {ftype}: key {key!r} is reserved or not a name")
     if len(_GOOD_KEYS) < 4096:
         _GOOD_KEYS.add(key)
@@ -190,7 +197,11 @@ def _normalise_fields(ftype: str, fields: dict[str, Any], key: Any) -> dict[str,
     out: dict[str, Any] = {"type": ftype}
     leaves = _normalise_into(out, len(_INTERNAL) + 1, ftype, fields.items())
     if key is not None:
-        leaves = _normalise_into(out, leaves, ftype, (("key", key),))
+        if type(key) is str and len(key) <= MAX_STRING:  # the usual key, checked inline
+            out["key"] = key
+            leaves += 1
+        else:
+            leaves = _normalise_into(out, leaves, ftype, (("key", key),))
     if leaves > MAX_FACT_PROPERTIES:
         raise FactError(f"fact {ftype}: {leaves} properties with id and sid, at most {MAX_FACT_PROPERTIES}")
     return out
@@ -217,6 +228,8 @@ def _constant(value: Any, where: str) -> Any:
 
 
 def _compile_test(name: str, test: Test) -> dict[str, Any]:
+    if name.startswith(_MARKER):
+        raise RuleSetError(f"a pattern tests {name!r}: field names beginning {_MARKER!r} are reserved")
     v = test.value
     if test.op == "==":
         return {name: _constant(v, name)}
@@ -231,8 +244,16 @@ def _compile_test(name: str, test: Test) -> dict[str, Any]:
     return {op: {name: _constant(v, name)}}
 
 
+def type_marker(ftype: str) -> str:
+    """The property that tells durable-rules a fact's type: `type:<type>`, 1 (see `_compile_pattern`)."""
+    return _MARKER + ftype
+
+
 def _compile_pattern(p: Pattern) -> dict[str, Any]:
-    parts = [{"type": p.type}] + [_compile_test(n, t) for n, t in p.tests]
+    # The type is tested as a property of its own name, not as the value of "type": durable-rules
+    # hashes alpha nodes by property name only, so `type == X` nodes of every fact type share one
+    # chain that each fact walks whole (a value comparison per type); `type:X == 1` nodes do not.
+    parts = [{type_marker(p.type): 1}] + [_compile_test(n, t) for n, t in p.tests]
     return parts[0] if len(parts) == 1 else {"$and": parts}
 
 
@@ -298,10 +319,10 @@ def compile_rules(ruleset: RuleSet) -> CompiledRules:
     if len(order) > 60000:
         raise RuleSetError("too many rules for durable-rules' 16-bit priority")
     by_id = {r.id: r for r in ruleset.rules}
-    definition: dict[str, Any] = {_OPEN_RULE: {"all": [{_OPEN_ALIAS: {"type": _OPEN_TYPE}}], "pri": 0}}
+    definition: dict[str, Any] = {_OPEN_RULE: {"all": [{_OPEN_ALIAS: {type_marker(_OPEN_TYPE): 1}}], "pri": 0}}
     for pri, rid in enumerate(order, start=1):
         r = by_id[rid]
-        patterns = [{_GATE_ALIAS: {"$and": [{"type": _GATE_TYPE}, {"stratum": strata[rid]}]}}]
+        patterns = [{_GATE_ALIAS: {"$and": [{type_marker(_GATE_TYPE): 1}, {"stratum": strata[rid]}]}}]
         when, unless = resolved[rid]
         patterns += [{alias: _compile_pattern(p)} for alias, p in sorted(when.items())]
         # Negations last: durable-rules never evaluates a $not before the positive patterns.
@@ -318,7 +339,7 @@ def compile_rules(ruleset: RuleSet) -> CompiledRules:
         strata,
         order,
         max(strata.values(), default=0) + 1,
-        {t: tuple(sorted(names - {"type"})) for t, names in tested.items()},
+        {t: tuple(sorted(names)) for t, names in tested.items()},
     )
 
 
@@ -571,7 +592,7 @@ _counter_lock = threading.Lock()
 _FIDS = tuple(f"f{i}" for i in range(MAX_FACTS + 1))
 _ID_TAILS = tuple(f',"id":"f{i}","sid":"{_SID}"}}' for i in range(MAX_FACTS + 1))
 _RETRACTS = tuple(f'{{"id":"f{i}","sid":"{_SID}"}}' for i in range(MAX_FACTS + 1))
-_OPEN_FACT = json.dumps({"id": "open", "sid": _SID, "type": _OPEN_TYPE})
+_OPEN_FACT = json.dumps({"id": "open", "sid": _SID, type_marker(_OPEN_TYPE): 1})
 _OPEN_RETRACT = json.dumps({"id": "open", "sid": _SID})
 _EMPTY = "[]"
 
@@ -602,7 +623,9 @@ class _Session:
         self._plans = engine.plans
         self._gates = engine.gates
         self._gate_retracts = engine.gate_retracts
-        self._tested = engine.compiled.tested
+        #: fact type -> (its type marker, the fields its patterns test): what `_register` sends
+        self._sending = {t: (type_marker(t), names) for t, names in engine.compiled.tested.items()}
+        self._fewest_safe_firings = min((p.safe_firings for p in engine.plans.values()), default=1)
         self._reuse = engine.reuse_states
         self._recycle_after = engine.recycle_after
         with _counter_lock:
@@ -644,10 +667,9 @@ class _Session:
         else:
             of_type.append(entry)
         # durable-rules gets only what its patterns test: the rules read the whole fact from `entry`
-        tested = self._tested.get(ftype)
-        if not tested:
-            return _fact_json({"type": ftype}, n)
-        sent = {"type": ftype}
+        sending = self._sending.get(ftype)
+        marker, tested = sending if sending is not None else (type_marker(ftype), ())
+        sent = {marker: 1}
         for name in tested:
             if name in f:
                 sent[name] = f[name]
@@ -765,7 +787,9 @@ class _Session:
     def _retraction_unsafe(self) -> bool:
         """Whether some rule fired too often for its facts to be retracted (see _RETRACT_SAFE_SLOTS)."""
         fired = self.out.fired
-        if len(fired) == len(set(fired)):  # the common case: every rule fired at most once
+        # A rule fired n times accounts for n - 1 repeats; it is unsafe only when n - 1 reaches its
+        # safe_firings, so fewer repeats than the smallest bound of any rule is safe (the common case).
+        if len(fired) - len(set(fired)) < self._fewest_safe_firings:
             return False
         plans = self._plans
         return any(n > plans[rule_id].safe_firings for rule_id, n in Counter(fired).items() if n > 1)
@@ -773,16 +797,18 @@ class _Session:
     def run(self, facts: list[dict[str, Any]]) -> Collected:
         self._reset()
         normal = [normalise_fact(f) for f in facts]
+        named = [fact_label(f) for f in normal]
         labels = self.labels
-        named = []
-        for f in normal:
-            label = fact_label(f)
-            if label in labels:
-                raise FactError(f"two input facts share the label {label!r}; give them distinct keys")
-            labels.add(label)
-            named.append(label)
+        labels.update(named)
+        if len(labels) != len(named):
+            seen: set[str] = set()
+            for label in named:
+                if label in seen:
+                    raise FactError(f"two input facts share the label {label!r}; give them distinct keys")
+                seen.add(label)
         # a fact that cannot be sent fails here, before any state exists
-        texts = [self._register(f, label) for f, label in zip(normal, named, strict=False)]
+        register = self._register
+        texts = [register(f, label) for f, label in zip(normal, named, strict=True)]
         self.holds_state = True
         if self.fresh:
             self._open()
@@ -881,7 +907,7 @@ class Engine:
         self.plans = _plans(ruleset)
         #: the stratum gate facts, serialised once, and their retractions
         self.gates = tuple(
-            json.dumps({"id": f"g{s}", "sid": _SID, "type": _GATE_TYPE, "stratum": s}, separators=(",", ":"))
+            json.dumps({"id": f"g{s}", "sid": _SID, type_marker(_GATE_TYPE): 1, "stratum": s}, separators=(",", ":"))
             for s in range(self.compiled.n_strata)
         )
         self.gate_retracts = tuple(json.dumps({"id": f"g{s}", "sid": _SID}) for s in range(self.compiled.n_strata))
