@@ -318,6 +318,27 @@ static unsigned int reduceProperties(unsigned char operator,
                                      jsonProperty *targetProperty) {
     unsigned short type = leftProperty->type << 8;
     type = type + rightProperty->type;
+    // forefoot: a string against a number or a boolean compares as values of different types do
+    // (as NIL does below): not equal, and never ordered. Upstream wrote the number as text and
+    // compared the two texts over a length that, for a rule's own number, reduceOperand never
+    // set: a read of uninitialised stack memory, so that one fact matched or not from one build
+    // (or call path) to the next.
+    switch(type) {
+        case OP_BOOL_STRING:
+        case OP_INT_STRING:
+        case OP_DOUBLE_STRING:
+        case OP_STRING_BOOL:
+        case OP_STRING_INT:
+        case OP_STRING_DOUBLE:
+            if (operator == OP_EQ || operator == OP_NEQ) {
+                targetProperty->type = JSON_BOOL;
+                targetProperty->value.b = (operator == OP_NEQ);
+                return RULES_OK;
+            }
+
+            return ERR_OPERATION_NOT_SUPPORTED;
+    }
+
     switch(type) {
         case OP_BOOL_BOOL:
             return reduceBool(leftProperty->value.b, rightProperty->value.b, operator, targetProperty); 

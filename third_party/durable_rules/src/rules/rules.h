@@ -47,7 +47,7 @@
 #define NEXT_BUCKET_LENGTH 512
 #define NEXT_LIST_LENGTH 128
 #define BETA_LIST_LENGTH 256
-#define HASH_MASK 0x1F
+#define HASH_MASK 0x1FF // forefoot: NEXT_BUCKET_LENGTH - 1 (upstream 0x1F: every alpha node hashed into the first 32 of 512 slots)
 
 #define QUEUE_ASSERT_FACT 1
 #define QUEUE_ASSERT_EVENT 2

@@ -1005,28 +1005,25 @@ static void serializeResultFrame(ruleset *tree,
     first[0] = '{'; 
     ++first;
     for (int i = 0; i < frame->messageCount; ++i) {
-        unsigned int tupleLength;
         messageFrame *currentFrame = &frame->messages[frame->reverseIndex[i]]; 
         messageNode *currentNode = MESSAGE_NODE(state, currentFrame->messageNodeOffset);
         char *name = &tree->stringPool[currentFrame->nameOffset];
         char *value = currentNode->jo.content;
+        // forefoot: the same bytes as snprintf(first, ..., "\"%s\":%s,", name, value), copied
+        // rather than formatted (the format was a tenth of the C core's time per triage)
+        size_t nameLength = strlen(name);
+        size_t valueLength = strlen(value);
+        first[0] = '"';
+        memcpy(first + 1, name, nameLength);
+        first[nameLength + 1] = '"';
+        first[nameLength + 2] = ':';
+        memcpy(first + nameLength + 3, value, valueLength);
+        first += nameLength + valueLength + 3;
         if (i < (frame->messageCount -1)) {
-            tupleLength = strlen(name) + strlen(value) + 5;
-#ifdef _WIN32
-                sprintf_s(first, tupleLength, "\"%s\":%s,", name, value);
-#else
-                snprintf(first, tupleLength, "\"%s\":%s,", name, value);
-#endif
-        } else {
-            tupleLength = strlen(name) + strlen(value) + 4;
-#ifdef _WIN32
-                sprintf_s(first, tupleLength, "\"%s\":%s", name, value);
-#else
-                snprintf(first, tupleLength, "\"%s\":%s", name, value);
-#endif
+            first[0] = ',';
+            ++first;
         }
-
-        first += (tupleLength - 1); 
+        first[0] = 0;
     }
 
     first[0] = '}';
@@ -1057,11 +1054,13 @@ unsigned int serializeResult(void *tree,
         char *first = *result;
         // +1 to leave space for the 0 character
         unsigned int tupleLength = strlen(actionName) + 5;
-#ifdef _WIN32
-        sprintf_s(first, tupleLength, "{\"%s\":", actionName);
-#else
-        snprintf(first, tupleLength, "{\"%s\":", actionName);
-#endif
+        // forefoot: snprintf(first, tupleLength, "{\"%s\":", actionName), copied rather than formatted
+        first[0] = '{';
+        first[1] = '"';
+        memcpy(first + 2, actionName, tupleLength - 5);
+        first[tupleLength - 3] = '"';
+        first[tupleLength - 2] = ':';
+        first[tupleLength - 1] = 0;
         first += tupleLength - 1;
 
         char *last;
@@ -1099,11 +1098,13 @@ unsigned int serializeResult(void *tree,
         char *first = *result;
         // +1 to leave space for the 0 character
         unsigned int tupleLength = strlen(actionName) + 5;
-#ifdef _WIN32
-        sprintf_s(first, tupleLength, "{\"%s\":", actionName);
-#else
-        snprintf(first, tupleLength, "{\"%s\":", actionName);
-#endif
+        // forefoot: snprintf(first, tupleLength, "{\"%s\":", actionName), copied rather than formatted
+        first[0] = '{';
+        first[1] = '"';
+        memcpy(first + 2, actionName, tupleLength - 5);
+        first[tupleLength - 3] = '"';
+        first[tupleLength - 2] = ':';
+        first[tupleLength - 1] = 0;
         first[tupleLength - 1] = '[';
         first += tupleLength ;
 
