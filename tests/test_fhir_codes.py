@@ -770,6 +770,20 @@ def test_strict_mode_validates_what_the_mapping_does_not_read() -> None:
     assert res.exit_code == 2
 
 
+def test_strict_mode_names_an_r4_type_it_cannot_check_as_r4() -> None:
+    """An R4 resource type that R4B dropped (fhir.resources' strict models are R4B) passes the mapping
+    and is refused by strict mode as one it cannot check, never as 'not a FHIR R4 resource type'."""
+    b = add(bundle(), {"resourceType": "MedicinalProduct", "id": "mp1"})
+    assert mapped(b).patient["id"]
+    with pytest.raises(InputError) as exc:
+        mapped(b, strict=True)
+    text = str(exc.value)
+    assert "MedicinalProduct is a FHIR R4 resource type that the full validation" in text
+    assert "not a FHIR R4 resource type" not in text
+    with pytest.raises(InputError, match="not a FHIR R4 resource type"):
+        mapped(add(bundle(), {"resourceType": "NotAResource"}), strict=True)
+
+
 def test_strict_fhir_is_for_fhir_input_only() -> None:
     """--strict-fhir with a CONTRACT.md patient is a usage error (exit 2)."""
     from conftest import load_example
