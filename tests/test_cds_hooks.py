@@ -107,6 +107,30 @@ def test_the_urgent_referral_card_suggests_a_draft_service_request() -> None:
     assert "Charcot" in sr["reasonCode"][0]["text"]
 
 
+def test_an_urgent_recommendation_without_a_red_flag_is_not_dressed_as_one() -> None:
+    """A rule set may recommend urgently with no red flag in the result: the card is critical and
+    suggests the referral, but names no flag, and its ServiceRequest's reason is text, never a code of
+    the flags' code system (before, the intervention's code was sent as a red flag's)."""
+    result = triaged("red-flag-charcot")
+    unflagged = result.model_copy(update={"red_flags": []})
+    card = cards(unflagged, default_triager().ruleset)["cards"][0]
+    assert card["indicator"] == "critical"
+    assert entry(card)["type"] == "urgent" and entry(card)["flag"] is None
+    assert entry(card)["intervention"] == "urgent_referral"
+    # framed as the recommendation itself (its rationale may still mention flags: this result's does)
+    first_line = card["detail"].splitlines()[0]
+    assert first_line == "**Urgent referral.**", first_line
+    flagged = cards(result, default_triager().ruleset)["cards"][0]
+    assert flagged["detail"].splitlines()[0].startswith("**Red flag")
+    sr = card["suggestions"][0]["actions"][0]["resource"]
+    assert sr["resourceType"] == "ServiceRequest" and sr["priority"] == "urgent"
+    assert "coding" not in sr["reasonCode"][0] and sr["reasonCode"][0]["text"]
+    assert sr["reasonCode"][0]["text"] == "; ".join(unflagged.recommendations[0].rationale)
+    assert len(card["summary"]) <= 140
+    again = cards(unflagged, default_triager().ruleset)["cards"][0]
+    assert again["uuid"] == card["uuid"] != cards(result, default_triager().ruleset)["cards"][0]["uuid"]
+
+
 def test_a_priority_in_the_result_is_the_service_requests_priority() -> None:
     """Where the urgent recommendation gives a FHIR request priority, the ServiceRequest carries it."""
     result = triaged("red-flag-charcot")

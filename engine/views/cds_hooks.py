@@ -227,9 +227,13 @@ def _priority(rec: Recommendation | None, flag: str) -> str:
 
 
 def service_request(
-    result: Result, rec: Recommendation | None, flag: str, flag_label: str, label: str, priority: str
+    result: Result, rec: Recommendation | None, flag: str | None, flag_label: str, label: str, priority: str
 ) -> dict[str, Any]:
-    """A draft FHIR R4 ServiceRequest proposing the urgent referral for one flag."""
+    """A draft FHIR R4 ServiceRequest proposing the urgent referral for one flag; with no flag (an
+    urgent recommendation no red flag calls for), its reason is `flag_label` as text, uncoded."""
+    reason: dict[str, Any] = {"text": flag_label}
+    if flag is not None:
+        reason = {"coding": [{"system": FLAG_SYSTEM, "code": flag, "display": flag_label}], "text": flag_label}
     resource: dict[str, Any] = {
         "resourceType": "ServiceRequest",
         "status": "draft",
@@ -237,12 +241,58 @@ def service_request(
         "priority": priority,
         "code": {"text": label},
         "subject": {"reference": f"Patient/{result.patient_id}"},
-        "reasonCode": [{"coding": [{"system": FLAG_SYSTEM, "code": flag, "display": flag_label}], "text": flag_label}],
+        "reasonCode": [reason],
     }
     action = rec.details.get("action") if rec is not None else None
     if isinstance(action, str) and action:
         resource["note"] = [{"text": action}]
     return resource
+
+
+def _urgent_card(d: Digest, ruleset: RuleSet, source: dict[str, str], rec: Recommendation) -> dict[str, Any]:
+    """An urgent recommendation that no red flag of the result calls for (a rule set may make one):
+    a critical card of its own, never presented as a red flag or coded with the flags' code system."""
+    result = d.result
+    item = next(i for i in d.plan if i.rec is rec)
+    reason = "; ".join(rec.rationale) or item.label
+    lines = [f"**{_md(item.label)}.**", "", *_rec_lines(item), ""]
+    stopped = [w for w in d.withheld if any(e.kind == "suppressed" for e in w.entries)]
+    if stopped:
+        lines += ["**Not started or continued:** " + ", ".join(_md(w.label) for w in stopped), ""]
+    lines.append(_footer(ruleset, rec.rule))
+    priority = _priority(rec, rec.intervention)
+    return {
+        "uuid": card_uuid(result.patient_id, rec.rule, f"{rec.intervention}:urgent"),
+        "summary": summary(f"{item.label}: {reason}."),
+        "indicator": "critical",
+        "detail": "\n".join(lines),
+        "source": source,
+        "overrideReasons": _overrides(DECLINE_RECOMMENDATION[1:]),
+        "extension": {
+            "forefoot-cds.entry": {
+                "type": "urgent",
+                "flag": None,
+                "intervention": rec.intervention,
+                "category": rec.category,
+                "rule": rec.rule,
+            }
+        },
+        "suggestions": [
+            {
+                "label": summary(f"Request {item.label.lower()}, priority {priority}"),
+                "uuid": card_uuid(result.patient_id, rec.rule, f"suggestion:{rec.intervention}"),
+                "isRecommended": True,
+                "actions": [
+                    {
+                        "type": "create",
+                        "description": f"A draft ServiceRequest: {item.label.lower()}, priority {priority}, reason {reason}",
+                        "resource": service_request(result, rec, None, reason, item.label, priority),
+                    }
+                ],
+            }
+        ],
+        "selectionBehavior": "at-most-one",
+    }
 
 
 def _flag_card(
@@ -430,8 +480,7 @@ def cards(
         out.append(_flag_card(d, ruleset, pathway, flag, flag_label, urgent))
     if not d.flags:
         for rec in urgent:  # an urgent recommendation without a flag still gets its own card
-            item = next(i for i in d.plan if i.rec is rec)
-            out.append(_flag_card(d, ruleset, pathway, rec.intervention, item.label, [rec]))
+            out.append(_urgent_card(d, ruleset, pathway, rec))
     contraindicated = [w for w in d.withheld if any(e.kind == "contraindicated" for e in w.entries)]
     for item in contraindicated:
         out.append(_contraindication_card(d, ruleset, pathway, item))
