@@ -250,15 +250,20 @@ def test_clinician_may_decline_recommendations_and_warnings() -> None:
 
 
 def test_markdown_in_data_is_escaped() -> None:
-    """Underscores in data (here a medication name in a reason) are escaped, so they do not turn into emphasis."""
-    patient = {**load_example("neuropathic-persistent"), "medications": ["sertraline", "my_drug_x 5 mg"]}
+    """Markdown in data (here medication names in a reason) is escaped, so it never turns into emphasis:
+    rendered as CommonMark, the names read as written. An underscore inside a word cannot be emphasis
+    and is left as it is; one at a word's edge is escaped."""
+    from markdown_it import MarkdownIt
+
+    patient = {**load_example("neuropathic-persistent"), "medications": ["sertraline", "my_drug_x 5 mg", "_zz_ *q*"]}
     c = next(
         c
         for c in cards(default_triager().triage(patient), default_triager().ruleset)["cards"]
         if entry(c)["type"] == "plan"
     )
-    assert "my\\_drug\\_x" in c["detail"]
-    assert "my_drug_x" not in c["detail"]
+    assert "my_drug_x" in c["detail"] and "\\_zz\\_ \\*q\\*" in c["detail"]
+    html = MarkdownIt("commonmark").enable(["strikethrough", "table"]).render(c["detail"])
+    assert "<em>" not in html and "my_drug_x" in html and "_zz_ *q*" in html
 
 
 def test_cli_prints_a_cds_hooks_response() -> None:
@@ -320,5 +325,5 @@ def test_what_would_change_is_in_the_cards_that_hold_the_withheld_option() -> No
     got = cards(result.model_copy(update={"not_recommended": entries}), default_triager().ruleset)["cards"]
     warning = next(c for c in got if entry(c)["type"] == "contraindication")
     plan = next(c for c in got if entry(c)["type"] == "plan")
-    assert "change for low\\_dose\\_naltrexone" in warning["detail"]
-    assert "would be an option if: change for metatarsal\\_pad" in plan["detail"]
+    assert "change for low_dose_naltrexone" in warning["detail"]
+    assert "would be an option if: change for metatarsal_pad" in plan["detail"]

@@ -9,7 +9,8 @@ import json
 import re
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from rich.cells import cell_len
 from typer.testing import CliRunner
 
@@ -337,3 +338,31 @@ def test_a_flagged_patient_sees_the_flag_first_within_80_columns(patient):
     assert max(cell_len(line) for line in lines) <= 80
     assert sum(1 for line in lines if line.startswith(" ✓ ")) == len(result.recommendations)
     assert sum(1 for line in lines if re.match(r" ✗ ", line)) == len({n.intervention for n in result.not_recommended})
+
+
+_MD_PIECES = list("ab1 _*`[]()<>#|~&;!\\-+.:=é\n\t") + ["&amp;", "&#38;", "__", "**", "~~", "x_y", "<b>", "[a](b)"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(_MD_PIECES), max_size=30).map("".join))
+def test_escaped_text_renders_as_itself_in_commonmark(text: str) -> None:
+    """`md_escape` (the markdown report's and the CDS Hooks cards' one escaping): rendered inline as
+    CommonMark with strikethrough, any text is plain text again (white space runs one space), with no
+    emphasis, code, link, HTML or entity made of it."""
+    from markdown_it import MarkdownIt
+
+    from engine.views import cds_hooks, markdown
+    from engine.views.common import md_escape
+
+    escaped = md_escape(text)
+    assert markdown.esc(text) == cds_hooks._md(text) == escaped
+    tokens = MarkdownIt("commonmark").enable(["strikethrough", "table"]).parseInline(escaped)[0].children
+    assert {t.type for t in tokens} <= {"text"}, escaped
+    assert "".join(t.content for t in tokens) == " ".join(text.split())
+
+
+def test_an_underscore_inside_a_word_is_left_readable() -> None:
+    from engine.views.common import md_escape
+
+    assert md_escape("metatarsal_pad") == "metatarsal_pad"
+    assert md_escape("_x_ __init__ a_") == "\\_x\\_ \\_\\_init\\_\\_ a\\_"

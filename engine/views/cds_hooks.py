@@ -35,6 +35,7 @@ from engine.views.common import (
     detail_value,
     digest,
     fit_words,
+    md_escape,
     sentence,
     shown_details,
     urgent_category,
@@ -75,12 +76,9 @@ def card_uuid(patient_id: str, rule: str, intervention: str) -> str:
     return str(uuid.uuid5(CARD_NAMESPACE, "\x1f".join((patient_id, rule, intervention))))
 
 
-_MD_ESCAPES = str.maketrans({c: "\\" + c for c in "\\`*_[]<>#|"})
-
-
 @lru_cache(maxsize=8192)
 def _md_str(text: str) -> str:
-    return " ".join(text.split()).translate(_MD_ESCAPES)
+    return md_escape(text)
 
 
 def _md(text: Any) -> str:

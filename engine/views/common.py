@@ -27,6 +27,26 @@ from typing import Any
 from engine.kernel.models import Change, NotRecommended, Recommendation, Result, Unknown
 from engine.kernel.rulebase import RuleSet, code_label, intervention_label
 
+#: What markdown (CommonMark, with GitHub's tables and strikethrough) may read as markup in running
+#: text: escaped with a backslash wherever a view writes text that came from rules or input. An
+#: underscore between two letters or digits (`metatarsal_pad`) can neither open nor close
+#: emphasis, so only the others are escaped (`_x_` is `\\_x\\_`); codes stay readable as text.
+MD_SPECIAL = "\\`*_[]<>#|~"
+_MD_ESCAPES = str.maketrans({c: "\\" + c for c in MD_SPECIAL if c != "_"})
+_ENTITY = re.compile(r"&(?=#?[0-9A-Za-z]+;)")
+_EDGE_UNDERSCORE = re.compile(r"(?<![^\W_])_|_(?![^\W_])")  # not between two letters or digits
+
+
+def md_escape(text: Any) -> str:
+    """Text on one line (runs of white space one space) with every markdown special escaped: safe in
+    a paragraph, a list item or a table cell (the markdown report and the CDS Hooks cards)."""
+    out = " ".join(str(text).split()).translate(_MD_ESCAPES)
+    if "_" in out:
+        out = _EDGE_UNDERSCORE.sub(r"\\_", out)
+    if "&" in out:  # only where it would start a character reference (`&amp;`, `&#38;`)
+        out = _ENTITY.sub(r"\\&", out)
+    return out
+
 
 def urgent_category(ruleset: RuleSet | None) -> str:
     """The rule set's category of what a flag calls for (`wording["flag_category"]`; '' when none)."""

@@ -9,7 +9,6 @@ turn into markup (emphasis, links, HTML, table cells).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,18 +19,18 @@ from engine.views.common import (
     NO_CHANGE,
     digest,
     evidence_grade,
+    md_escape,
     parameter_text,
     sentence,
     shown_details,
     weeks_text,
 )
 
-_SPECIAL = re.compile(r"([\\`*\[\]<>|#])")
-
 
 def esc(text: Any) -> str:
-    """Text safe inside markdown paragraphs, list items and table cells (one line)."""
-    return _SPECIAL.sub(r"\\\1", " ".join(str(text).split()))
+    """Text safe inside markdown paragraphs, list items and table cells (one line): `md_escape`,
+    the same escaping as the CDS Hooks cards."""
+    return md_escape(text)
 
 
 def _ref(cid: str, c: Mapping[str, Any]) -> str:
