@@ -8,6 +8,7 @@ of the tracked files and checks every file against them.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -67,6 +68,8 @@ def test_the_patch_touches_only_what_third_party_readme_names():
     assert touched == [
         "setup.py",
         "src/rules/events.c",
+        "src/rules/rete.c",
+        "src/rules/rete.h",
         "src/rules/rules.h",
         "src/rules/state.c",
         "src/rules/state.h",
@@ -122,6 +125,63 @@ def test_the_installed_build_takes_every_fact_the_wrapper_sends_and_refuses_128_
     assert _edge(MAX_FACT_PROPERTIES) == f"fired {MAX_FACT_PROPERTIES}"
     assert _edge(127) == "fired 127"
     assert _edge(128).startswith("refused") and "302" in _edge(128)
+
+
+_MATCHES = """
+import json
+import durable_rules_engine as d
+rules = {"r": {"all": [{"a": {"$and": [{"type:x": 1}, {"v": 5}]}}, {"b": {"type:y": 1}}], "pri": 1}}
+for on in (None, 0, 1):
+    h = d.create_ruleset(f"m{on}", json.dumps(rules))
+    if on is not None:
+        d.set_id_matches(h, on)
+    d.assert_fact(h, json.dumps({"id": "f1", "sid": "s", "type:x": 1, "v": 5, "q": "a \\"quoted\\" } text"}))
+    code, state = d.assert_fact(h, json.dumps({"id": 7, "sid": "s", "type:y": 1}))
+    print(json.dumps(json.loads(d.start_action_for_state(h, state)[1])))
+    code, state = d.assert_fact(h, json.dumps({"sid": "s", "type:y": 1}))  # durable-rules makes its id up
+    print(json.dumps(json.loads(d.complete_and_start_action(h, state))))
+"""
+
+
+def test_the_vendored_build_names_matched_facts_by_id_only_when_asked():
+    """`set_id_matches(handle, 1)` (the engine turns it on: the wrapper reads only ids from a match):
+    each matched fact is written as {"id": ...}, the id as the string durable-rules keys it by, even
+    for an id that was a number or one it made up. Off, and by default, a match is upstream's, every
+    fact whole: the build stays durable-rules for any other user of it."""
+    done = _python(_MATCHES)
+    assert done.returncode == 0, done.stderr[-2000:]
+    default, default_made_up, off, off_made_up, on, on_made_up = (json.loads(line) for line in done.stdout.splitlines())
+    whole = {
+        "r": {
+            "a": {"id": "f1", "sid": "s", "type:x": 1, "v": 5, "q": 'a "quoted" } text'},
+            "b": {"id": 7, "sid": "s", "type:y": 1},
+        }
+    }
+    assert default == off == whole
+    assert default_made_up == off_made_up and off_made_up["r"]["b"]["sid"] == "s" and "id" not in off_made_up["r"]["b"]
+    assert on == {"r": {"a": {"id": "f1"}, "b": {"id": "7"}}}
+    assert on_made_up["r"]["a"] == {"id": "f1"} and set(on_made_up["r"]["b"]) == {"id"}
+    assert on_made_up["r"]["b"]["id"].startswith("$")
+
+
+def test_the_engine_reads_matches_of_ids_only_on_the_vendored_build():
+    """Every match the engine drains on this build carries fact ids only; the results are the same
+    as from whole facts (upstream: the slow test below)."""
+    from engine import Triager
+    from engine.kernel import inference
+
+    assert inference.ID_MATCHES is True
+    seen: list[str] = []
+    real = inference._loads
+    inference._loads = lambda text: (seen.append(text), real(text))[1]
+    try:
+        Triager().triage(json.loads((ROOT / "tests" / "examples" / "neuropathic-persistent.json").read_text()))
+    finally:
+        inference._loads = real
+    assert len(seen) > 10
+    for text in seen:
+        ((_, match),) = json.loads(text).items()
+        assert all(set(fact) == {"id"} for fact in match.values()), text
 
 
 def test_on_the_vendored_build_the_engine_keeps_its_state_nodes_by_default():

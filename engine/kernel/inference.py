@@ -632,6 +632,8 @@ class _Session:
             n = next(_instance_counter)
         self.name = f"{engine.ruleset.name}-{n}"
         self._handle = _dre.create_ruleset(self.name, engine.compiled.definition_json)
+        if ID_MATCHES:  # matches name each fact by its id only: all the wrapper reads of them
+            _dre.set_id_matches(self._handle, 1)
         self._ctx = _Run(self)
         self.fresh = True
         self.triages_on_state = 0
@@ -874,6 +876,11 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 #: (the vendored build says so; upstream 2.0.28 does not): the default lifecycle keeps state
 #: nodes only then (`Engine(reuse_states=None)`).
 BOUNDED_RETRACTION: bool = bool(getattr(_dre, "forefoot_bounded_retraction", 0))
+
+#: Whether the installed durable-rules can hand out matches that name each fact by its id only
+#: (`set_id_matches`, the vendored build; upstream 2.0.28 writes every matched fact out whole, and
+#: the wrapper reads the same `{"alias": {"id": ...}}` from either).
+ID_MATCHES: bool = hasattr(_dre, "set_id_matches")
 
 #: Triages on one state node before it is deleted and created afresh (a bound on anything the C
 #: core might keep per state; creating one costs about one triage).

@@ -1884,6 +1884,7 @@ unsigned int createRuleset(unsigned int *handle, char *name, char *rules) {
     tree->actionCount = 0;
     tree->bindingsList = NULL;
     tree->currentStateIndex = 0;
+    tree->idMatches = 0;
     tree->storeMessageCallback = NULL;
     tree->storeMessageCallbackContext = NULL;
     tree->deleteMessageCallback = NULL;
@@ -1921,6 +1922,13 @@ unsigned int createRuleset(unsigned int *handle, char *name, char *rules) {
     srand(time(NULL));
     CREATE_HANDLE(tree, handle);
     return createTree(tree, rules);
+}
+
+unsigned int setIdMatches(unsigned int handle, unsigned char on) {
+    ruleset *tree;
+    RESOLVE_HANDLE(handle, &tree);
+    tree->idMatches = on ? 1 : 0;
+    return RULES_OK;
 }
 
 unsigned int deleteRuleset(unsigned int handle) {

@@ -164,6 +164,8 @@ typedef struct ruleset {
     unsigned int (*getIdleStateCallback)(void *, char *);
     void *getIdleStateCallbackContext;
 
+    // forefoot: a match names each fact by its id only (setIdMatches); 0, as upstream, by default
+    unsigned char idMatches;
 
 } ruleset;
 

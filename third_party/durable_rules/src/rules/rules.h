@@ -146,6 +146,9 @@ unsigned int completeGetIdleState(unsigned int handle,
 
 unsigned int deleteRuleset(unsigned int handle);
 
+// forefoot: with `on`, each fact of a match the ruleset hands out is written as {"id":...} only
+unsigned int setIdMatches(unsigned int handle, unsigned char on);
+
 unsigned int createClient(unsigned int *handle, 
                           char *name);
 

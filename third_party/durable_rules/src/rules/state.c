@@ -977,6 +977,60 @@ unsigned int deleteStateNode(void *tree,
     return RULES_OK;
 }
 
+// forefoot: the text a match gives for one fact: the whole fact, or with the ruleset's idMatches
+// {"id":"<id>"}: the id as the string durable-rules keys the fact by (it coerces every id to a
+// string, and makes one up for a fact without). Returns the length; `*text` and `*quote`
+// (whether quotes go around it) say what to copy.
+static unsigned int getMatchText(ruleset *tree,
+                                 messageNode *node,
+                                 char **text,
+                                 unsigned char *idOnly,
+                                 unsigned char *quote) {
+    *idOnly = 0;
+    *quote = 0;
+    if (tree->idMatches && node->jo.idIndex != UNDEFINED_INDEX) {
+        jsonProperty *id = &node->jo.properties[node->jo.idIndex];
+        *idOnly = 1;
+        if (id->valueOffset) {
+            *text = node->jo.content + id->valueOffset;
+            *quote = (id->type == JSON_STRING);
+        } else {
+            *text = node->jo.idBuffer;
+            *quote = 1;
+        }
+        // {"id":  + the id (+ its quotes) + }
+        return 6 + id->valueLength + (*quote ? 2 : 0) + 1;
+    }
+
+    *text = node->jo.content;
+    return strlen(node->jo.content);
+}
+
+static char *writeMatchText(char *first, ruleset *tree, messageNode *node) {
+    char *text;
+    unsigned char idOnly;
+    unsigned char quote;
+    unsigned int length = getMatchText(tree, node, &text, &idOnly, &quote);
+    if (!idOnly) {
+        memcpy(first, text, length);
+        return first + length;
+    }
+
+    unsigned int idLength = length - 7 - (quote ? 2 : 0);
+    memcpy(first, "{\"id\":", 6);
+    first += 6;
+    if (quote) {
+        *first++ = '"';
+    }
+    memcpy(first, text, idLength);
+    first += idLength;
+    if (quote) {
+        *first++ = '"';
+    }
+    *first++ = '}';
+    return first;
+}
+
 static unsigned int getResultFrameLength(ruleset *tree, 
                                          stateNode *state, 
                                          leftFrameNode *frame) {
@@ -985,11 +1039,14 @@ static unsigned int getResultFrameLength(ruleset *tree,
         messageFrame *currentFrame = &frame->messages[frame->reverseIndex[i]]; 
         messageNode *currentNode = MESSAGE_NODE(state, currentFrame->messageNodeOffset);
         char *name = &tree->stringPool[currentFrame->nameOffset];
-        char *value = currentNode->jo.content;
+        char *text;
+        unsigned char idOnly;
+        unsigned char quote;
+        unsigned int valueLength = getMatchText(tree, currentNode, &text, &idOnly, &quote);
         if (i < (frame->messageCount -1)) {
-            resultLength += strlen(name) + strlen(value) + 4;
+            resultLength += strlen(name) + valueLength + 4;
         } else {
-            resultLength += strlen(name) + strlen(value) + 3;
+            resultLength += strlen(name) + valueLength + 3;
         }
     }
 
@@ -1008,17 +1065,15 @@ static void serializeResultFrame(ruleset *tree,
         messageFrame *currentFrame = &frame->messages[frame->reverseIndex[i]]; 
         messageNode *currentNode = MESSAGE_NODE(state, currentFrame->messageNodeOffset);
         char *name = &tree->stringPool[currentFrame->nameOffset];
-        char *value = currentNode->jo.content;
         // forefoot: the same bytes as snprintf(first, ..., "\"%s\":%s,", name, value), copied
-        // rather than formatted (the format was a tenth of the C core's time per triage)
+        // rather than formatted (the format was a tenth of the C core's time per triage); the
+        // value is the fact, or its id alone (getMatchText)
         size_t nameLength = strlen(name);
-        size_t valueLength = strlen(value);
         first[0] = '"';
         memcpy(first + 1, name, nameLength);
         first[nameLength + 1] = '"';
         first[nameLength + 2] = ':';
-        memcpy(first + nameLength + 3, value, valueLength);
-        first += nameLength + valueLength + 3;
+        first = writeMatchText(first + nameLength + 3, tree, currentNode);
         if (i < (frame->messageCount -1)) {
             first[0] = ',';
             ++first;

@@ -917,6 +917,30 @@ static PyObject *pyCompleteGetIdleState(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+// forefoot: set_id_matches(handle, on): with on, the matches this ruleset hands out name each fact
+// by its id only ({"id": ...}); off (upstream's behaviour) by default
+static PyObject *pySetIdMatches(PyObject *self, PyObject *args) {
+    unsigned int handle;
+    unsigned int on;
+    if (!PyArg_ParseTuple(args, "II", &handle, &on)) {
+        PyErr_SetString(RulesError, "pySetIdMatches Invalid argument");
+        return NULL;
+    }
+
+    unsigned int result = setIdMatches(handle, on ? 1 : 0);
+    if (result != RULES_OK) {
+        char *message;
+        if (asprintf(&message, "Could not set id matches, error code: %d", result) == -1) {
+            PyErr_NoMemory();
+        } else {
+            PyErr_SetString(RulesError, message);
+            free(message);
+        }
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef myModule_methods[] = {
     {"create_ruleset", pyCreateRuleset, METH_VARARGS},
     {"delete_ruleset", pyDeleteRuleset, METH_VARARGS},
@@ -946,6 +970,7 @@ static PyMethodDef myModule_methods[] = {
     {"complete_get_queued_messages", pyCompleteGetQueuedMessages, METH_VARARGS},
     {"set_get_idle_state_callback", pySetGetIdleStateCallback, METH_VARARGS},
     {"complete_get_idle_state", pyCompleteGetIdleState, METH_VARARGS},
+    {"set_id_matches", pySetIdMatches, METH_VARARGS},
     {NULL, NULL}
 };
 
