@@ -202,6 +202,35 @@ def test_a_rule_may_only_do_what_it_declares():
         t.triage({"id": "x", "score": 1})
 
 
+def test_an_action_reads_the_parameters_its_rule_uses_and_no_other():
+    """param() in an action gives the rule set's value of a parameter the rule's code names; any other
+    name (here one the rule set has, built at run time so that the rule set cannot see it) fails the
+    triage, naming the rule."""
+    from engine.api import param
+    from tests.conftest import load_example
+
+    t = Triager()
+    plan = t.engine.plans["PERSISTENT"]
+    real = plan.action
+    got = []
+
+    def reads(ctx):
+        got.append(param("persistent_pain_weeks"))
+        real(ctx)
+
+    plan.action = reads
+    t.triage(load_example("neuropathic-persistent"))
+    assert got and set(got) == {t.ruleset.parameter_values["persistent_pain_weeks"]}
+    other = "adequate_trial" + "_weeks"
+
+    def strays(ctx):
+        param(other)
+
+    plan.action = strays
+    with pytest.raises(InferenceError, match="PERSISTENT.*adequate_trial_weeks"):
+        t.triage(load_example("neuropathic-persistent"))
+
+
 def test_engine_rejects_an_inconsistent_rule_set():
     bad = toy_ruleset([Rule("TOY-X", "x", when={"s": fact("subject")}, action=lambda c: None, citations=("nope",))])
     with pytest.raises(RuleSetError, match="nope"):

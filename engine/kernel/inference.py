@@ -322,9 +322,11 @@ def compile_rules(ruleset: RuleSet) -> CompiledRules:
     definition: dict[str, Any] = {_OPEN_RULE: {"all": [{_OPEN_ALIAS: {type_marker(_OPEN_TYPE): 1}}], "pri": 0}}
     for pri, rid in enumerate(order, start=1):
         r = by_id[rid]
-        patterns = [{_GATE_ALIAS: {"$and": [{type_marker(_GATE_TYPE): 1}, {"stratum": strata[rid]}]}}]
         when, unless = resolved[rid]
-        patterns += [{alias: _compile_pattern(p)} for alias, p in sorted(when.items())]
+        patterns = [{alias: _compile_pattern(p)} for alias, p in sorted(when.items())]
+        # The gate after the rule's own patterns: a gate then joins only the rules some fact has
+        # reached (first, it opened a frame for every rule of its stratum). Nothing fires before it.
+        patterns += [{_GATE_ALIAS: {"$and": [{type_marker(_GATE_TYPE): 1}, {"stratum": strata[rid]}]}}]
         # Negations last: durable-rules never evaluates a $not before the positive patterns.
         patterns += [{f"{alias}$not": _compile_pattern(p)} for alias, p in sorted(unless.items())]
         definition[rid] = {"all": patterns, "pri": pri}
@@ -389,10 +391,17 @@ class _Plan:
         "reads_all",
         "rule",
         "safe_firings",
+        "values",
         "when",
     )
 
-    def __init__(self, rule: Rule, when: tuple[tuple[str, tuple[tuple[str, str], ...]], ...], absent: tuple[str, ...]):
+    def __init__(
+        self,
+        rule: Rule,
+        when: tuple[tuple[str, tuple[tuple[str, str], ...]], ...],
+        absent: tuple[str, ...],
+        values: Mapping[str, Any],
+    ):
         self.rule = rule
         self.id = rule.id
         self.action = rule.action
@@ -402,6 +411,8 @@ class _Plan:
         self.reads_all = frozenset(rule.reads_all)
         self.emits = frozenset(rule.emits)
         self.parameters = frozenset(rule.parameters)
+        #: the values of the parameters it uses (a rule set's values are fixed once it is loaded)
+        self.values = {name: values[name] for name in rule.parameters if name in values}
         #: firings in one triage after which its facts may not be retracted (see _RETRACT_SAFE_SLOTS)
         self.safe_firings = _RETRACT_SAFE_SLOTS - len(when)
 
@@ -414,6 +425,7 @@ def _plans(ruleset: RuleSet) -> dict[str, _Plan]:
             rule=r,
             when=tuple((alias, _described_tests(p)) for alias, p in sorted(when.items())),
             absent=tuple("absent:" + p.describe() for _, p in sorted(unless.items())),
+            values=ruleset.parameter_values,
         )
     return plans
 
@@ -453,6 +465,10 @@ class _Run(Context):
         return [proxy for proxy, _ in known]
 
     def param(self, name: str) -> Any:
+        try:
+            return self._plan.values[name]
+        except KeyError:
+            pass
         if name not in self._plan.parameters:
             raise RuleSetError(
                 f"rule {self._plan.id} uses parameter {name!r}, which the rule set did not find in "
