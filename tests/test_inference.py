@@ -227,7 +227,7 @@ def test_an_action_reads_the_parameters_its_rule_uses_and_no_other():
         param(other)
 
     plan.action = strays
-    with pytest.raises(InferenceError, match="PERSISTENT.*adequate_trial_weeks"):
+    with pytest.raises(InferenceError, match=r"PERSISTENT.*adequate_trial_weeks"):
         t.triage(load_example("neuropathic-persistent"))
 
 
