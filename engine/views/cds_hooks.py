@@ -247,6 +247,41 @@ def service_request(
     return resource
 
 
+def _critical_card(
+    result: Result, source: dict[str, str], rule: str, key: str, text: str, lines: list[str], entry: dict[str, Any]
+) -> dict[str, Any]:
+    """A critical card (a red flag, or an urgent recommendation) with its `forefoot-cds.entry`."""
+    return {
+        "uuid": card_uuid(result.patient_id, rule, key),
+        "summary": text,
+        "indicator": "critical",
+        "detail": "\n".join(lines),
+        "source": source,
+        "overrideReasons": _overrides(DECLINE_RECOMMENDATION[1:]),
+        "extension": {"forefoot-cds.entry": entry},
+    }
+
+
+def _suggest_request(
+    card: dict[str, Any], result: Result, rule: str, key: str, label: str, description: str, request: dict[str, Any]
+) -> None:
+    """Add to `card` the one suggestion of creating the draft ServiceRequest `request`."""
+    card["suggestions"] = [
+        {
+            "label": summary(label),
+            "uuid": card_uuid(result.patient_id, rule, key),
+            "isRecommended": True,
+            "actions": [{"type": "create", "description": description, "resource": request}],
+        }
+    ]
+    card["selectionBehavior"] = "at-most-one"
+
+
+def _stopped_lines(d: Digest, head: str) -> list[str]:
+    stopped = [w for w in d.withheld if any(e.kind == "suppressed" for e in w.entries)]
+    return [f"**{head}:** " + ", ".join(_md(w.label) for w in stopped), ""] if stopped else []
+
+
 def _urgent_card(d: Digest, ruleset: RuleSet, source: dict[str, str], rec: Recommendation) -> dict[str, Any]:
     """An urgent recommendation that no red flag of the result calls for (a rule set may make one):
     a critical card of its own, never presented as a red flag or coded with the flags' code system."""
@@ -254,43 +289,29 @@ def _urgent_card(d: Digest, ruleset: RuleSet, source: dict[str, str], rec: Recom
     item = next(i for i in d.plan if i.rec is rec)
     reason = "; ".join(rec.rationale) or item.label
     lines = [f"**{_md(item.label)}.**", "", *_rec_lines(item), ""]
-    stopped = [w for w in d.withheld if any(e.kind == "suppressed" for e in w.entries)]
-    if stopped:
-        lines += ["**Not started or continued:** " + ", ".join(_md(w.label) for w in stopped), ""]
+    lines += _stopped_lines(d, "Not started or continued")
     lines.append(_footer(ruleset, rec.rule))
-    priority = _priority(rec, rec.intervention)
-    return {
-        "uuid": card_uuid(result.patient_id, rec.rule, f"{rec.intervention}:urgent"),
-        "summary": summary(f"{item.label}: {reason}."),
-        "indicator": "critical",
-        "detail": "\n".join(lines),
-        "source": source,
-        "overrideReasons": _overrides(DECLINE_RECOMMENDATION[1:]),
-        "extension": {
-            "forefoot-cds.entry": {
-                "type": "urgent",
-                "flag": None,
-                "intervention": rec.intervention,
-                "category": rec.category,
-                "rule": rec.rule,
-            }
-        },
-        "suggestions": [
-            {
-                "label": summary(f"Request {item.label.lower()}, priority {priority}"),
-                "uuid": card_uuid(result.patient_id, rec.rule, f"suggestion:{rec.intervention}"),
-                "isRecommended": True,
-                "actions": [
-                    {
-                        "type": "create",
-                        "description": f"A draft ServiceRequest: {item.label.lower()}, priority {priority}, reason {reason}",
-                        "resource": service_request(result, rec, None, reason, item.label, priority),
-                    }
-                ],
-            }
-        ],
-        "selectionBehavior": "at-most-one",
+    entry = {
+        "type": "urgent",
+        "flag": None,
+        "intervention": rec.intervention,
+        "category": rec.category,
+        "rule": rec.rule,
     }
+    card = _critical_card(
+        result, source, rec.rule, f"{rec.intervention}:urgent", summary(f"{item.label}: {reason}."), lines, entry
+    )
+    priority = _priority(rec, rec.intervention)
+    _suggest_request(
+        card,
+        result,
+        rec.rule,
+        f"suggestion:{rec.intervention}",
+        f"Request {item.label.lower()}, priority {priority}",
+        f"A draft ServiceRequest: {item.label.lower()}, priority {priority}, reason {reason}",
+        service_request(result, rec, None, reason, item.label, priority),
+    )
+    return card
 
 
 def _flag_card(
@@ -306,45 +327,28 @@ def _flag_card(
     if rec is not None:
         item = next(i for i in d.plan if i.rec is rec)
         lines += _rec_lines(item) + [""]
-    stopped = [w for w in d.withheld if any(e.kind == "suppressed" for e in w.entries)]
-    if stopped:
-        lines += ["**Not started or continued until then:** " + ", ".join(_md(w.label) for w in stopped), ""]
+    lines += _stopped_lines(d, "Not started or continued until then")
     rule = rec.rule if rec is not None else "(flag)"
     lines.append(_footer(ruleset, rule))
-    card: dict[str, Any] = {
-        "uuid": card_uuid(result.patient_id, rule, f"{rec.intervention if rec else 'flag'}:{flag}"),
-        "summary": text,
-        "indicator": "critical",
-        "detail": "\n".join(lines),
-        "source": source,
-        "overrideReasons": _overrides(DECLINE_RECOMMENDATION[1:]),
-        "extension": {
-            "forefoot-cds.entry": {
-                "type": "red_flag",
-                "flag": flag,
-                "intervention": rec.intervention if rec else None,
-                "category": rec.category if rec else None,
-                "rule": rule,
-            }
-        },
+    entry = {
+        "type": "red_flag",
+        "flag": flag,
+        "intervention": rec.intervention if rec else None,
+        "category": rec.category if rec else None,
+        "rule": rule,
     }
+    card = _critical_card(result, source, rule, f"{rec.intervention if rec else 'flag'}:{flag}", text, lines, entry)
     if rec is not None:
         priority = _priority(rec, flag)
-        card["suggestions"] = [
-            {
-                "label": summary(f"Request {label.lower()}, priority {priority}: {flag_label}"),
-                "uuid": card_uuid(result.patient_id, rule, f"suggestion:{flag}"),
-                "isRecommended": True,
-                "actions": [
-                    {
-                        "type": "create",
-                        "description": f"A draft ServiceRequest: {label.lower()}, priority {priority}, reason {flag_label}",
-                        "resource": service_request(result, rec, flag, flag_label, label, priority),
-                    }
-                ],
-            }
-        ]
-        card["selectionBehavior"] = "at-most-one"
+        _suggest_request(
+            card,
+            result,
+            rule,
+            f"suggestion:{flag}",
+            f"Request {label.lower()}, priority {priority}: {flag_label}",
+            f"A draft ServiceRequest: {label.lower()}, priority {priority}, reason {flag_label}",
+            service_request(result, rec, flag, flag_label, label, priority),
+        )
     return card
 
 
