@@ -75,6 +75,18 @@ def test_results_are_byte_identical_on_a_small_cohort_and_the_examples():
     assert fast.engine.fallbacks == 0
 
 
+def test_a_result_never_shares_the_rule_sets_citation_entries():
+    """The result's citations are copies (validation copies them): changing one changes no other
+    result and not the rule set."""
+    t = Triager()
+    r = t.triage(load_example(EXAMPLES[0]))
+    cid = next(iter(r.citations))
+    assert r.citations[cid] == t.ruleset.citations[cid] and r.citations[cid] is not t.ruleset.citations[cid]
+    r.citations[cid]["title"] = "changed"
+    assert t.ruleset.citations[cid]["title"] != "changed"
+    assert t.triage(load_example(EXAMPLES[0])).citations[cid]["title"] != "changed"
+
+
 def test_triage_data_is_the_models_json_dump():
     t = Triager()
     for name in EXAMPLES:

@@ -155,7 +155,7 @@ def build_result(ruleset: RuleSet, patient: BaseModel, out: Collected, order: _O
             "unknowns": [u for _, u in sorted(out.unknowns.items())],
             "notices": [n for _, n in sorted(out.notices.items())],
             "trace": out.trace,
-            "citations": {cid: dict(ruleset.citations[cid]) for cid in cited},
+            "citations": {cid: ruleset.citations[cid] for cid in cited},  # validation copies each
         }
     )
 
