@@ -13,7 +13,7 @@ from .pathway import RULES
 from .patient import Patient
 
 NAME = "forefoot-pain-pathway"
-VERSION = "1.2.1"
+VERSION = "1.2.2"
 
 RULESET = RuleSet(
     name=NAME,

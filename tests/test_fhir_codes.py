@@ -259,6 +259,33 @@ def test_red_flags_in_icd10cm_and_snomed(code: str, system: str, flag: str) -> N
     assert flag in mapped(add(bundle(), condition(code, system))).patient["red_flags"]
 
 
+_LEGS = ("1", "2", "3", "9")  # right leg, left leg, both legs, unspecified extremity (read as a leg)
+_GROUPS = ("I70.2", "I70.3", "I70.4", "I70.5", "I70.6", "I70.7")  # native arteries, then bypass grafts
+
+
+@pytest.mark.parametrize(
+    "code",
+    [f"{g}{kind}{leg}" for g in _GROUPS for kind in ("2", "6") for leg in _LEGS]
+    + [f"{g}{side}{site}" for g in _GROUPS for side in ("3", "4") for site in ("1", "9")],
+)
+def test_limb_threatening_atherosclerosis_of_a_leg_is_critical_ischaemia(code: str) -> None:
+    """Rest pain, ulceration or gangrene of a leg (or of an unspecified extremity, the protective
+    reading), in a native artery or a bypass graft: the critical-ischaemia red flag, and the disease."""
+    m = mapped(add(bundle(), condition(code)))
+    assert "critical_ischemia" in m.patient["red_flags"], code
+    assert "peripheral_arterial_disease" in m.patient["comorbidities"], code
+
+
+@pytest.mark.parametrize("code", [f"{g}{sub}" for g in _GROUPS for sub in ("28", "5", "68")])
+def test_limb_threatening_atherosclerosis_of_another_extremity_is_not_this_pathways_red_flag(code: str) -> None:
+    """ICD-10-CM's "other extremity" (I70.x28 rest pain, I70.x5 ulceration, I70.x68 gangrene) is not a
+    leg: peripheral arterial disease, not the foot's critical limb ischaemia (before table 1.1.2, I70.x5
+    and the I70.x28/I70.x68 leaves took the red flag, and with it stopped every escalation)."""
+    m = mapped(add(bundle(), condition(code)))
+    assert "critical_ischemia" not in m.patient.get("red_flags", []), code
+    assert "peripheral_arterial_disease" in m.patient["comorbidities"], code
+
+
 def test_diabetic_complication_codes_keep_the_diabetes() -> None:
     """E11.621 is a foot ulcer and type 2 diabetes; E11.52 is gangrene (critical ischaemia) and diabetes."""
     m = mapped(add(add(bundle(), condition("E11.621")), condition("E11.52")))
