@@ -193,6 +193,25 @@ def test_every_row_says_where_its_code_was_checked() -> None:
         assert "checked" in r.source or "; from CDC" in r.source, (r.system, r.code, r.source)
 
 
+def test_every_icd10cm_row_is_a_code_of_the_cms_tabular_under_its_own_title() -> None:
+    """Each ICD-10-CM row's code is a code (or category) of the CMS ICD-10-CM FY2026 tabular, which
+    simple-icd-10-cm 1.5.0 ships unchanged, and its source begins with that code and the tabular's
+    title, word for word (an annotation may follow in brackets); the table's own rows say they were
+    checked there, the rows generated from the CDC value sets name those. The S90-S99 block is a
+    prefix of categories, not an item: its categories are checked instead."""
+    import simple_icd_10_cm as icd
+
+    rows = [r for r in load_mapping().conditions if r.system == "icd10cm"]
+    assert len(rows) > 150
+    for r in rows:
+        if r.code == "S9":
+            assert all(icd.is_valid_item(f"S9{n}") for n in range(10)) and r.source.startswith("ICD-10-CM S90-S99 ")
+            continue
+        assert icd.is_valid_item(r.code), r.code
+        assert r.source.startswith(f"ICD-10-CM {r.code} {icd.get_description(r.code)}"), (r.code, r.source[:120])
+        assert "CMS ICD-10-CM FY2026 tabular" in r.source or "; from CDC" in r.source, r.code
+
+
 def test_no_row_is_silent_about_its_check() -> None:
     """Every non-local row says where its code was checked, or says plainly that it was not re-checked."""
     m = load_mapping()
