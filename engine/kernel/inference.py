@@ -639,9 +639,8 @@ class _Session:
         self._plans = engine.plans
         self._gates = engine.gates
         self._gate_retracts = engine.gate_retracts
-        #: fact type -> (its type marker, the fields its patterns test): what `_register` sends
-        self._sending = {t: (type_marker(t), names) for t, names in engine.compiled.tested.items()}
-        self._fewest_safe_firings = min((p.safe_firings for p in engine.plans.values()), default=1)
+        self._sending = engine.sending
+        self._fewest_safe_firings = engine.fewest_safe_firings
         self._reuse = engine.reuse_states
         self._recycle_after = engine.recycle_after
         with _counter_lock:
@@ -934,6 +933,10 @@ class Engine:
             for s in range(self.compiled.n_strata)
         )
         self.gate_retracts = tuple(json.dumps({"id": f"g{s}", "sid": _SID}) for s in range(self.compiled.n_strata))
+        #: fact type -> (its type marker, the fields its patterns test): what a session sends of a fact
+        self.sending = {t: (type_marker(t), names) for t, names in self.compiled.tested.items()}
+        #: the smallest `safe_firings` of any rule (see `_Session._retraction_unsafe`)
+        self.fewest_safe_firings = min((p.safe_firings for p in self.plans.values()), default=1)
         self._idle: list[_Session] = []
         self._lock = threading.Lock()
         self.sessions_created = 0
