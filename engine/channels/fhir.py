@@ -496,22 +496,13 @@ def _entry_resource(
     if not isinstance(rtype, str) or not known(rtype):
         if isinstance(rtype, str) and rtype in RESOURCE_TYPES:
             # an R4 type that R4B dropped: fhir.resources' R4B models (the strict mode) cannot check it
-            probs.append(
-                FieldProblem(
-                    f"{label}.resource.resourceType",
-                    f"{rtype} is a FHIR R4 resource type that the full validation (fhir.resources' "
-                    "R4B models) cannot check",
-                    "the Bundle without --strict-fhir (the mapping reads it as it is), or without this entry",
-                )
+            problem = (
+                f"{rtype} is a FHIR R4 resource type that the full validation (fhir.resources' R4B models) cannot check",
+                "the Bundle without --strict-fhir (the mapping reads it as it is), or without this entry",
             )
-            return None
-        probs.append(
-            FieldProblem(
-                f"{label}.resource.resourceType",
-                "not a FHIR R4 resource type",
-                ", ".join(READ_TYPES) + ", or another FHIR resource",
-            )
-        )
+        else:
+            problem = ("not a FHIR R4 resource type", ", ".join(READ_TYPES) + ", or another FHIR resource")
+        probs.append(FieldProblem(f"{label}.resource.resourceType", *problem))
         return None
     return res, rtype
 
