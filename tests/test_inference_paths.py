@@ -8,9 +8,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engine import Triager
 from engine.api import Rule, fact, ge
@@ -115,3 +118,169 @@ def test_the_tested_fields_of_the_real_rule_set_cover_every_pattern():
         when, unless = t.ruleset.resolved[r.id]
         for p in (*when.values(), *unless.values()):
             assert {n for n, _ in p.tests} <= set(compiled.tested[p.type]), r.id
+
+
+# ---------------------------------------------------------------- normalising, value by value
+
+
+def _normalise_reference(raw):
+    """The value-by-value reading of `normalise_fact` (the wrapper's code until rule set 1.2.2):
+    every value through one check, floats rounded to four decimals, lists copied item by item."""
+    import math
+    from collections.abc import Mapping
+
+    if not isinstance(raw, Mapping):
+        raise FactError("a fact must be a mapping")
+    ftype = raw.get("type")
+    if type(ftype) is not str or not ftype:
+        raise FactError("a fact needs a non-empty string 'type'")
+
+    def where(key):
+        return f"fact {ftype}.{key}"
+
+    def scalar(value, key):
+        kind = type(value)
+        if kind is str:
+            if len(value) > inference.MAX_STRING:
+                raise FactError(f"{where(key)}: string longer than {inference.MAX_STRING} characters")
+            return value
+        if kind is bool:
+            return value
+        if kind is int:
+            if -(2**53) < value < 2**53:
+                return value
+            raise FactError(f"{where(key)}: integer out of the safe range ±2^53")
+        if kind is float:
+            if not math.isfinite(value):
+                raise FactError(f"{where(key)}: NaN and infinity never match in durable-rules")
+            if abs(value) >= inference.MAX_ABS_NUMBER:
+                raise FactError(
+                    f"{where(key)}: magnitude ≥ {inference.MAX_ABS_NUMBER:.0f} would be sent in exponent form"
+                )
+            value = round(value, 4)
+            return int(value) if value.is_integer() else value
+        raise FactError(
+            f"{where(key)}: {kind.__name__} is not allowed in a fact (str, int, float, bool or a list of them)"
+        )
+
+    out, leaves = {}, 2
+    for key, value in raw.items():
+        if type(key) is not str or not key or key in ("id", "sid") or key[0] == "$" or key.startswith("type:"):
+            raise FactError(f"fact {ftype}: key {key!r} is reserved or not a name")
+        if type(value) in (list, tuple):
+            out[key] = [scalar(v, key) for v in value]
+            leaves += len(value) or 1
+        elif value is None:
+            raise FactError(f"fact {ftype}.{key}: None is not allowed; leave the field out")
+        else:
+            out[key] = scalar(value, key)
+            leaves += 1
+    if leaves > inference.MAX_FACT_PROPERTIES:
+        raise FactError(f"fact {ftype}: {leaves} properties with id and sid, at most {inference.MAX_FACT_PROPERTIES}")
+    return out
+
+
+_SCALARS = st.one_of(
+    st.text(max_size=3),
+    st.text(min_size=250, max_size=260),
+    st.booleans(),
+    st.integers(min_value=-(2**54), max_value=2**54),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.floats(min_value=-1e16, max_value=1e16),
+    st.integers(min_value=-(2**20), max_value=2**20).map(lambda n: n / 16),  # binary-exact decimals
+    st.decimals(min_value=-1000, max_value=1000, places=5, allow_nan=False).map(float),
+    st.sampled_from([0.0, -0.0, 1e-05, 0.00005, 1e15, -1e15, 1e15 - 1, 9.99995, 0.0625, 2.0]),
+    st.none(),
+    st.dictionaries(st.text(max_size=2), st.integers(), max_size=1),
+)
+_VALUES = st.one_of(_SCALARS, st.lists(_SCALARS, max_size=3), st.tuples(_SCALARS, _SCALARS))
+_KEYS = st.one_of(
+    st.sampled_from(["a", "b", "score", "key", "id", "sid", "$x", "type:t", "", "weeks"]),
+    st.text(min_size=1, max_size=4),
+    st.integers(0, 3),
+)
+
+
+def _outcome(fn, *args):
+    try:
+        got = fn(*args)
+    except FactError as exc:
+        return ("error", str(exc))
+    return ("fact", got, list(got), [type(v) for v in got.values()], [repr(v) for v in got.values()])
+
+
+@settings(max_examples=1500, deadline=None)
+@given(fields=st.dictionaries(_KEYS, _VALUES, max_size=8), width=st.integers(0, 70))
+def test_normalise_fact_gives_what_the_value_by_value_reading_gives(fields, width):
+    """Same fact (values, key order, types: 2 is not 2.0, -0.0 becomes 0) or the same error, for
+    every kind of value: the one-pass normaliser takes shortcuts (binary-exact floats, lists of
+    text), never a different answer."""
+    raw = {"type": "finding", **fields}
+    raw.update({f"w{i}": i for i in range(width)})
+    assert _outcome(normalise_fact, raw) == _outcome(_normalise_reference, raw)
+    if "type" not in fields and "key" not in fields and all(type(k) is str for k in fields):
+        # and a conclusion with the same fields is the same fact (or the same error)
+        key = raw.pop("key", None)
+        body = {k: v for k, v in raw.items() if k != "type"}
+        whole = {"type": "finding", **body, **({} if key is None else {"key": key})}
+        assert _outcome(_normalise_fields, "finding", body, key) == _outcome(_normalise_reference, whole)
+
+
+# ---------------------------------------------------------------- ordering the result
+
+
+def _one_rule(action, emits=("treat", "other")):
+    return Triager(toy_ruleset([Rule("TOY-ACT", "acts", when={"s": fact("subject")}, action=action, emits=emits)]))
+
+
+def test_a_withheld_kind_that_is_not_one_of_the_four_fails_the_triage_naming_the_rule():
+    """The result is ordered by looking each kind up; a kind outside the four is named, not a KeyError."""
+
+    def odd(ctx):
+        ctx.recommend("other", ["fine"])
+        ctx.withhold("treat", "maybe", "an odd kind")
+
+    for build in ("model", "data"):
+        t = _one_rule(odd)
+        with pytest.raises(inference.InferenceError, match=r"TOY-ACT.*'maybe' is not one of contraindicated"):
+            t.triage({"id": "x", "score": 1}) if build == "model" else t.triage_data({"id": "x", "score": 1})
+
+
+def test_a_recommendation_in_a_category_the_rule_set_lacks_fails_the_triage_naming_the_rule():
+    def rec(ctx):
+        ctx.withhold("other", "bogus", "checked first")  # a bad kind and a bad category: the kind is named
+        ctx.recommend("treat", ["fine"])
+
+    t = _one_rule(rec)
+    t.ruleset.interventions["treat"] = dataclasses.replace(t.ruleset.interventions["treat"], category="nowhere")
+    with pytest.raises(inference.InferenceError, match=r"'bogus' is not one of"):
+        t.triage({"id": "x", "score": 1})
+
+    def rec_only(ctx):
+        ctx.recommend("treat", ["fine"])
+
+    t = _one_rule(rec_only)
+    t.ruleset.interventions["treat"] = dataclasses.replace(t.ruleset.interventions["treat"], category="nowhere")
+    with pytest.raises(inference.InferenceError, match=r"TOY-ACT.*category 'nowhere' is not a category"):
+        t.triage({"id": "x", "score": 1})
+
+
+def test_an_intervention_both_recommended_and_withheld_fails_the_triage():
+    def both(ctx):
+        ctx.recommend("treat", ["yes"])
+        ctx.withhold("treat", "deferred", "and no")
+
+    with pytest.raises(inference.InferenceError, match="recommended and not recommended at once: treat"):
+        _one_rule(both).triage({"id": "x", "score": 1})
+
+
+def test_the_result_cites_what_every_fired_rule_and_every_recommendation_rests_on():
+    def rec(ctx):
+        ctx.recommend("treat", ["yes"])
+
+    rule = Rule("TOY-ACT", "acts", when={"t": fact("tag")}, action=rec, emits=("treat",), citations=("rule-cite",))
+    rs = toy_ruleset([rule])
+    rs.citations["rule-cite"] = {"title": "rule"}
+    r = Triager(rs).triage({"id": "x", "score": 1, "tags": ["a", "b"]})  # fires twice
+    assert list(r.citations) == ["rule-cite", "toy-cite"]
+    assert [e.rule for e in r.trace] == ["TOY-ACT", "TOY-ACT"]

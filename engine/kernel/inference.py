@@ -153,40 +153,61 @@ def normalise_fact(raw: Mapping[str, Any]) -> dict[str, Any]:
     ftype = raw.get("type")
     if type(ftype) is not str or not ftype:
         raise FactError("a fact needs a non-empty string 'type'")
-    out: dict[str, Any] = {}
-    leaves = _normalise_into(out, len(_INTERNAL), ftype, raw.items())
+    if type(raw) is dict:
+        out = raw.copy()
+        items: Any = raw.items()
+    else:  # a Mapping of another kind: its items, read once
+        items = list(raw.items())
+        out = dict(items)
+    leaves = len(_INTERNAL) + len(items) + _normalise_into(out, ftype, items)
     if leaves > MAX_FACT_PROPERTIES:
         raise FactError(f"fact {ftype}: {leaves} properties with id and sid, at most {MAX_FACT_PROPERTIES}")
     return out
 
 
-def _normalise_into(out: dict[str, Any], leaves: int, ftype: str, items: Any) -> int:
-    """Add the normalised `items` (key, value) of a fact of `ftype` to `out`; the leaf count after them.
+def _normalise_into(out: dict[str, Any], ftype: str, items: Any) -> int:
+    """Check the (key, value) `items` of a fact of `ftype`, already copied into `out` in their
+    order, and put in `out` the value each becomes where normalising changes it (a float, a list);
+    return the leaves they add beyond one per item (a list of n values is n leaves, an empty one 1).
 
-    Strings and integers (every value of an ordinary fact) are checked inline; anything else goes
-    through `_normalise_scalar`, which rounds floats and names the problem."""
+    Strings, integers and floats of at most four binary-exact decimals (every value of an
+    ordinary fact) are checked inline; anything else goes through `_normalise_scalar`, which
+    rounds floats and names the problem. One pass over the values, with no per-value copy: this
+    runs for every fact of every triage (`tests/test_inference_paths.py` holds it to the
+    value-by-value reading, `_normalise_reference`).
+    """
     good = _GOOD_KEYS
+    extra = 0
     for key, value in items:
         if key not in good:
             _check_key(key, ftype)
         kind = type(value)
         if kind is str:
-            out[key] = value if len(value) <= MAX_STRING else _normalise_scalar(value, ftype, key)
-            leaves += 1
+            if len(value) > MAX_STRING:
+                _normalise_scalar(value, ftype, key)  # raises
         elif kind is int:
-            out[key] = value if -_SAFE_INT < value < _SAFE_INT else _normalise_scalar(value, ftype, key)
-            leaves += 1
+            if not -_SAFE_INT < value < _SAFE_INT:
+                _normalise_scalar(value, ftype, key)  # raises
         elif kind is list or kind is tuple:
-            out[key] = [
-                v if type(v) is str and len(v) <= MAX_STRING else _normalise_scalar(v, ftype, key) for v in value
-            ]
-            leaves += len(value) or 1
+            values = list(value)
+            for v in values:
+                if type(v) is not str or len(v) > MAX_STRING:
+                    values = [
+                        v if type(v) is str and len(v) <= MAX_STRING else _normalise_scalar(v, ftype, key)
+                        for v in value
+                    ]
+                    break
+            out[key] = values
+            if len(values) > 1:
+                extra += len(values) - 1
+        elif kind is float and -MAX_ABS_NUMBER < value < MAX_ABS_NUMBER and (value * 16).is_integer():
+            # n/16 has at most four decimals: round(value, 4) is value itself (no decimal conversion)
+            out[key] = int(value) if value.is_integer() else value
         elif value is None:
             raise FactError(f"fact {ftype}.{key}: None is not allowed; leave the field out")
         else:
             out[key] = _normalise_scalar(value, ftype, key)
-            leaves += 1
-    return leaves
+    return extra
 
 
 def _normalise_fields(ftype: str, fields: dict[str, Any], key: Any) -> dict[str, Any]:
@@ -194,14 +215,13 @@ def _normalise_fields(ftype: str, fields: dict[str, Any], key: Any) -> dict[str,
     building that dict: a rule's `conclude(...)` arguments, which never hold "type" or "key" themselves."""
     if type(ftype) is not str or not ftype:
         raise FactError("a fact needs a non-empty string 'type'")
-    out: dict[str, Any] = {"type": ftype}
-    leaves = _normalise_into(out, len(_INTERNAL) + 1, ftype, fields.items())
+    out: dict[str, Any] = {"type": ftype, **fields}
+    leaves = len(_INTERNAL) + 1 + len(fields) + _normalise_into(out, ftype, fields.items())
     if key is not None:
-        if type(key) is str and len(key) <= MAX_STRING:  # the usual key, checked inline
-            out["key"] = key
-            leaves += 1
-        else:
-            leaves = _normalise_into(out, leaves, ftype, (("key", key),))
+        out["key"] = key
+        leaves += 1
+        if type(key) is not str or len(key) > MAX_STRING:  # the usual key is checked inline
+            leaves += _normalise_into(out, ftype, (("key", key),))
     if leaves > MAX_FACT_PROPERTIES:
         raise FactError(f"fact {ftype}: {leaves} properties with id and sid, at most {MAX_FACT_PROPERTIES}")
     return out

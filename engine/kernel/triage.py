@@ -111,28 +111,36 @@ class _Order:
         return order
 
 
-def _ordered(out: Collected, o: _Order) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[str]]:
-    """Recommendations and withheld entries in result order, and the citation ids they rest on,
-    after checking the run's invariants."""
-    rank, kind_rank = o.rank, o.kind_rank
+def _check_kinds_and_categories(out: Collected, o: _Order) -> None:
     for n in out.withheld.values():
-        if n["kind"] not in kind_rank:
+        if n["kind"] not in o.kind_rank:
             raise InferenceError(n["rule"], f"not-recommended kind {n['kind']!r} is not one of {', '.join(KIND_ORDER)}")
     for r in out.recommendations.values():
         if r["category"] not in o.category_rank:
             raise InferenceError(r["rule"], f"category {r['category']!r} is not a category of the rule set")
-    recs = sorted(out.recommendations.values(), key=lambda r: (o.category_rank[r["category"]], rank[r["intervention"]]))
-    withheld = sorted(out.withheld.values(), key=lambda n: (rank[n["intervention"]], kind_rank[n["kind"]], n["rule"]))
-    both = set(out.recommendations) & {n["intervention"] for n in withheld}
-    if both:
+
+
+def _ordered(out: Collected, o: _Order) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[str]]:
+    """Recommendations and withheld entries in result order, and the citation ids they rest on,
+    after checking the run's invariants."""
+    rank, kind_rank, category_rank = o.rank, o.kind_rank, o.category_rank
+    try:  # sorting looks every kind and category up: one that is not the rule set's fails there
+        recs = sorted(out.recommendations.values(), key=lambda r: (category_rank[r["category"]], rank[r["intervention"]]))
+        withheld = sorted(out.withheld.values(), key=lambda n: (rank[n["intervention"]], kind_rank[n["kind"]], n["rule"]))
+    except KeyError:
+        _check_kinds_and_categories(out, o)  # names the entry, as checking first would have
+        raise
+    if out.withheld and not out.recommendations.keys().isdisjoint(n["intervention"] for n in withheld):
+        both = set(out.recommendations) & {n["intervention"] for n in withheld}
         raise InferenceError("(invariant)", "recommended and not recommended at once: " + ", ".join(sorted(both)))
     cited: set[str] = set()
+    rule_citations = o.rule_citations
+    for rule_id in out.fired:
+        cited.update(rule_citations[rule_id])
     for r in recs:
         ev = r["evidence"]
         if ev is not None:
             cited.update(ev.citations)
-    for rule_id in set(out.fired):
-        cited.update(o.rule_citations[rule_id])
     return recs, withheld, sorted(cited)
 
 
