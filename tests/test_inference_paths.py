@@ -284,3 +284,54 @@ def test_the_result_cites_what_every_fired_rule_and_every_recommendation_rests_o
     r = Triager(rs).triage({"id": "x", "score": 1, "tags": ["a", "b"]})  # fires twice
     assert list(r.citations) == ["rule-cite", "toy-cite"]
     assert [e.rule for e in r.trace] == ["TOY-ACT", "TOY-ACT"]
+
+
+# ---------------------------------------------------------------- matches read once
+
+
+def test_a_match_text_is_read_once_and_what_it_says_is_the_same_when_read_again(monkeypatch):
+    """On the vendored build a match names facts by id only, so the same text recurs across
+    patients and is kept once parsed (`_MATCHES`). With the store off every text is parsed:
+    results, trace included, are the same."""
+    from bench.cohort import cohort
+
+    patients = list(cohort(300))
+    monkeypatch.setattr(inference, "_MATCHES", {})
+    t = Triager()
+    assert all(s._id_matches for s in t.engine._idle_sessions()) == inference.ID_MATCHES
+    kept = [t.triage(p).model_dump_json() for p in patients]
+    if inference.ID_MATCHES:
+        assert 0 < len(inference._MATCHES) <= inference._MAX_MATCHES
+        for text, (rule_id, ids) in list(inference._MATCHES.items())[:50]:
+            ((rid, whole),) = json.loads(text).items()
+            assert rid == rule_id and ids == {alias: f["id"] for alias, f in whole.items()}
+    monkeypatch.setattr(inference, "_MATCHES", {})
+    monkeypatch.setattr(inference, "_MAX_MATCHES", 0)
+    assert [t.triage(p).model_dump_json() for p in patients] == kept
+    assert inference._MATCHES == {}
+
+
+def test_the_store_of_match_texts_is_bounded(monkeypatch):
+    from bench.cohort import cohort
+
+    monkeypatch.setattr(inference, "_MATCHES", {})
+    monkeypatch.setattr(inference, "_MAX_MATCHES", 25)
+    t = Triager()
+    for p in cohort(100):
+        t.triage(p)
+    assert len(inference._MATCHES) == (25 if inference.ID_MATCHES else 0)
+
+
+def test_whole_fact_matches_are_never_stored(monkeypatch):
+    """A session without id-only matches (upstream's whole facts: the text carries patient values)
+    parses every match and stores none."""
+    from bench.cohort import cohort
+
+    monkeypatch.setattr(inference, "_MATCHES", {})
+    monkeypatch.setattr(inference, "ID_MATCHES", False)
+    t = Triager()
+    assert not any(s._id_matches for s in t.engine._idle_sessions())
+    whole = [t.triage(p).model_dump_json() for p in cohort(50)]
+    assert inference._MATCHES == {}
+    monkeypatch.undo()
+    assert [Triager().triage(p).model_dump_json() for p in cohort(50)] == whole

@@ -504,9 +504,11 @@ class _Run(Context):
             if key is not None:
                 raw["key"] = key
             f = normalise_fact(raw)
+            label = fact_label(f)
         else:
             f = _normalise_fields(type_, fields, key)
-        label = fact_label(f)
+            # fact_label(f), without the call: the type and a key of text are sent as they are
+            label = type_ if key is None else f"{type_}:{key}" if type(key) is str else fact_label(f)
         labels = self._s.labels
         if label in labels:
             return  # already known: conclusions are idempotent
@@ -527,7 +529,8 @@ class _Run(Context):
         review: tuple[float, str] | None = None,
         citations: list[str] | None = None,
     ) -> None:
-        self._check_emit(intervention)
+        if intervention not in self._plan.emits:
+            self._check_emit(intervention)  # raises
         spec = self._s.ruleset.interventions[intervention]
         ev = spec.evidence if evidence is None else spec.evidence_variants[evidence]
         if citations:
@@ -565,7 +568,8 @@ class _Run(Context):
         self.concluded.append(f"recommend:{intervention}")
 
     def withhold(self, intervention: str, kind: str, reason: str) -> None:
-        self._check_emit(intervention)
+        if intervention not in self._plan.emits:
+            self._check_emit(intervention)  # raises
         rule_id = self._plan.id
         key = (intervention, kind, rule_id)
         withheld = self._s.out.withheld
@@ -633,6 +637,15 @@ _OPEN_RETRACT = json.dumps({"id": "open", "sid": _SID})
 _EMPTY = "[]"
 
 _loads = orjson.loads
+
+#: Match texts already read, and what they say: {text: (rule id, {alias: fact id})}.
+#: On the vendored build a match names each fact by its id only, so its text is a function of the
+#: rule and the fact ids (f1, f2, ... in assertion order): a few thousand texts cover a clinic's
+#: patients (3,623 over 20,000 synthetic ones), and reading one again is a dict lookup, not a JSON
+#: parse. Never changed once stored (the drain only reads them); bounded: texts beyond
+#: `_MAX_MATCHES` are parsed every time. Whole-fact matches (upstream) are never stored.
+_MATCHES: dict[str, tuple[str, Any]] = {}
+_MAX_MATCHES = 8192
 _orjson_dumps = orjson.dumps
 
 
@@ -667,7 +680,10 @@ class _Session:
             n = next(_instance_counter)
         self.name = f"{engine.ruleset.name}-{n}"
         self._handle = _dre.create_ruleset(self.name, engine.compiled.definition_json)
-        if ID_MATCHES:  # matches name each fact by its id only: all the wrapper reads of them
+        #: whether matches name each fact by its id only (all the wrapper reads of them): their
+        #: texts are then few, and kept once read (`_MATCHES`)
+        self._id_matches = ID_MATCHES
+        if self._id_matches:
             _dre.set_id_matches(self._handle, 1)
         self._ctx = _Run(self)
         self.fresh = True
@@ -705,12 +721,17 @@ class _Session:
             of_type.append(entry)
         # durable-rules gets only what its patterns test: the rules read the whole fact from `entry`
         sending = self._sending.get(ftype)
-        marker, tested = sending if sending is not None else (type_marker(ftype), ())
+        if sending is None:  # a type no pattern tests: its type alone
+            return _fact_json({type_marker(ftype): 1}, n)
+        marker, tested = sending
         sent = {marker: 1}
         for name in tested:
             if name in f:
                 sent[name] = f[name]
-        return _fact_json(sent, n)
+        try:  # _fact_json(sent, n), without the call
+            return _orjson_dumps(sent)[:-1].decode() + _ID_TAILS[n]
+        except TypeError:
+            return _fact_json(sent, n)  # raises FactError
 
     def _assert(self, facts: list[tuple[dict[str, Any], str]]) -> None:
         handle = self._handle
@@ -741,12 +762,21 @@ class _Session:
         fired = out.fired
         trace = out.trace
         complete = _dre.complete_and_start_action
+        matches = _MATCHES
+        keep = self._id_matches
         ok = self.failure is None and self.interrupt is None
         while message:
             if ok:
                 rule_id = "(engine)"
                 try:
-                    ((rule_id, m),) = _loads(message).items()
+                    read = matches.get(message)
+                    if read is None:
+                        ((rule_id, whole),) = _loads(message).items()
+                        m = {alias: f["id"] for alias, f in whole.items()}
+                        if keep and len(matches) < _MAX_MATCHES:
+                            matches[message] = (rule_id, m)
+                    else:
+                        rule_id, m = read
                     plan = plans.get(rule_id)
                     if plan is None:
                         if rule_id != _OPEN_RULE:  # the wrapper's own rule does nothing
@@ -758,7 +788,7 @@ class _Session:
                         for alias, described in plan.when:
                             # The fact durable matched, as we sent it (an id we never handed out is a
                             # KeyError: fail closed).
-                            proxy, label = known[m[alias]["id"]]
+                            proxy, label = known[m[alias]]
                             matched[alias] = proxy
                             used.append(label)
                             if described:
@@ -834,7 +864,8 @@ class _Session:
     def run(self, facts: list[dict[str, Any]]) -> Collected:
         self._reset()
         normal = [normalise_fact(f) for f in facts]
-        named = [fact_label(f) for f in normal]
+        # fact_label(f) for each, without the calls (normalise_fact made every type a str)
+        named = [f["type"] if (key := f.get("key")) is None else f"{f['type']}:{key}" for f in normal]
         labels = self.labels
         labels.update(named)
         if len(labels) != len(named):
