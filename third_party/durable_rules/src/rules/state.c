@@ -606,6 +606,9 @@ unsigned int createActionFrame(stateNode *state,
     
     *newNode = targetNode;
     state->actionState[reteNode->value.c.index].reteNode = reteNode;
+    if (reteNode->value.c.index < state->firstPendingAction) {
+        state->firstPendingAction = reteNode->value.c.index;
+    }
     return RULES_OK;
 }
 
@@ -916,6 +919,7 @@ unsigned int createStateNode(void *tree,
 
     node->factOffset = UNDEFINED_HASH_OFFSET;
     node->lockExpireTime = 0;
+    node->firstPendingAction = 0;
     *state = node;
     
     return RULES_OK;
@@ -1202,11 +1206,14 @@ unsigned int getNextResultInState(void *tree,
     ruleset *rulesetTree = (ruleset*)tree;
     *resultAction = NULL;
     if (currentTime - state->lockExpireTime > STATE_LEASE_TIME) { 
-        for (unsigned int index = 0; index < rulesetTree->actionCount; ++index) {
+        // forefoot: from the first index that may have a result, not from 0 (every action below
+        // it has none: a result is only ever added by createActionFrame, which lowers the bound)
+        for (unsigned int index = state->firstPendingAction; index < rulesetTree->actionCount; ++index) {
             actionStateNode *actionNode = &state->actionState[index];
             if (actionNode->reteNode) {
                 if ((actionNode->reteNode->value.c.cap && actionNode->resultPool.count) ||
                     (actionNode->reteNode->value.c.count && actionNode->resultPool.count >= actionNode->reteNode->value.c.count)) {
+                    state->firstPendingAction = index;
                     *resultAction = actionNode;
                     *actionStateIndex = index;
                     *resultFrameOffset = actionNode->resultIndex[0];
@@ -1222,6 +1229,7 @@ unsigned int getNextResultInState(void *tree,
                 }
             }
         }
+        state->firstPendingAction = rulesetTree->actionCount;
     }
 
     return ERR_NO_ACTION_AVAILABLE;

@@ -183,6 +183,9 @@ typedef struct stateNode {
     actionStateNode *actionState; 
     connectorStateNode *connectorState;
     actionContext context;
+    // forefoot: no action below this index has a result (a lower bound: getNextResultInState
+    // starts its scan here; createActionFrame lowers it)
+    unsigned int firstPendingAction;
 } stateNode;
 
 
