@@ -291,35 +291,39 @@ def test_the_result_cites_what_every_fired_rule_and_every_recommendation_rests_o
 
 def test_a_match_text_is_read_once_and_what_it_says_is_the_same_when_read_again(monkeypatch):
     """On the vendored build a match names facts by id only, so the same text recurs across
-    patients and is kept once parsed (`_MATCHES`). With the store off every text is parsed:
+    patients and is kept once parsed (`Engine.matches`). With the store off every text is parsed:
     results, trace included, are the same."""
     from bench.cohort import cohort
 
     patients = list(cohort(300))
-    monkeypatch.setattr(inference, "_MATCHES", {})
     t = Triager()
     assert all(s._id_matches for s in t.engine._idle_sessions()) == inference.ID_MATCHES
     kept = [t.triage(p).model_dump_json() for p in patients]
     if inference.ID_MATCHES:
-        assert 0 < len(inference._MATCHES) <= inference._MAX_MATCHES
-        for text, (rule_id, ids) in list(inference._MATCHES.items())[:50]:
+        assert 0 < len(t.engine.matches) <= inference._MAX_MATCHES
+        for text, (rule_id, plan, when) in list(t.engine.matches.items())[:80]:
             ((rid, whole),) = json.loads(text).items()
-            assert rid == rule_id and ids == {alias: f["id"] for alias, f in whole.items()}
-    monkeypatch.setattr(inference, "_MATCHES", {})
+            assert rid == rule_id
+            if plan is None:
+                assert rule_id == "_session_open" and when == ()
+                continue
+            assert plan is t.engine.plans[rule_id]
+            assert [(alias, fid) for alias, fid, _ in when] == [(alias, whole[alias]["id"]) for alias, _ in plan.when]
+            assert set(whole) == {alias for alias, _, _ in when} | {"stratum_gate"}
     monkeypatch.setattr(inference, "_MAX_MATCHES", 0)
+    t = Triager()
     assert [t.triage(p).model_dump_json() for p in patients] == kept
-    assert inference._MATCHES == {}
+    assert t.engine.matches == {}
 
 
 def test_the_store_of_match_texts_is_bounded(monkeypatch):
     from bench.cohort import cohort
 
-    monkeypatch.setattr(inference, "_MATCHES", {})
     monkeypatch.setattr(inference, "_MAX_MATCHES", 25)
     t = Triager()
     for p in cohort(100):
         t.triage(p)
-    assert len(inference._MATCHES) == (25 if inference.ID_MATCHES else 0)
+    assert len(t.engine.matches) == (25 if inference.ID_MATCHES else 0)
 
 
 def test_whole_fact_matches_are_never_stored(monkeypatch):
@@ -327,11 +331,37 @@ def test_whole_fact_matches_are_never_stored(monkeypatch):
     parses every match and stores none."""
     from bench.cohort import cohort
 
-    monkeypatch.setattr(inference, "_MATCHES", {})
     monkeypatch.setattr(inference, "ID_MATCHES", False)
     t = Triager()
     assert not any(s._id_matches for s in t.engine._idle_sessions())
     whole = [t.triage(p).model_dump_json() for p in cohort(50)]
-    assert inference._MATCHES == {}
+    assert t.engine.matches == {}
     monkeypatch.undo()
     assert [Triager().triage(p).model_dump_json() for p in cohort(50)] == whole
+
+
+def test_a_match_naming_a_fact_the_wrapper_never_sent_fails_the_triage(monkeypatch):
+    """A stored reading is as strict as a fresh one: an alias the match lacks, or an id the wrapper
+    never issued, fails the triage closed (InferenceError), stored or not."""
+    t = Triager(toy_ruleset(chain_rules()))
+    real = inference._dre
+
+    class Lying:
+        def __getattr__(self, name):
+            fn = getattr(real, name)
+            if name == "complete_and_start_action" or name == "start_action_for_state":
+
+                def lie(*a):
+                    r = fn(*a)
+                    if isinstance(r, str) and r:
+                        return r.replace('"f1"', '"f999"')
+                    if r and isinstance(r, (tuple, list)) and isinstance(r[1], str):
+                        return (r[0], r[1].replace('"f1"', '"f999"'), *r[2:])
+                    return r
+
+                return lie
+            return fn
+
+    monkeypatch.setattr(inference, "_dre", Lying())
+    with pytest.raises(inference.InferenceError, match="KeyError"):
+        t.triage({"id": "x", "score": 7})

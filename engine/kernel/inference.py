@@ -638,13 +638,13 @@ _EMPTY = "[]"
 
 _loads = orjson.loads
 
-#: Match texts already read, and what they say: {text: (rule id, {alias: fact id})}.
-#: On the vendored build a match names each fact by its id only, so its text is a function of the
-#: rule and the fact ids (f1, f2, ... in assertion order): a few thousand texts cover a clinic's
-#: patients (3,623 over 20,000 synthetic ones), and reading one again is a dict lookup, not a JSON
-#: parse. Never changed once stored (the drain only reads them); bounded: texts beyond
-#: `_MAX_MATCHES` are parsed every time. Whole-fact matches (upstream) are never stored.
-_MATCHES: dict[str, tuple[str, Any]] = {}
+#: Match texts an engine keeps once read (`Engine.matches`), with what they say: {text: (rule
+#: id, its plan, ((alias, fact id, comparisons to explain), ...) in the plan's order)}. On the
+#: vendored build a match names each fact by its id only, so its text is a function of the rule
+#: and the fact ids (f1, f2, ... in assertion order): a few thousand texts cover a clinic's patients
+#: (3,623 over 20,000 synthetic ones), and reading one again is a dict lookup, not a JSON parse.
+#: Never changed once stored (the drain only reads them); bounded: texts beyond `_MAX_MATCHES`
+#: are parsed every time. Whole-fact matches (upstream) are never stored.
 _MAX_MATCHES = 8192
 _orjson_dumps = orjson.dumps
 
@@ -673,6 +673,7 @@ class _Session:
         self._gates = engine.gates
         self._gate_retracts = engine.gate_retracts
         self._sending = engine.sending
+        self._matches = engine.matches
         self._fewest_safe_firings = engine.fewest_safe_firings
         self._reuse = engine.reuse_states
         self._recycle_after = engine.recycle_after
@@ -762,8 +763,9 @@ class _Session:
         fired = out.fired
         trace = out.trace
         complete = _dre.complete_and_start_action
-        matches = _MATCHES
+        matches = self._matches
         keep = self._id_matches
+        new_facts = run.new_facts = []  # what each firing concludes, asserted (and cleared) after it
         ok = self.failure is None and self.interrupt is None
         while message:
             if ok:
@@ -772,23 +774,30 @@ class _Session:
                     read = matches.get(message)
                     if read is None:
                         ((rule_id, whole),) = _loads(message).items()
-                        m = {alias: f["id"] for alias, f in whole.items()}
+                        plan = plans.get(rule_id)
+                        if plan is None:
+                            if rule_id != _OPEN_RULE:  # the wrapper's own rule does nothing
+                                raise KeyError(rule_id)
+                            read = (rule_id, None, ())
+                        else:
+                            # each positive pattern's alias, the id of the fact it matched, and the
+                            # comparisons to explain (an alias missing from the match: KeyError)
+                            read = (
+                                rule_id,
+                                plan,
+                                tuple((alias, whole[alias]["id"], described) for alias, described in plan.when),
+                            )
                         if keep and len(matches) < _MAX_MATCHES:
-                            matches[message] = (rule_id, m)
-                    else:
-                        rule_id, m = read
-                    plan = plans.get(rule_id)
-                    if plan is None:
-                        if rule_id != _OPEN_RULE:  # the wrapper's own rule does nothing
-                            raise KeyError(rule_id)
-                    else:
+                            matches[message] = read
+                    rule_id, plan, when = read
+                    if plan is not None:
                         matched: dict[str, Mapping[str, Any]] = {}
                         used: list[str] = []
                         because: list[str] = []
-                        for alias, described in plan.when:
+                        for alias, fid, described in when:
                             # The fact durable matched, as we sent it (an id we never handed out is a
                             # KeyError: fail closed).
-                            proxy, label = known[m[alias]]
+                            proxy, label = known[fid]
                             matched[alias] = proxy
                             used.append(label)
                             if described:
@@ -796,18 +805,17 @@ class _Session:
                                     because.append(f"{label}.{name} {proxy.get(name)} {text}")
                         used += plan.absent
                         concluded: list[str] = []
-                        new_facts: list[tuple[dict[str, Any], str]] = []
                         run._plan = plan
                         run._matched = matched
                         run.used = used
                         run.concluded = concluded
                         run.because_lines = because
-                        run.new_facts = new_facts
                         plan.action(run)
                         fired.append(rule_id)
                         trace.append({"rule": rule_id, "used": used, "concluded": concluded, "because": because})
                         if new_facts:
                             self._assert(new_facts)
+                            new_facts.clear()
                 except (KeyboardInterrupt, SystemExit) as exc:
                     self.interrupt = exc
                     ok = False
@@ -988,6 +996,8 @@ class Engine:
         self.sending = {t: (type_marker(t), names) for t, names in self.compiled.tested.items()}
         #: the smallest `safe_firings` of any rule (see `_Session._retraction_unsafe`)
         self.fewest_safe_firings = min((p.safe_firings for p in self.plans.values()), default=1)
+        #: match texts already read (see `_MAX_MATCHES`), shared by the engine's sessions
+        self.matches: dict[str, tuple[str, _Plan | None, tuple[tuple[str, str, Any], ...]]] = {}
         self._idle: list[_Session] = []
         self._lock = threading.Lock()
         self.sessions_created = 0
