@@ -457,7 +457,7 @@ class _Run(Context):
     not once per firing; between firings only the wrapper's own code runs.
     """
 
-    __slots__ = ("_matched", "_plan", "_s", "because_lines", "concluded", "new_facts", "used")
+    __slots__ = ("_matched", "_plan", "_s", "because_lines", "concluded", "new_facts", "used", "values")
 
     def __init__(self, session: _Session):
         self._s = session
@@ -467,6 +467,7 @@ class _Run(Context):
         self.concluded: list[str] = []
         self.because_lines: list[str] = []
         self.new_facts: list[tuple[dict[str, Any], str]] = []
+        self.values: Mapping[str, Any] = {}  # the running plan's parameter values, set per firing
 
     def fact(self, alias: str) -> Mapping[str, Any]:
         try:
@@ -806,6 +807,7 @@ class _Session:
                         used += plan.absent
                         concluded: list[str] = []
                         run._plan = plan
+                        run.values = plan.values
                         run._matched = matched
                         run.used = used
                         run.concluded = concluded

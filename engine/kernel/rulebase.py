@@ -29,6 +29,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
+from types import MappingProxyType
 from typing import Any, Literal
 
 from engine.kernel.errors import RuleSetError
@@ -71,7 +72,10 @@ def param(name: str) -> Any:
     """
     run = _RUNNING.get()
     if run is not None:
-        return run.param(name)
+        try:  # the running rule's own parameters, without a further call (`Context.values`)
+            return run.values[name]
+        except (KeyError, TypeError):
+            return run.param(name)  # the full lookup: a site's value, or the error naming the rule
     if not isinstance(name, str) or not _NAME.match(name):
         raise RuleSetError(f"param({name!r}): a parameter name is lower_snake_case")
     return ParamRef(name)
@@ -262,6 +266,9 @@ def fact(type_: str, **tests: Scalar | Test | ParamRef) -> Pattern:
 
 class Context:
     """What an action may do; implemented by the inference wrapper."""
+
+    #: the values of the running rule's declared parameters (what `param(name)` gives for them)
+    values: Mapping[str, Any] = MappingProxyType({})
 
     def fact(self, alias: str) -> Mapping[str, Any]:  # pragma: no cover - interface
         raise NotImplementedError

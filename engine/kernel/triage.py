@@ -125,8 +125,12 @@ def _ordered(out: Collected, o: _Order) -> tuple[list[dict[str, Any]], list[dict
     after checking the run's invariants."""
     rank, kind_rank, category_rank = o.rank, o.kind_rank, o.category_rank
     try:  # sorting looks every kind and category up: one that is not the rule set's fails there
-        recs = sorted(out.recommendations.values(), key=lambda r: (category_rank[r["category"]], rank[r["intervention"]]))
-        withheld = sorted(out.withheld.values(), key=lambda n: (rank[n["intervention"]], kind_rank[n["kind"]], n["rule"]))
+        recs = sorted(
+            out.recommendations.values(), key=lambda r: (category_rank[r["category"]], rank[r["intervention"]])
+        )
+        withheld = sorted(
+            out.withheld.values(), key=lambda n: (rank[n["intervention"]], kind_rank[n["kind"]], n["rule"])
+        )
     except KeyError:
         _check_kinds_and_categories(out, o)  # names the entry, as checking first would have
         raise
