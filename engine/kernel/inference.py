@@ -735,15 +735,6 @@ class _Session:
         except TypeError:
             return _fact_json(sent, n)  # raises FactError
 
-    def _assert(self, facts: list[tuple[dict[str, Any], str]]) -> None:
-        handle = self._handle
-        register = self._register
-        assert_fact = _dre.assert_fact
-        for f, label in facts:  # one at a time, in the order concluded
-            code, _ = assert_fact(handle, register(f, label))
-            if code == 2:
-                raise FactError(f"durable-rules took fact {_FIDS[self._next_id]} for one it had already seen")
-
     # ------------------------------------------------------------ the agenda
 
     def _drain(self, state_handle: int) -> None:
@@ -764,6 +755,8 @@ class _Session:
         fired = out.fired
         trace = out.trace
         complete = _dre.complete_and_start_action
+        assert_fact = _dre.assert_fact
+        register = self._register
         matches = self._matches
         keep = self._id_matches
         new_facts = run.new_facts = []  # what each firing concludes, asserted (and cleared) after it
@@ -815,8 +808,13 @@ class _Session:
                         plan.action(run)
                         fired.append(rule_id)
                         trace.append({"rule": rule_id, "used": used, "concluded": concluded, "because": because})
-                        if new_facts:
-                            self._assert(new_facts)
+                        if new_facts:  # asserted one at a time, in the order concluded
+                            for f, label in new_facts:
+                                code, _ = assert_fact(handle, register(f, label))
+                                if code == 2:
+                                    raise FactError(
+                                        f"durable-rules took fact {_FIDS[self._next_id]} for one it had already seen"
+                                    )
                             new_facts.clear()
                 except (KeyboardInterrupt, SystemExit) as exc:
                     self.interrupt = exc
