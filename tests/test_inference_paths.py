@@ -124,9 +124,9 @@ def test_the_tested_fields_of_the_real_rule_set_cover_every_pattern():
 
 
 def _normalise_reference(raw):
-    """The value-by-value reading of `normalise_fact` (the wrapper's code until rule set 1.2.2):
-    every value through one check, floats rounded to four decimals, lists copied item by item."""
-    import math
+    """The value-by-value reading of `normalise_fact` (the wrapper's loop until this change):
+    every value through the scalar check, so every float rounded to four decimals, lists copied
+    item by item."""
     from collections.abc import Mapping
 
     if not isinstance(raw, Mapping):
@@ -135,33 +135,8 @@ def _normalise_reference(raw):
     if type(ftype) is not str or not ftype:
         raise FactError("a fact needs a non-empty string 'type'")
 
-    def where(key):
-        return f"fact {ftype}.{key}"
-
-    def scalar(value, key):
-        kind = type(value)
-        if kind is str:
-            if len(value) > inference.MAX_STRING:
-                raise FactError(f"{where(key)}: string longer than {inference.MAX_STRING} characters")
-            return value
-        if kind is bool:
-            return value
-        if kind is int:
-            if -(2**53) < value < 2**53:
-                return value
-            raise FactError(f"{where(key)}: integer out of the safe range ±2^53")
-        if kind is float:
-            if not math.isfinite(value):
-                raise FactError(f"{where(key)}: NaN and infinity never match in durable-rules")
-            if abs(value) >= inference.MAX_ABS_NUMBER:
-                raise FactError(
-                    f"{where(key)}: magnitude ≥ {inference.MAX_ABS_NUMBER:.0f} would be sent in exponent form"
-                )
-            value = round(value, 4)
-            return int(value) if value.is_integer() else value
-        raise FactError(
-            f"{where(key)}: {kind.__name__} is not allowed in a fact (str, int, float, bool or a list of them)"
-        )
+    def scalar(value, key):  # one value, as the wrapper's scalar check (unchanged) gives it
+        return inference._normalise_scalar(value, ftype, key)
 
     out, leaves = {}, 2
     for key, value in raw.items():
