@@ -225,6 +225,60 @@ def test_the_next_action_is_the_first_pending_one_in_rule_order():
     assert done.stdout.split() == ["r4", "r2", "r1", "r5", "|", "r3"]
 
 
+_ARGS = """
+import json
+import durable_rules_engine as d
+h = d.create_ruleset("args", json.dumps({"r": {"all": [{"m": {"type:x": 1}}], "pri": 1}}))
+out = []
+def show(name, *args):
+    try:
+        r = getattr(d, name)(*args)
+        out.append(f"{name} -> {type(r).__name__} {r!r}" if not isinstance(r, tuple) else f"{name} -> {[type(v).__name__ for v in r]}")
+    except Exception as e:
+        out.append(f"{name} !! {type(e).__name__}")
+fact = json.dumps({"id": "f1", "sid": "s", "type:x": 1})
+show("assert_fact", h, fact)
+code, state = d.assert_fact(h, json.dumps({"id": "f2", "sid": "s", "type:x": 1}))
+show("start_action_for_state", h, state)
+show("complete_and_start_action", h, state)
+show("complete_and_start_action", h, state)
+show("assert_facts", h, "[" + json.dumps({"id": "f3", "sid": "s", "type:x": 1}) + "]")
+show("retract_facts", h, "[" + json.dumps({"id": "f3", "sid": "s"}) + "]")
+for name in ("assert_fact", "assert_facts", "retract_facts"):
+    show(name, h, fact.encode())          # bytes, not str
+    show(name, h, fact + "\\0")            # an embedded NUL
+    show(name, str(h), fact)              # the handle as text
+    show(name, h)                         # too few
+    show(name, h, fact, 1)                # too many
+for name in ("start_action_for_state", "complete_and_start_action"):
+    show(name, h, "1")
+    show(name, h)
+    show(name, h, state, 1)
+    show(name, 1.5, state)
+print("\\n".join(out))
+"""
+
+
+def test_the_hot_calls_take_and_give_what_upstream_takes_and_gives():
+    """assert_fact, assert_facts, retract_facts, start_action_for_state and complete_and_start_action
+    read their arguments without a format string on the vendored build (METH_FASTCALL): the same
+    values come back (a pair of integers, a pair of texts, a text or None), and every argument
+    upstream refuses (bytes, an embedded NUL, a handle as text or a float, too few, too many) is
+    refused with durable-rules' own error. The slow test below runs the same script on upstream."""
+    done = _python(_ARGS)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    assert lines[:6] == [
+        "assert_fact -> ['int', 'int']",
+        "start_action_for_state -> ['str', 'str']",
+        'complete_and_start_action -> str \'{"r":{"m":{"id": "f1", "sid": "s", "type:x": 1}}}\'',
+        "complete_and_start_action -> NoneType None",
+        "assert_facts -> ['int', 'int']",
+        "retract_facts -> ['int', 'int']",
+    ]
+    assert len(lines) == 6 + 15 + 8 and all(line.endswith("!! error") for line in lines[6:])
+
+
 def test_on_the_vendored_build_the_engine_keeps_its_state_nodes_by_default():
     """The build says its retraction is bounded, and only then does `Engine` keep state nodes by
     default (upstream: see the slow test below)."""
@@ -301,6 +355,8 @@ def test_the_vendored_build_decides_exactly_as_upstream(tmp_path):
     )
     assert lifecycle.stdout.split() == ["False", "False"], lifecycle.stderr[-2000:]  # upstream: deleted every triage
 
+    args = _python(_ARGS, pythonpath=str(upstream))
+    assert args.returncode == 0 and args.stdout == _python(_ARGS).stdout, args.stderr[-2000:]
     scan = _python(_SCAN, pythonpath=str(upstream))
     assert scan.returncode == 0 and scan.stdout == _python(_SCAN).stdout, scan.stderr[-2000:]
 

@@ -140,10 +140,80 @@ static PyObject *pyAssertEvents(PyObject *self, PyObject *args) {
     }
 }
 
-static PyObject *pyAssertFact(PyObject *self, PyObject *args) {
+
+// forefoot: the calls the engine makes for every fact and every firing take their arguments as
+// METH_FASTCALL, read without a format string, and build what they return directly: what
+// PyArg_ParseTuple "Is"/"II" accepts and Py_BuildValue "II"/"s"/"ss" builds, without parsing the
+// formats on every call.
+static int readHandle(PyObject *arg, unsigned int *value) {
+    unsigned long v = PyLong_AsUnsignedLongMask(arg);  // "I": an integer, no overflow check
+    if (v == (unsigned long)-1 && PyErr_Occurred()) {
+        return 0;
+    }
+    *value = (unsigned int)v;
+    return 1;
+}
+
+static int readText(PyObject *arg, char **value) {
+    Py_ssize_t length;
+    if (!PyUnicode_Check(arg)) {  // "s": a str only
+        return 0;
+    }
+    const char *text = PyUnicode_AsUTF8AndSize(arg, &length);
+    if (!text || strlen(text) != (size_t)length) {  // and no embedded NUL
+        return 0;
+    }
+    *value = (char *)text;
+    return 1;
+}
+
+static int readHandleAndText(PyObject *const *args, Py_ssize_t nargs, unsigned int *handle, char **text) {
+    return nargs == 2 && readHandle(args[0], handle) && readText(args[1], text);
+}
+
+static int readTwoHandles(PyObject *const *args, Py_ssize_t nargs, unsigned int *first, unsigned int *second) {
+    return nargs == 2 && readHandle(args[0], first) && readHandle(args[1], second);
+}
+
+static PyObject *twoUnsigned(unsigned int first, unsigned int second) {
+    PyObject *a = PyLong_FromUnsignedLong(first);
+    PyObject *b = a ? PyLong_FromUnsignedLong(second) : NULL;
+    PyObject *pair = b ? PyTuple_New(2) : NULL;
+    if (!pair) {
+        Py_XDECREF(a);
+        Py_XDECREF(b);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(pair, 0, a);
+    PyTuple_SET_ITEM(pair, 1, b);
+    return pair;
+}
+
+static PyObject *textOrNone(const char *text) {  // "s": NULL is None
+    if (!text) {
+        Py_RETURN_NONE;
+    }
+    return PyUnicode_FromString(text);
+}
+
+static PyObject *twoTexts(const char *first, const char *second) {
+    PyObject *a = textOrNone(first);
+    PyObject *b = a ? textOrNone(second) : NULL;
+    PyObject *pair = b ? PyTuple_New(2) : NULL;
+    if (!pair) {
+        Py_XDECREF(a);
+        Py_XDECREF(b);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(pair, 0, a);
+    PyTuple_SET_ITEM(pair, 1, b);
+    return pair;
+}
+
+static PyObject *pyAssertFact(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     unsigned int handle;
     char *fact;
-    if (!PyArg_ParseTuple(args, "Is", &handle, &fact)) {
+    if (!readHandleAndText(args, nargs, &handle, &fact)) {
         PyErr_SetString(RulesError, "pyAssertFact Invalid argument");
         return NULL;
     }
@@ -151,7 +221,7 @@ static PyObject *pyAssertFact(PyObject *self, PyObject *args) {
     unsigned int stateOffset;
     unsigned int result = assertFact(handle, fact, &stateOffset);
     if (result == RULES_OK || result == ERR_EVENT_NOT_HANDLED || result == ERR_EVENT_OBSERVED || result == ERR_EVENT_DEFERRED) {
-        return Py_BuildValue("II", result, stateOffset);
+        return twoUnsigned(result, stateOffset);
     } else {
         if (result == ERR_OUT_OF_MEMORY) {
             PyErr_NoMemory();
@@ -168,10 +238,10 @@ static PyObject *pyAssertFact(PyObject *self, PyObject *args) {
     }
 }
 
-static PyObject *pyAssertFacts(PyObject *self, PyObject *args) {
+static PyObject *pyAssertFacts(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     unsigned int handle;
     char *facts;
-    if (!PyArg_ParseTuple(args, "Is", &handle, &facts)) {
+    if (!readHandleAndText(args, nargs, &handle, &facts)) {
         PyErr_SetString(RulesError, "pyAssertFacts Invalid argument");
         return NULL;
     }
@@ -179,7 +249,7 @@ static PyObject *pyAssertFacts(PyObject *self, PyObject *args) {
     unsigned int stateOffset;
     unsigned int result = assertFacts(handle, facts, &stateOffset);
     if (result == RULES_OK || result == ERR_EVENT_NOT_HANDLED || result == ERR_EVENT_OBSERVED || result == ERR_EVENT_DEFERRED) {
-        return Py_BuildValue("II", result, stateOffset);
+        return twoUnsigned(result, stateOffset);
     } else {
         if (result == ERR_OUT_OF_MEMORY) {
             PyErr_NoMemory();
@@ -224,10 +294,10 @@ static PyObject *pyRetractFact(PyObject *self, PyObject *args) {
     }
 }
 
-static PyObject *pyRetractFacts(PyObject *self, PyObject *args) {
+static PyObject *pyRetractFacts(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     unsigned int handle;
     char *facts;
-    if (!PyArg_ParseTuple(args, "Is", &handle, &facts)) {
+    if (!readHandleAndText(args, nargs, &handle, &facts)) {
         PyErr_SetString(RulesError, "pyAssertFacts Invalid argument");
         return NULL;
     }
@@ -235,7 +305,7 @@ static PyObject *pyRetractFacts(PyObject *self, PyObject *args) {
     unsigned int stateOffset;
     unsigned int result = retractFacts(handle, facts, &stateOffset);
     if (result == RULES_OK || result == ERR_EVENT_NOT_HANDLED || result == ERR_EVENT_OBSERVED || result == ERR_EVENT_DEFERRED) {
-        return Py_BuildValue("II", result, stateOffset);
+        return twoUnsigned(result, stateOffset);
     } else {
         if (result == ERR_OUT_OF_MEMORY) {
             PyErr_NoMemory();
@@ -312,10 +382,10 @@ static PyObject *pyStartAction(PyObject *self, PyObject *args) {
     return returnValue;
 }
 
-static PyObject *pyStartActionForState(PyObject *self, PyObject *args) {
+static PyObject *pyStartActionForState(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     unsigned int handle;
     unsigned int stateOffset;
-    if (!PyArg_ParseTuple(args, "II", &handle, &stateOffset)) {
+    if (!readTwoHandles(args, nargs, &handle, &stateOffset)) {
         PyErr_SetString(RulesError, "pyStartAction Invalid argument");
         return NULL;
     }
@@ -340,14 +410,14 @@ static PyObject *pyStartActionForState(PyObject *self, PyObject *args) {
         return NULL;
     }
 
-    PyObject *returnValue = Py_BuildValue("ss", state, messages);
+    PyObject *returnValue = twoTexts(state, messages);
     return returnValue;
 }
 
-static PyObject *pyCompleteAndStartAction(PyObject *self, PyObject *args) {
+static PyObject *pyCompleteAndStartAction(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     unsigned int handle;
     unsigned int stateOffset;
-    if (!PyArg_ParseTuple(args, "II", &handle, &stateOffset)) {
+    if (!readTwoHandles(args, nargs, &handle, &stateOffset)) {
         PyErr_SetString(RulesError, "pyCompleteAndStartAction Invalid argument");
         return NULL;
     }
@@ -371,7 +441,7 @@ static PyObject *pyCompleteAndStartAction(PyObject *self, PyObject *args) {
         return NULL;
     }
 
-    PyObject *returnValue = Py_BuildValue("s", messages);
+    PyObject *returnValue = textOrNone(messages);
     return returnValue;
 }
 
@@ -946,14 +1016,14 @@ static PyMethodDef myModule_methods[] = {
     {"delete_ruleset", pyDeleteRuleset, METH_VARARGS},
     {"assert_event", pyAssertEvent, METH_VARARGS},
     {"assert_events", pyAssertEvents, METH_VARARGS},
-    {"assert_fact", pyAssertFact, METH_VARARGS},
-    {"assert_facts", pyAssertFacts, METH_VARARGS},
+    {"assert_fact", (PyCFunction)(void (*)(void))pyAssertFact, METH_FASTCALL},
+    {"assert_facts", (PyCFunction)(void (*)(void))pyAssertFacts, METH_FASTCALL},
     {"retract_fact", pyRetractFact, METH_VARARGS},
-    {"retract_facts", pyRetractFacts, METH_VARARGS},
+    {"retract_facts", (PyCFunction)(void (*)(void))pyRetractFacts, METH_FASTCALL},
     {"update_state", pyUpdateState, METH_VARARGS},
     {"start_action", pyStartAction, METH_VARARGS},
-    {"start_action_for_state", pyStartActionForState, METH_VARARGS},
-    {"complete_and_start_action", pyCompleteAndStartAction, METH_VARARGS},
+    {"start_action_for_state", (PyCFunction)(void (*)(void))pyStartActionForState, METH_FASTCALL},
+    {"complete_and_start_action", (PyCFunction)(void (*)(void))pyCompleteAndStartAction, METH_FASTCALL},
     {"abandon_action", pyAbandonAction, METH_VARARGS},
     {"start_timer", pyStartTimer, METH_VARARGS},
     {"cancel_timer", pyCancelTimer, METH_VARARGS},
