@@ -340,3 +340,16 @@ def test_a_match_naming_a_fact_the_wrapper_never_sent_fails_the_triage(monkeypat
     monkeypatch.setattr(inference, "_dre", Lying())
     with pytest.raises(inference.InferenceError, match="KeyError"):
         t.triage({"id": "x", "score": 7})
+
+
+def test_a_tested_field_that_cannot_be_written_as_utf8_fails_before_any_state_exists():
+    """A lone surrogate in a field some pattern tests cannot be sent to durable-rules: FactError,
+    raised while the facts are registered (before the session holds a state), not a crash in
+    the C core; a fact type no pattern names is sent as its type alone."""
+    rule = Rule("TOY-TAG", "tag", when={"t": fact("tag", name="a")}, action=lambda c: None)
+    engine = Triager(toy_ruleset([rule])).engine
+    with pytest.raises(FactError, match="could not be serialised as UTF-8 JSON"):
+        engine.run([{"type": "tag", "key": "x", "name": "\ud800"}])
+    assert engine.live_sessions() == 0
+    out = engine.run([{"type": "untested", "note": "\ud800"}, {"type": "tag", "key": "a", "name": "a"}])
+    assert out.fired == ["TOY-TAG"] and out.facts[0]["note"] == "\ud800"

@@ -638,6 +638,7 @@ _OPEN_RETRACT = json.dumps({"id": "open", "sid": _SID})
 _EMPTY = "[]"
 
 _loads = orjson.loads
+_orjson_dumps = orjson.dumps
 
 #: Match texts an engine keeps once read (`Engine.matches`), with what they say: {text: (rule
 #: id, its plan, ((alias, fact id, comparisons to explain), ...) in the plan's order)}. On the
@@ -647,16 +648,6 @@ _loads = orjson.loads
 #: Never changed once stored (the drain only reads them); bounded: texts beyond `_MAX_MATCHES`
 #: are parsed every time. Whole-fact matches (upstream) are never stored.
 _MAX_MATCHES = 8192
-_orjson_dumps = orjson.dumps
-
-
-def _fact_json(f: dict[str, Any], n: int) -> str:
-    """`f` with id f`n` and the session id, as JSON text: `{**f, "id": ..., "sid": ...}` without
-    the copy (a fact always has at least its type, so its JSON ends in `}` after a member)."""
-    try:
-        return _orjson_dumps(f)[:-1].decode() + _ID_TAILS[n]
-    except TypeError:  # orjson.JSONEncodeError: e.g. a lone surrogate in a string
-        raise FactError("a fact could not be serialised as UTF-8 JSON (a string holds an invalid character)") from None
 
 
 class _Session:
@@ -683,7 +674,7 @@ class _Session:
         self.name = f"{engine.ruleset.name}-{n}"
         self._handle = _dre.create_ruleset(self.name, engine.compiled.definition_json)
         #: whether matches name each fact by its id only (all the wrapper reads of them): their
-        #: texts are then few, and kept once read (`_MATCHES`)
+        #: texts are then few, and kept once read (`Engine.matches`)
         self._id_matches = ID_MATCHES
         if self._id_matches:
             _dre.set_id_matches(self._handle, 1)
@@ -724,16 +715,21 @@ class _Session:
         # durable-rules gets only what its patterns test: the rules read the whole fact from `entry`
         sending = self._sending.get(ftype)
         if sending is None:  # a type no pattern tests: its type alone
-            return _fact_json({type_marker(ftype): 1}, n)
-        marker, tested = sending
-        sent = {marker: 1}
-        for name in tested:
-            if name in f:
-                sent[name] = f[name]
-        try:  # _fact_json(sent, n), without the call
+            sent = {type_marker(ftype): 1}
+        else:
+            marker, tested = sending
+            sent = {marker: 1}
+            for name in tested:
+                if name in f:
+                    sent[name] = f[name]
+        # `{**sent, "id": ..., "sid": ...}` as JSON, without the copy (`sent` always has a member,
+        # so its JSON ends in `}` after one)
+        try:
             return _orjson_dumps(sent)[:-1].decode() + _ID_TAILS[n]
-        except TypeError:
-            return _fact_json(sent, n)  # raises FactError
+        except TypeError:  # orjson.JSONEncodeError: e.g. a lone surrogate in a string
+            raise FactError(
+                "a fact could not be serialised as UTF-8 JSON (a string holds an invalid character)"
+            ) from None
 
     # ------------------------------------------------------------ the agenda
 
