@@ -140,7 +140,6 @@ static PyObject *pyAssertEvents(PyObject *self, PyObject *args) {
     }
 }
 
-
 // forefoot: the calls the engine makes for every fact and every firing take their arguments as
 // METH_FASTCALL, read without a format string, and build what they return directly: what
 // PyArg_ParseTuple "Is"/"II" accepts and Py_BuildValue "II"/"s"/"ss" builds, without parsing the
@@ -175,18 +174,21 @@ static int readTwoHandles(PyObject *const *args, Py_ssize_t nargs, unsigned int 
     return nargs == 2 && readHandle(args[0], first) && readHandle(args[1], second);
 }
 
-static PyObject *twoUnsigned(unsigned int first, unsigned int second) {
-    PyObject *a = PyLong_FromUnsignedLong(first);
-    PyObject *b = a ? PyLong_FromUnsignedLong(second) : NULL;
-    PyObject *pair = b ? PyTuple_New(2) : NULL;
+static PyObject *packTwo(PyObject *first, PyObject *second) {  // both new references, or NULL
+    PyObject *pair = first && second ? PyTuple_New(2) : NULL;
     if (!pair) {
-        Py_XDECREF(a);
-        Py_XDECREF(b);
+        Py_XDECREF(first);
+        Py_XDECREF(second);
         return NULL;
     }
-    PyTuple_SET_ITEM(pair, 0, a);
-    PyTuple_SET_ITEM(pair, 1, b);
+    PyTuple_SET_ITEM(pair, 0, first);
+    PyTuple_SET_ITEM(pair, 1, second);
     return pair;
+}
+
+static PyObject *twoUnsigned(unsigned int first, unsigned int second) {  // "II"
+    PyObject *a = PyLong_FromUnsignedLong(first);
+    return packTwo(a, a ? PyLong_FromUnsignedLong(second) : NULL);
 }
 
 static PyObject *textOrNone(const char *text) {  // "s": NULL is None
@@ -196,18 +198,9 @@ static PyObject *textOrNone(const char *text) {  // "s": NULL is None
     return PyUnicode_FromString(text);
 }
 
-static PyObject *twoTexts(const char *first, const char *second) {
+static PyObject *twoTexts(const char *first, const char *second) {  // "ss"
     PyObject *a = textOrNone(first);
-    PyObject *b = a ? textOrNone(second) : NULL;
-    PyObject *pair = b ? PyTuple_New(2) : NULL;
-    if (!pair) {
-        Py_XDECREF(a);
-        Py_XDECREF(b);
-        return NULL;
-    }
-    PyTuple_SET_ITEM(pair, 0, a);
-    PyTuple_SET_ITEM(pair, 1, b);
-    return pair;
+    return packTwo(a, a ? textOrNone(second) : NULL);
 }
 
 static PyObject *pyAssertFact(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
